@@ -1,0 +1,48 @@
+# One entry point for people and CI. Each target installs what it needs on a fresh machine.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.deps-stamp
+
+.PHONY: test demo lint format bench lock system-deps clean
+
+## make test — create the virtualenv, install everything pinned, lint, run the whole suite
+test: $(STAMP) system-deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest
+
+## make demo — the local end-to-end explanation run on the built-in corpus (no AWS account)
+demo: $(STAMP)
+	$(VENV)/bin/textexplain demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
+
+## make bench — every benchmark, printing tables (on demand, never in CI)
+bench: $(STAMP)
+	$(PY) -m bench
+
+## make lock — regenerate constraints.txt (transitive pins) from the pinned top-level files
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install -q --upgrade pip==26.3
+	.venv-lock/bin/python -m pip install -q -r requirements-dev.txt
+	.venv-lock/bin/python -m pip freeze --exclude-editable | LC_ALL=C sort > constraints.txt
+	rm -rf .venv-lock
+
+system-deps:
+	bash scripts/ensure-system-packages.sh
+
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip==26.3
+	$(PY) -m pip install -q -r requirements-dev.txt -c constraints.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+clean:
+	rm -rf $(VENV) cdk.out .pytest_cache .ruff_cache

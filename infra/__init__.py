@@ -1,0 +1,1 @@
+"""The CDK application: stage config, one construct per concern, thin stacks."""

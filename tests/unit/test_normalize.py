@@ -1,0 +1,43 @@
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fasttext_server.normalize import is_placeholder, normalize, tokenize
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("The River.", "the river ."),
+        ("  Lots\tof\n\nspace  ", "lots of space"),
+        ("Don't stop", "don't stop"),
+        ("It cost 3.5 million, or 1,000 euros!", "it cost 3.5 million , or 1,000 euros !"),
+        ('He said "yes"; she said (no).', 'he said " yes " ; she said ( no ) .'),
+        ("<UNK> river <UNK>", "<UNK> river <UNK>"),
+        ("a <UNK>, b", "a <UNK> , b"),
+        ("Zürich ÉCOLE", "zürich école"),
+        ("", ""),
+        ("   \n  ", ""),
+        ("end-to-end", "end - to - end"),
+        ("a<b", "a < b"),
+    ],
+)
+def test_normalize_examples(text, expected):
+    assert normalize(text) == expected
+
+
+def test_placeholder_is_one_token_and_keeps_its_case():
+    assert tokenize("The <UNK> flows") == ["the", "<UNK>", "flows"]
+    assert is_placeholder("<UNK>")
+    assert not is_placeholder("<")
+    assert not is_placeholder("river")
+
+
+@given(st.text())
+def test_normalize_is_idempotent_and_single_spaced(text):
+    once = normalize(text)
+    assert normalize(once) == once
+    assert "  " not in once
+    assert once == once.strip()
+    assert "\n" not in once
+    assert "\t" not in once

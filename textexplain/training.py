@@ -1,0 +1,87 @@
+"""Train a fastText classifier exactly as the container will serve it, and package it.
+
+The training file is written through the container's own normalisation, so a served model sees
+texts the way it was trained on them. The package is a BlazingText-style ``model.tar.gz`` holding
+``model.bin`` at its root: what SageMaker extracts into ``/opt/ml/model``.
+"""
+
+from __future__ import annotations
+
+import tarfile
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fasttext_server.normalize import normalize
+
+LABEL_PREFIX = "__label__"
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    """fastText supervised settings; the defaults suit the built-in corpus and train in seconds."""
+
+    epoch: int = 10
+    lr: float = 0.5
+    dim: int = 16
+    word_ngrams: int = 2
+    min_count: int = 1
+    loss: str = "softmax"
+    bucket: int = 200_000
+    thread: int = 1  # one thread makes training deterministic for a fixed seed
+    seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def training_line(label: str, text: str) -> str:
+    """One line of fastText's supervised format. Labels may not contain white space."""
+    if not label or any(ch.isspace() for ch in label):
+        raise ValueError(f"label {label!r} is empty or contains white space; fastText cannot store it")
+    return f"{LABEL_PREFIX}{label} {normalize(text)}\n"
+
+
+def write_training_file(pairs: Iterable[tuple[str, str]], path: str | Path) -> Path:
+    """Write (label, text) pairs in fastText's supervised format; returns the path."""
+    path = Path(path)
+    with path.open("w", encoding="utf-8") as fh:
+        for label, text in pairs:
+            fh.write(training_line(label, text))
+    return path
+
+
+def train(pairs: Iterable[tuple[str, str]], hp: Hyperparameters | None = None):
+    """Train and return a ``fasttext`` model on (label, text) pairs."""
+    import fasttext  # imported here so modules that only package models do not need it
+
+    hp = hp or Hyperparameters()
+    with tempfile.TemporaryDirectory(prefix="fasttext-train-") as tmp:
+        data = write_training_file(pairs, Path(tmp) / "train.txt")
+        return fasttext.train_supervised(
+            input=str(data),
+            epoch=hp.epoch,
+            lr=hp.lr,
+            dim=hp.dim,
+            wordNgrams=hp.word_ngrams,
+            minCount=hp.min_count,
+            loss=hp.loss,
+            bucket=hp.bucket,
+            thread=hp.thread,
+            seed=hp.seed,
+            verbose=0,
+            **hp.extra,
+        )
+
+
+def model_labels(model) -> list[str]:
+    """The model's labels without fastText's ``__label__`` prefix, in the model's own order."""
+    return [lab.removeprefix(LABEL_PREFIX) for lab in model.get_labels()]
+
+
+def package(model_file: str | Path, tar_path: str | Path, arcname: str = "model.bin") -> Path:
+    """Package a saved fastText model as SageMaker expects: ``model.tar.gz`` with ``model.bin``."""
+    tar_path = Path(tar_path)
+    tar_path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(tar_path, "w:gz") as tar:
+        tar.add(str(model_file), arcname=arcname)
+    return tar_path
