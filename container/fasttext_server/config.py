@@ -1,0 +1,63 @@
+"""Server settings from the environment SageMaker (and the local mode) sets. One place, clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the server cannot use."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    model_dir: str = "/opt/ml/model"
+    labels: list[str] | None = None
+    host: str = "0.0.0.0"  # noqa: S104 - inside the container SageMaker reaches us on any interface
+    port: int = 8080
+    workers: int = 1
+    timeout: int = 60
+    max_payload_bytes: int = 6 * 1024 * 1024
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServerConfig:
+        env = os.environ if env is None else env
+        return cls(
+            model_dir=env.get("SM_MODEL_DIR", cls.model_dir),
+            labels=_labels(env.get("LABELS")),
+            host=env.get("SERVE_HOST", cls.host),
+            port=_int(env, "SAGEMAKER_BIND_TO_PORT", cls.port, 1, 65535),
+            workers=_int(env, "SAGEMAKER_MODEL_SERVER_WORKERS", os.cpu_count() or 1, 1, 256),
+            timeout=_int(env, "SAGEMAKER_MODEL_SERVER_TIMEOUT", cls.timeout, 1, 3600),
+            max_payload_bytes=_int(env, "MAX_PAYLOAD_BYTES", cls.max_payload_bytes, 1, 1 << 31),
+            log_level=env.get("LOG_LEVEL", cls.log_level).lower(),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} is outside {low}..{high}")
+    return value
+
+
+def _labels(raw: str | None) -> list[str] | None:
+    if raw is None or not raw.strip():
+        return None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f'LABELS is not JSON ({exc}); expected a list such as ["a", "b"]') from None
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"LABELS must be a non-empty JSON list of non-empty strings, got {raw!r}")
+    return value
