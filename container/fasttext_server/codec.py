@@ -11,7 +11,6 @@ import csv
 import io
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from itertools import repeat
 
 import numpy as np
@@ -25,13 +24,12 @@ _JSONLINES_ALIASES = {JSONLINES, "application/jsonl", "application/x-jsonlines",
 _UTF8_NAMES = {"utf-8", "utf8"}
 
 
-@dataclass(frozen=True)
 class RequestError(Exception):
     """A request the server refuses; ``status`` is the HTTP status to answer with."""
 
-    status: int
-    error: str
-    detail: str
+    def __init__(self, status: int, error: str, detail: str):
+        super().__init__(f"{status} {error}: {detail}")
+        self.status, self.error, self.detail = status, error, detail
 
     def body(self) -> bytes:
         return orjson.dumps({"error": self.error, "detail": self.detail})

@@ -78,7 +78,8 @@ def normalize_batch(texts: list[str]) -> list[str]:
     """``[normalize(t) for t in texts]``, computed once per distinct white-space chunk."""
     cache = _NormalizedChunks()
     lookup = cache.__getitem__
-    return [" ".join(map(lookup, text.split())) for text in texts]
+    # filter(None, ...) drops chunks that normalise to nothing (control characters only)
+    return [" ".join(filter(None, map(lookup, text.split()))) for text in texts]
 
 
 class Classifier:

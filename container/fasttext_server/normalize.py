@@ -10,8 +10,9 @@ Rules:
 - every other visible character is a token of its own ("river." -> "river .");
 - placeholders written as ``<WORD>`` (Clarify's baseline token, ``<UNK>`` by default) stay one
   token, verbatim, so a masked unit never turns into "< unk >";
-- newlines, tabs and runs of white space collapse to one space; the result has no leading or
-  trailing space. An empty or blank text normalises to "".
+- control characters (NUL, ...) are dropped like white space; newlines, tabs and runs of white
+  space collapse to one space; the result has no leading or trailing space. An empty or blank
+  text normalises to "".
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ _TOKEN = re.compile(
     <[A-Za-z][A-Za-z0-9_]*>          # placeholder such as <UNK>, kept verbatim
   | \d+(?:[.,]\d+)+                  # number with decimal point / thousands separator
   | \w+(?:['’]\w+)*                  # word, inner apostrophes kept
-  | [^\w\s]                          # any other visible character, alone
+  | [^\w\s\x00-\x1f\x7f]              # any other visible character, alone (control characters are dropped)
     """,
     re.VERBOSE,
 )

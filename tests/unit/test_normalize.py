@@ -41,3 +41,7 @@ def test_normalize_is_idempotent_and_single_spaced(text):
     assert once == once.strip()
     assert "\n" not in once
     assert "\t" not in once
+
+
+def test_control_characters_are_dropped():
+    assert normalize("a\x00b\x07 c") == "a b c"
