@@ -1,0 +1,150 @@
+"""Validate the user's CSV while streaming it, and write the frozen dataset Clarify reads.
+
+Input: UTF-8 (a BOM is accepted), RFC 4180, a header row, the text column by name or 0-based index.
+Output: ``row_id,text`` with no header row (the analysis config names the columns), every field
+quoted; ``row_id`` is the 1-based data-row number in the user's file, so results join back.
+Any problem raises ``InputValidationError`` saying what and where (row, line, byte).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from explain_workflow.settings import Limits
+
+FROZEN_HEADERS = ["row_id", "text"]
+_CHUNK = 1 << 16
+
+
+class InputValidationError(ValueError):
+    """The user's input cannot be explained as it is; ``where`` says where the problem is."""
+
+    def __init__(self, reason: str, **where: int | str):
+        self.reason = reason
+        self.where = {k: v for k, v in where.items() if v is not None}
+        place = ", ".join(f"{k} {v}" for k, v in self.where.items())
+        super().__init__(f"{reason} ({place})" if place else reason)
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    rows: int
+    text_column: str
+    sha256: str  # of the user's bytes as read
+    bytes: int
+
+
+class _HashingReader(io.RawIOBase):
+    """Counts and hashes the bytes read through it."""
+
+    def __init__(self, raw: BinaryIO):
+        self.raw, self.count, self.sha = raw, 0, hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.raw.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        self.count += n
+        self.sha.update(data)
+        return n
+
+
+def first_invalid_utf8_byte(stream: BinaryIO) -> int | None:
+    """Offset of the first byte that is not valid UTF-8, or None (read in chunks)."""
+    pending, base = b"", 0  # ``base`` is the offset of pending[0] in the stream
+    while chunk := stream.read(_CHUNK):
+        data = pending + chunk
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if exc.reason != "unexpected end of data" or exc.end != len(data):
+                return base + exc.start
+            pending, base = data[exc.start :], base + exc.start  # a character cut by the chunk edge
+        else:
+            pending, base = b"", base + len(data)
+    return base if pending else None
+
+
+def resolve_text_column(header: list[str], text_column: str | int) -> int:
+    """Index of the text column: a header name, or a 0-based index (as int or digits)."""
+    if isinstance(text_column, int) or str(text_column).isdigit():
+        index = int(text_column)
+        if index >= len(header):
+            raise InputValidationError(
+                f"text column index {index} is out of range: the header has {len(header)} columns {header}", row=0
+            )
+        return index
+    if text_column not in header:
+        raise InputValidationError(f"no column named {text_column!r}; the header has {header}", row=0)
+    if header.count(text_column) > 1:
+        raise InputValidationError(f"the header names {text_column!r} more than once: {header}", row=0)
+    return header.index(text_column)
+
+
+def iter_texts(stream: BinaryIO, text_column: str | int, limits: Limits) -> Iterator[tuple[int, str]]:
+    """(row_id, text) for every data row, validated. Raises ``InputValidationError``."""
+    text = io.TextIOWrapper(io.BufferedReader(stream, _CHUNK), encoding="utf-8-sig", newline="")
+    reader = csv.reader(text, strict=True)
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise InputValidationError("the file is empty: expected a header row and at least one data row")
+        column = resolve_text_column(header, text_column)
+        row_id = 0
+        for row in reader:
+            row_id += 1
+            if row_id > limits.max_rows:
+                raise InputValidationError(
+                    f"more than {limits.max_rows} data rows (the configured limit MAX_ROWS); split the file",
+                    row=row_id,
+                    line=reader.line_num,
+                )
+            if len(row) != len(header):
+                raise InputValidationError(
+                    f"{len(row)} fields where the header has {len(header)}", row=row_id, line=reader.line_num
+                )
+            value = row[column]
+            if not value.strip():
+                raise InputValidationError("the text is empty", row=row_id, line=reader.line_num)
+            if len(value) > limits.max_text_chars:
+                raise InputValidationError(
+                    f"the text has {len(value)} characters, over the limit of {limits.max_text_chars} (MAX_TEXT_CHARS)",
+                    row=row_id,
+                    line=reader.line_num,
+                )
+            yield row_id, value
+        if row_id == 0:
+            raise InputValidationError("the file has a header row but no data rows", row=1)
+    except csv.Error as exc:
+        raise InputValidationError(f"malformed CSV: {exc}", line=reader.line_num) from None
+    except UnicodeDecodeError:
+        raise InputValidationError("the file is not valid UTF-8", line=reader.line_num) from None
+
+
+def freeze(source: BinaryIO, target: BinaryIO, text_column: str | int, limits: Limits) -> DatasetSummary:
+    """Validate ``source`` and write the frozen dataset to ``target``; returns what was read."""
+    counted = _HashingReader(source)
+    out = io.TextIOWrapper(target, encoding="utf-8", newline="", write_through=True)
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    rows = 0
+    for row_id, value in iter_texts(counted, text_column, limits):
+        writer.writerow((row_id, value))
+        rows += 1
+    out.flush()
+    out.detach()  # leave ``target`` open for the caller
+    return DatasetSummary(rows, str(text_column), counted.sha.hexdigest(), counted.count)
+
+
+def read_frozen(stream: BinaryIO) -> Iterator[tuple[int, str]]:
+    """(row_id, text) from a frozen dataset, streaming."""
+    text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
+    for row in csv.reader(text, strict=True):
+        yield int(row[0]), row[1]

@@ -1,0 +1,52 @@
+"""The workflow's catch-all: make a failed run visible as a FAILED manifest, never overwrite a manifest."""
+
+from __future__ import annotations
+
+import json
+
+from explain_workflow.dataset import InputValidationError
+from explain_workflow.prepare import layout_for
+from explain_workflow.request import RunRequest
+from explain_workflow.runs import FAILED, RunLayout, read_manifest, write_manifest
+from explain_workflow.settings import WorkflowSettings
+from explain_workflow.storage import Storage
+
+
+def _reason(error: dict) -> str:
+    """A readable reason from a Step Functions error object ({"Error", "Cause"})."""
+    name, cause = error.get("Error", "Error"), error.get("Cause", "")
+    try:
+        parsed = json.loads(cause)
+    except (json.JSONDecodeError, TypeError):
+        parsed = None
+    if isinstance(parsed, dict):
+        cause = parsed.get("errorMessage") or parsed.get("FailureReason") or cause
+    return f"{name}: {cause}" if cause else name
+
+
+def record_failure(storage: Storage, event: dict, settings: WorkflowSettings) -> dict:
+    error = event.get("error") or {}
+    reason = _reason(error)
+    prepared = event.get("prepare") or {}
+    run_id = prepared.get("run_id")
+    if not run_id:
+        try:
+            run_id = layout_for(RunRequest.from_event(event.get("request") or {}), settings).run_id
+        except InputValidationError as exc:
+            # not even a run id: nothing can be written inside a run; say so in the answer
+            return {
+                "run_id": None,
+                "status": FAILED,
+                "reason": f"{reason}; bad request: {exc}",
+                "manifest_s3_uri": None,
+            }
+    layout = RunLayout(settings.results_bucket, run_id)
+    manifest = read_manifest(storage, layout)
+    if manifest is None:
+        manifest = write_manifest(storage, layout, FAILED, stage="workflow", reason=reason, error=error)
+    return {
+        "run_id": run_id,
+        "status": manifest["status"],
+        "reason": manifest.get("reason", reason),
+        "manifest_s3_uri": layout.uri(layout.manifest_key),
+    }

@@ -1,0 +1,219 @@
+"""Turn Clarify's raw output into per-record and per-class results, a report, and the manifest (last).
+
+Streams the frozen input and ``out.jsonl`` line by line in lockstep; memory grows only with the
+vocabulary (per-token sums for the class summary) and the records kept for the report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from explain_workflow import report
+from explain_workflow.clarify_format import (
+    ANALYSIS_FILE,
+    ClarifyOutputError,
+    LocalExplanation,
+    expected_values,
+    iter_local,
+    out_keys,
+)
+from explain_workflow.dataset import read_frozen
+from explain_workflow.runs import FAILED, SUCCEEDED, RunLayout, Stopwatch, read_manifest, write_manifest
+from explain_workflow.settings import WorkflowSettings
+from explain_workflow.storage import Storage, StorageError, read_bytes
+
+TOP_TOKENS = 20
+REPORT_MAX_RECORDS = 1000
+
+
+@dataclass
+class TokenTotals:
+    """Per token: how often it was explained, and its summed attribution per class."""
+
+    labels: list[str]
+    sums: dict[str, np.ndarray] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, token: str, attribution: np.ndarray) -> None:
+        key = token.strip().lower()
+        if not key:
+            return
+        if key in self.sums:
+            self.sums[key] += attribution
+            self.counts[key] += 1
+        else:
+            self.sums[key] = attribution.astype(np.float64)
+            self.counts[key] = 1
+
+    def top(self, label_index: int, n: int = TOP_TOKENS) -> tuple[list[dict], list[dict]]:
+        """Tokens with the largest total positive and negative attribution to one class."""
+        ranked = sorted(self.sums.items(), key=lambda kv: kv[1][label_index])
+        as_row = [
+            {
+                "token": tok,
+                "total": float(s[label_index]),
+                "mean": float(s[label_index]) / self.counts[tok],
+                "count": self.counts[tok],
+            }
+            for tok, s in ranked
+        ]
+        positive = [r for r in reversed(as_row) if r["total"] > 0][:n]
+        negative = [r for r in as_row if r["total"] < 0][:n]
+        return positive, negative
+
+
+def record_of(row_id: int, text: str, explanation: LocalExplanation, labels: list[str], base: np.ndarray) -> dict:
+    """One results/records.jsonl entry; probabilities by SHAP additivity: expected value + sum of attributions."""
+    matrix = np.array([u.attribution for u in explanation.units], dtype=np.float64).reshape(-1, len(labels))
+    probs = base + matrix.sum(axis=0)
+    units = [
+        {
+            "text": u.text,
+            "start_idx": u.start_idx,
+            "aligned": text[u.start_idx : u.start_idx + len(u.text)] == u.text,
+            "attributions": dict(zip(labels, u.attribution, strict=True)),
+        }
+        for u in explanation.units
+    ]
+    return {
+        "row_id": row_id,
+        "text": text,
+        "predicted_label": labels[int(probs.argmax())],
+        "probabilities": dict(zip(labels, probs.round(6).tolist(), strict=True)),
+        "units": units,
+    }
+
+
+def _joined(layout: RunLayout, storage: Storage, n_labels: int) -> Iterator[tuple[int, str, LocalExplanation]]:
+    keys = out_keys(storage.list(layout.bucket, layout.clarify_prefix), layout.clarify_prefix)
+    streams = (storage.open(layout.bucket, key) for key in keys)
+    explanations = iter_local(streams, n_labels)
+    with storage.open(layout.bucket, layout.dataset_key) as frozen:
+        line = 0
+        for row_id, text in read_frozen(frozen):
+            line += 1
+            explanation = next(explanations, None)
+            if explanation is None:
+                raise ClarifyOutputError(f"out.jsonl ends after {line - 1} lines; the input has more rows", line=line)
+            joined = explanation.join_source_value
+            if joined is not None and str(joined) != str(row_id):
+                raise ClarifyOutputError(f"join_source_value {joined!r} where row {row_id} was expected", line=line)
+            yield row_id, text, explanation
+        if next(explanations, None) is not None:
+            raise ClarifyOutputError(f"out.jsonl has more lines than the {line} input rows", line=line + 1)
+
+
+def postprocess_run(storage: Storage, run_id: str, settings: WorkflowSettings) -> dict:
+    """Write results/ and then manifest.json; raises ``ClarifyOutputError`` (after a FAILED manifest)."""
+    layout = RunLayout(settings.results_bucket, run_id)
+    existing = read_manifest(storage, layout)
+    if existing is not None and existing.get("status") == SUCCEEDED:
+        return _answer(layout, existing)
+    clock = Stopwatch()
+    labels = settings.labels
+    try:
+        try:
+            analysis = json.loads(read_bytes(storage, layout.bucket, layout.clarify_prefix + ANALYSIS_FILE))
+        except StorageError:
+            raise ClarifyOutputError(f"no {ANALYSIS_FILE} under {layout.clarify_prefix}") from None
+        except json.JSONDecodeError as exc:
+            raise ClarifyOutputError(f"{ANALYSIS_FILE} is not JSON: {exc.msg}") from None
+        base = np.array(expected_values(analysis, labels), dtype=np.float64)
+        totals = TokenTotals(labels)
+        kept: list[dict] = []
+        rows = misaligned = 0
+        predicted = dict.fromkeys(labels, 0)
+        digest = hashlib.sha256()
+        with storage.writer(layout.bucket, layout.results_prefix + "records.jsonl", "application/jsonlines") as out:
+            for row_id, text, explanation in _joined(layout, storage, len(labels)):
+                record = record_of(row_id, text, explanation, labels, base)
+                line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+                out.write(line)
+                digest.update(line)
+                rows += 1
+                predicted[record["predicted_label"]] += 1
+                misaligned += sum(not u["aligned"] for u in record["units"])
+                for unit in explanation.units:
+                    totals.add(unit.text, np.asarray(unit.attribution))
+                if len(kept) < REPORT_MAX_RECORDS:
+                    kept.append(record)
+    except ClarifyOutputError as exc:
+        write_manifest(storage, layout, FAILED, stage="postprocess", reason=exc.reason, where=exc.where)
+        raise
+    clock.lap("records")
+    classes = _classes(labels, base, totals, analysis)
+    storage.put(
+        layout.bucket,
+        layout.results_prefix + "classes.json",
+        json.dumps(classes, indent=2, ensure_ascii=False).encode(),
+        "application/json",
+    )
+    summary = {
+        "run_id": run_id,
+        "rows": rows,
+        "labels": labels,
+        "predicted_counts": predicted,
+        "misaligned_units": misaligned,
+        "records_in_report": len(kept),
+    }
+    html = report.render(summary, classes, kept)
+    storage.put(layout.bucket, layout.results_prefix + "report.html", html.encode(), "text/html; charset=utf-8")
+    clock.lap("classes_and_report")
+    manifest = write_manifest(
+        storage,
+        layout,
+        SUCCEEDED,
+        counts={"rows": rows, "misaligned_units": misaligned, "predicted": predicted},
+        digests={
+            "records_sha256": digest.hexdigest(),
+            "analysis_sha256": hashlib.sha256(json.dumps(analysis, sort_keys=True).encode()).hexdigest(),
+            **_request_digests(storage, layout),
+        },
+        results={
+            "records": layout.uri(layout.results_prefix + "records.jsonl"),
+            "classes": layout.uri(layout.results_prefix + "classes.json"),
+            "report": layout.uri(layout.results_prefix + "report.html"),
+        },
+        timings=clock.timings,
+    )
+    return _answer(layout, manifest)
+
+
+def _request_digests(storage: Storage, layout: RunLayout) -> dict:
+    try:
+        prepared = json.loads(read_bytes(storage, layout.bucket, layout.prefix + "request.json"))
+    except StorageError:
+        return {}
+    return {"input_sha256": prepared.get("input_sha256"), "config_sha256": prepared.get("config_sha256")}
+
+
+def _classes(labels: list[str], base: np.ndarray, totals: TokenTotals, analysis: dict) -> dict:
+    per_label = analysis["explanations"]["kernel_shap"]
+    classes = {}
+    for i, label in enumerate(labels):
+        positive, negative = totals.top(i)
+        classes[label] = {
+            "expected_value": float(base[i]),
+            "top_positive_tokens": positive,
+            "top_negative_tokens": negative,
+            "clarify_global_top_shap_text": per_label[label].get("global_top_shap_text", {}),
+        }
+    return classes
+
+
+def _answer(layout: RunLayout, manifest: dict) -> dict:
+    return {
+        "run_id": layout.run_id,
+        "status": manifest["status"],
+        "manifest_s3_uri": layout.uri(layout.manifest_key),
+        "results_prefix": layout.uri(layout.results_prefix),
+        "records": manifest.get("counts", {}).get("rows", 0),
+    }
+
+
+__all__ = ["ClarifyOutputError", "postprocess_run", "record_of"]

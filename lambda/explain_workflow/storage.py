@@ -1,0 +1,176 @@
+"""Object storage behind one small interface: S3 in AWS (or a local S3 API), a directory locally.
+
+Reads are streams; writes go through ``writer()``, which spools to memory then disk and uploads on
+success only, so a failed step never leaves a partial object behind and memory stays flat (boto3
+uploads large spools as multipart).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+SPOOL_BYTES = 8 * 1024 * 1024
+READ_BUFFER = 1 << 16
+
+
+class StorageError(RuntimeError):
+    """An object is missing or cannot be read."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    size: int
+    etag: str = ""
+    version_id: str = ""
+
+
+class Storage(Protocol):
+    def head(self, bucket: str, key: str, version_id: str | None = None) -> ObjectInfo: ...
+
+    def exists(self, bucket: str, key: str) -> bool: ...
+
+    def open(self, bucket: str, key: str, version_id: str | None = None) -> BinaryIO: ...
+
+    def writer(self, bucket: str, key: str, content_type: str) -> contextlib.AbstractContextManager[BinaryIO]: ...
+
+    def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None: ...
+
+    def list(self, bucket: str, prefix: str) -> list[str]: ...
+
+
+def read_bytes(storage: Storage, bucket: str, key: str) -> bytes:
+    with storage.open(bucket, key) as fh:
+        return fh.read()
+
+
+class _BodyStream(io.RawIOBase):
+    """botocore's StreamingBody as a standard raw stream, so io.BufferedReader/TextIOWrapper accept it."""
+
+    def __init__(self, body):
+        self.body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.body.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.body.close()
+        super().close()
+
+
+class S3Storage:
+    """S3 through a boto3 client (pass one with ``endpoint_url`` for a local S3 API)."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def _missing(self, exc) -> bool:
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+        return code in ("404", "NoSuchKey", "NotFound", "NoSuchVersion", "NoSuchBucket")
+
+    def head(self, bucket, key, version_id=None):
+        args = {"Bucket": bucket, "Key": key, **({"VersionId": version_id} if version_id else {})}
+        try:
+            resp = self.client.head_object(**args)
+        except self.client.exceptions.ClientError as exc:
+            if self._missing(exc):
+                raise StorageError(f"s3://{bucket}/{key} does not exist") from None
+            raise
+        return ObjectInfo(resp["ContentLength"], resp.get("ETag", "").strip('"'), resp.get("VersionId") or "")
+
+    def exists(self, bucket, key):
+        try:
+            self.head(bucket, key)
+        except StorageError:
+            return False
+        return True
+
+    def open(self, bucket, key, version_id=None):
+        args = {"Bucket": bucket, "Key": key, **({"VersionId": version_id} if version_id else {})}
+        try:
+            body = self.client.get_object(**args)["Body"]
+        except self.client.exceptions.ClientError as exc:
+            if self._missing(exc):
+                raise StorageError(f"s3://{bucket}/{key} does not exist") from None
+            raise
+        return io.BufferedReader(_BodyStream(body), READ_BUFFER)
+
+    @contextlib.contextmanager
+    def writer(self, bucket, key, content_type):
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+            yield spool
+            spool.seek(0)
+            self.client.upload_fileobj(spool, bucket, key, ExtraArgs={"ContentType": content_type})
+
+    def put(self, bucket, key, data, content_type):
+        self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
+
+    def list(self, bucket, prefix):
+        keys = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        return sorted(keys)
+
+
+class FileStorage:
+    """``root/<bucket>/<key>`` on the local file system; the local mode's default."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def _path(self, bucket: str, key: str) -> Path:
+        path = (self.root / bucket / key).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise StorageError(f"key {key!r} escapes the storage root")
+        return path
+
+    def head(self, bucket, key, version_id=None):
+        path = self._path(bucket, key)
+        if not path.is_file():
+            raise StorageError(f"{path} does not exist")
+        stat = path.stat()
+        return ObjectInfo(stat.st_size, f"{stat.st_mtime_ns:x}-{stat.st_size:x}", "")
+
+    def exists(self, bucket, key):
+        return self._path(bucket, key).is_file()
+
+    def open(self, bucket, key, version_id=None):
+        path = self._path(bucket, key)
+        if not path.is_file():
+            raise StorageError(f"{path} does not exist")
+        return path.open("rb")
+
+    @contextlib.contextmanager
+    def writer(self, bucket, key, content_type) -> Iterator[BinaryIO]:
+        path = self._path(bucket, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".partial-", delete=False) as tmp:
+            try:
+                yield tmp
+            except BaseException:
+                tmp.close()
+                Path(tmp.name).unlink(missing_ok=True)
+                raise
+        shutil.move(tmp.name, path)  # atomic rename within one directory
+
+    def put(self, bucket, key, data, content_type):
+        with self.writer(bucket, key, content_type) as fh:
+            fh.write(data)
+
+    def list(self, bucket, prefix):
+        base = self.root / bucket
+        if not base.is_dir():
+            return []
+        keys = (p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file())
+        return sorted(k for k in keys if k.startswith(prefix) and not Path(k).name.startswith(".partial-"))

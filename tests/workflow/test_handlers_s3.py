@@ -1,0 +1,160 @@
+"""The three Lambda handlers, invoked with real events, against a real S3 API (moto server on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+
+from explain_workflow import aws
+from tests.support.clarify_output import known_run
+from tests.support.s3 import CREDENTIALS, all_keys, moto_server, s3_client
+from tests.workflow.conftest import LABELS, TEXTS, csv_bytes, write_clarify_output
+
+
+@dataclass
+class Context:
+    function_name: str = "test"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test"
+    aws_request_id: str = "req-1"
+
+
+@pytest.fixture(scope="module")
+def s3_url():
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture
+def s3(s3_url, monkeypatch):
+    env = CREDENTIALS | {
+        "AWS_ENDPOINT_URL_S3": s3_url,
+        "RESULTS_BUCKET": "results",
+        "LABELS": json.dumps(LABELS),
+        "MODEL_NAME": "text-model",
+        "MAX_ROWS": "50",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "Test",
+        "POWERTOOLS_SERVICE_NAME": "workflow",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    aws.settings.cache_clear()
+    aws.storage.cache_clear()
+    client = s3_client(s3_url)
+    for bucket in ("input", "results"):
+        client.create_bucket(Bucket=bucket)
+    yield client
+    for bucket in ("input", "results"):
+        for key in all_keys(client, bucket):
+            client.delete_object(Bucket=bucket, Key=key)
+        client.delete_bucket(Bucket=bucket)
+    aws.settings.cache_clear()
+    aws.storage.cache_clear()
+
+
+def upload(client, key: str, body: bytes) -> dict:
+    client.put_object(Bucket="input", Key=key, Body=body)
+    return {"bucket": "input", "key": key, "etag": client.head_object(Bucket="input", Key=key)["ETag"]}
+
+
+def test_prepare_then_postprocess_through_s3(s3):
+    from postprocess.handler import handler as postprocess
+    from prepare.handler import handler as prepare
+
+    event = upload(s3, "incoming/good.csv", csv_bytes(TEXTS))
+    prepared = prepare(event, Context())
+    assert prepared["status"] == "READY"
+    assert prepared["rows"] == 3
+    assert prepared["dataset_s3_uri"] == f"s3://results/runs/{prepared['run_id']}/input/"
+    keys = all_keys(s3, "results")
+    run = f"runs/{prepared['run_id']}/"
+    assert set(keys) == {run + "input/dataset.csv", run + "config/analysis_config.json", run + "request.json"}
+    config = json.loads(s3.get_object(Bucket="results", Key=run + "config/analysis_config.json")["Body"].read())
+    assert config["predictor"]["model_name"] == "text-model"
+
+    from explain_workflow.runs import RunLayout
+
+    write_clarify_output(aws.storage(), RunLayout("results", prepared["run_id"]), known_run(TEXTS, LABELS, seed=1))
+    done = postprocess(prepared, Context())
+    assert done == {
+        "run_id": prepared["run_id"],
+        "status": "SUCCEEDED",
+        "manifest_s3_uri": f"s3://results/{run}manifest.json",
+        "results_prefix": f"s3://results/{run}results/",
+        "records": 3,
+    }
+    body = s3.get_object(Bucket="results", Key=run + "results/records.jsonl")["Body"].read().decode()
+    assert [json.loads(line)["text"] for line in body.splitlines()] == TEXTS
+
+
+def test_duplicate_request_writes_nothing_new(s3):
+    from prepare.handler import handler as prepare
+
+    event = upload(s3, "incoming/dup.csv", csv_bytes(TEXTS))
+    first = prepare(event, Context())
+    aws.storage().put("results", f"runs/{first['run_id']}/manifest.json", b'{"status": "SUCCEEDED"}', "x")
+    before = all_keys(s3, "results")
+    second = prepare(event, Context())
+    assert second["status"] == "ALREADY_DONE"
+    assert second["run_id"] == first["run_id"]
+    assert all_keys(s3, "results") == before
+
+
+@pytest.mark.parametrize(
+    ("body", "reason", "where"),
+    [
+        (b"", "the file is empty (0 bytes)", {"byte": 0}),
+        (b"label,body\nx,y\n", "no column named 'text'", {"row": 0}),
+        (b'label,text\nx,"ok"\ny,"caf\xe9"\n', "not valid UTF-8", {"byte": 24}),
+        (b'label,text\nx,"unterminated\n', "malformed CSV", {"line": 2}),
+        (b"label,text\n" + b"x,a\n" * 51, "more than 50 data rows", {"row": 51, "line": 52}),
+        (b"label,text\nx,y,z\n", "3 fields where the header has 2", {"row": 1, "line": 2}),
+    ],
+)
+def test_bad_input_gets_a_failed_manifest_and_nothing_else(s3, body, reason, where):
+    from prepare.handler import handler as prepare
+
+    from explain_workflow.dataset import InputValidationError
+
+    event = upload(s3, "incoming/bad.csv", body)
+    with pytest.raises(InputValidationError):
+        prepare(event, Context())
+    keys = all_keys(s3, "results")
+    assert len(keys) == 1
+    (key,) = keys
+    assert key.endswith("/manifest.json")
+    manifest = json.loads(s3.get_object(Bucket="results", Key=key)["Body"].read())
+    assert manifest["status"] == "FAILED"
+    assert reason in manifest["reason"]
+    assert manifest["where"] == where
+    assert all_keys(s3, "input") == {"incoming/bad.csv": event["etag"]}  # the user's input is untouched
+
+
+def test_missing_object_and_changed_etag(s3):
+    from prepare.handler import handler as prepare
+
+    from explain_workflow.dataset import InputValidationError
+
+    with pytest.raises(InputValidationError, match="cannot be read"):
+        prepare({"bucket": "input", "key": "incoming/none.csv"}, Context())
+    event = upload(s3, "incoming/changed.csv", csv_bytes(TEXTS))
+    with pytest.raises(InputValidationError, match="object changed"):
+        prepare(event | {"etag": "0123"}, Context())
+
+
+def test_record_failure_writes_once_and_never_overwrites(s3):
+    from record_failure.handler import handler as record_failure
+
+    request = {"bucket": "input", "key": "incoming/x.csv", "etag": "abc"}
+    error = {"Error": "States.TaskFailed", "Cause": json.dumps({"FailureReason": "ClientError: endpoint failed"})}
+    first = record_failure({"request": request, "error": error}, Context())
+    assert first["status"] == "FAILED"
+    assert first["reason"] == "States.TaskFailed: ClientError: endpoint failed"
+    again = record_failure({"request": request, "error": {"Error": "Other"}}, Context())
+    assert again["reason"] == first["reason"]
+    bad = record_failure({"request": {"nothing": 1}, "error": {"Error": "X"}}, Context())
+    assert bad["run_id"] is None
+    assert "bad request" in bad["reason"]
