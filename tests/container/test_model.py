@@ -71,8 +71,10 @@ def test_model_file_discovery(tmp_path, trained_model):
         find_model_file(tmp_path)
 
 
-def test_quantized_ftz_model_is_served(tmp_path, corpus):
-    model = training.train([(e.label, e.text) for e in corpus], training.Hyperparameters(epoch=5))
+def test_quantized_ftz_model_is_served(tmp_path, trained_model):
+    import fasttext
+
+    model = fasttext.load_model(str(trained_model.model_file))  # a private copy to quantize
     model.quantize(input=None, retrain=False, cutoff=0, qnorm=True, qout=False, dsub=2)
     model.save_model(str(tmp_path / "model.ftz"))
     classifier = Classifier.load(tmp_path)
