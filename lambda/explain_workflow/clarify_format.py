@@ -119,12 +119,14 @@ def parse_local_line(line: str, number: int, n_labels: int) -> LocalExplanation:
         raw_units = explanation["attributions"]
         units = []
         for item in raw_units:
-            attribution = tuple(float(v) for v in item["attribution"])
+            attribution = tuple(item["attribution"])
             if len(attribution) != n_labels:
                 raise ClarifyOutputError(
                     f"an attribution has {len(attribution)} values but there are {n_labels} labels",
                     line=number,
                 )
+            if not all(isinstance(v, int | float) for v in attribution):
+                raise ClarifyOutputError("an attribution holds a value that is not a number", line=number)
             description = item["description"]
             units.append(Unit(str(description["partial_text"]), int(description["start_idx"]), attribution))
     except ClarifyOutputError:

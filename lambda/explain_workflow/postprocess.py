@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,52 +30,61 @@ TOP_TOKENS = 20
 REPORT_MAX_RECORDS = 1000
 
 
-@dataclass
 class TokenTotals:
-    """Per token: how often it was explained, and its summed attribution per class."""
+    """Per token: how often it was explained, and its summed attribution per class (vectorised per record)."""
 
-    labels: list[str]
-    sums: dict[str, np.ndarray] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
+    def __init__(self, labels: list[str]):
+        self.labels = labels
+        self.index: dict[str, int] = {}
+        self.sums = np.zeros((1024, len(labels)))
+        self.counts = np.zeros(1024, dtype=np.int64)
 
-    def add(self, token: str, attribution: np.ndarray) -> None:
-        key = token.strip().lower()
-        if not key:
-            return
-        if key in self.sums:
-            self.sums[key] += attribution
-            self.counts[key] += 1
-        else:
-            self.sums[key] = attribution.astype(np.float64)
-            self.counts[key] = 1
+    def add(self, tokens: list[str], matrix: np.ndarray) -> None:
+        keys = [t.strip().lower() for t in tokens]
+        ids = [self.index.setdefault(k, len(self.index)) for k in keys]
+        if len(self.index) > len(self.counts):
+            grow = max(len(self.index), 2 * len(self.counts))
+            self.sums = np.vstack([self.sums, np.zeros((grow - len(self.sums), len(self.labels)))])
+            self.counts = np.concatenate([self.counts, np.zeros(grow - len(self.counts), dtype=np.int64)])
+        np.add.at(self.sums, ids, matrix)
+        np.add.at(self.counts, ids, 1)
 
     def top(self, label_index: int, n: int = TOP_TOKENS) -> tuple[list[dict], list[dict]]:
         """Tokens with the largest total positive and negative attribution to one class."""
-        ranked = sorted(self.sums.items(), key=lambda kv: kv[1][label_index])
-        as_row = [
-            {
-                "token": tok,
-                "total": float(s[label_index]),
-                "mean": float(s[label_index]) / self.counts[tok],
-                "count": self.counts[tok],
+        tokens = [t for t, _ in sorted(self.index.items(), key=lambda kv: kv[1])]
+        column = self.sums[: len(tokens), label_index]
+        order = np.argsort(column, kind="stable")
+
+        def row(i: int) -> dict:
+            total = float(column[i])
+            return {
+                "token": tokens[i],
+                "total": total,
+                "mean": total / int(self.counts[i]),
+                "count": int(self.counts[i]),
             }
-            for tok, s in ranked
-        ]
-        positive = [r for r in reversed(as_row) if r["total"] > 0][:n]
-        negative = [r for r in as_row if r["total"] < 0][:n]
+
+        positive = [row(i) for i in order[::-1][:n] if column[i] > 0 and tokens[i]]
+        negative = [row(i) for i in order[:n] if column[i] < 0 and tokens[i]]
         return positive, negative
 
 
+def attribution_matrix(explanation: LocalExplanation, n_labels: int) -> np.ndarray:
+    return np.array([u.attribution for u in explanation.units], dtype=np.float64).reshape(-1, n_labels)
+
+
 def record_of(row_id: int, text: str, explanation: LocalExplanation, labels: list[str], base: np.ndarray) -> dict:
-    """One results/records.jsonl entry; probabilities by SHAP additivity: expected value + sum of attributions."""
-    matrix = np.array([u.attribution for u in explanation.units], dtype=np.float64).reshape(-1, len(labels))
-    probs = base + matrix.sum(axis=0)
+    """One results/records.jsonl entry; probabilities by SHAP additivity: expected value + sum of attributions.
+
+    ``attributions`` of a unit are in the order of ``labels`` (listed in classes.json and the manifest).
+    """
+    probs = base + attribution_matrix(explanation, len(labels)).sum(axis=0)
     units = [
         {
             "text": u.text,
             "start_idx": u.start_idx,
             "aligned": text[u.start_idx : u.start_idx + len(u.text)] == u.text,
-            "attributions": dict(zip(labels, u.attribution, strict=True)),
+            "attributions": list(u.attribution),
         }
         for u in explanation.units
     ]
@@ -138,8 +146,7 @@ def postprocess_run(storage: Storage, run_id: str, settings: WorkflowSettings) -
                 rows += 1
                 predicted[record["predicted_label"]] += 1
                 misaligned += sum(not u["aligned"] for u in record["units"])
-                for unit in explanation.units:
-                    totals.add(unit.text, np.asarray(unit.attribution))
+                totals.add([u.text for u in explanation.units], attribution_matrix(explanation, len(labels)))
                 if len(kept) < REPORT_MAX_RECORDS:
                     kept.append(record)
     except ClarifyOutputError as exc:
@@ -168,6 +175,7 @@ def postprocess_run(storage: Storage, run_id: str, settings: WorkflowSettings) -
         storage,
         layout,
         SUCCEEDED,
+        labels=labels,
         counts={"rows": rows, "misaligned_units": misaligned, "predicted": predicted},
         digests={
             "records_sha256": digest.hexdigest(),

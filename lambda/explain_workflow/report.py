@@ -7,7 +7,6 @@ opens offline or straight from S3. Every piece of user text goes through ``html.
 from __future__ import annotations
 
 import html
-import json
 
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2rem;color:#222;max-width:70rem}
@@ -26,9 +25,9 @@ table.summary td{padding:.15rem .8rem .15rem 0}
 _SCRIPT = """
 function paint(rec, k){
   var toks = rec.querySelectorAll('.tok'), max = 1e-9;
-  toks.forEach(function(t){ max = Math.max(max, Math.abs(JSON.parse(t.dataset.a)[k])); });
+  toks.forEach(function(t){ max = Math.max(max, Math.abs(+t.dataset.a.split(',')[k])); });
   toks.forEach(function(t){
-    var v = JSON.parse(t.dataset.a)[k], a = Math.min(1, Math.abs(v) / max) * 0.85;
+    var v = +t.dataset.a.split(',')[k], a = Math.min(1, Math.abs(v) / max) * 0.85;
     t.style.background = v >= 0 ? 'rgba(214,39,40,' + a + ')' : 'rgba(31,119,180,' + a + ')';
     t.title = v.toFixed(4);
   });
@@ -68,7 +67,7 @@ def _highlighted(record: dict, labels: list[str]) -> str:
         start, end = unit["start_idx"], unit["start_idx"] + len(unit["text"])
         if start < cursor:
             continue  # overlapping units cannot both be highlighted
-        values = json.dumps([round(unit["attributions"][label], 6) for label in labels])
+        values = ",".join(f"{v:.4g}" for v in unit["attributions"])
         out.append(html.escape(text[cursor:start]))
         out.append(f'<span class="tok" data-a="{html.escape(values)}">{html.escape(text[start:end])}</span>')
         cursor = end

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from boto3.s3.transfer import TransferConfig
+
 SPOOL_BYTES = 8 * 1024 * 1024
 READ_BUFFER = 1 << 16
 
@@ -69,6 +71,10 @@ class _BodyStream(io.RawIOBase):
         super().close()
 
 
+# Multipart uploads in 8 MiB parts, two at a time: memory stays near 16 MiB whatever the object size.
+_TRANSFER = TransferConfig(multipart_threshold=SPOOL_BYTES, multipart_chunksize=SPOOL_BYTES, max_concurrency=2)
+
+
 class S3Storage:
     """S3 through a boto3 client (pass one with ``endpoint_url`` for a local S3 API)."""
 
@@ -111,7 +117,7 @@ class S3Storage:
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
             yield spool
             spool.seek(0)
-            self.client.upload_fileobj(spool, bucket, key, ExtraArgs={"ContentType": content_type})
+            self.client.upload_fileobj(spool, bucket, key, ExtraArgs={"ContentType": content_type}, Config=_TRANSFER)
 
     def put(self, bucket, key, data, content_type):
         self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 
 import boto3
@@ -21,6 +22,7 @@ CREDENTIALS = {
 @contextlib.contextmanager
 def moto_server() -> Iterator[str]:
     """Start moto's HTTP server on a free loopback port; yields its URL."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

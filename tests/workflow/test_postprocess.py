@@ -36,7 +36,7 @@ def test_results_follow_from_the_attributions(storage, settings, prepared, split
         assert record["probabilities"] == pytest.approx(dict(zip(LABELS, expected, strict=True)), abs=1e-6)
         assert record["predicted_label"] == LABELS[int(expected.argmax())]
         assert all(u["aligned"] for u in record["units"])
-        assert record["units"][0]["attributions"] == dict(zip(LABELS, explanation.units[0].attribution, strict=True))
+        assert record["units"][0]["attributions"] == list(explanation.units[0].attribution)
     classes = json.loads(read_bytes(storage, layout.bucket, layout.results_prefix + "classes.json"))
     assert set(classes) == set(LABELS)
     totals = {}
