@@ -7,9 +7,12 @@ texts the way it was trained on them. The package is a BlazingText-style ``model
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import random
 import tarfile
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,3 +88,45 @@ def package(model_file: str | Path, tar_path: str | Path, arcname: str = "model.
     with tarfile.open(tar_path, "w:gz") as tar:
         tar.add(str(model_file), arcname=arcname)
     return tar_path
+
+
+@contextlib.contextmanager
+def saved(model) -> Iterator[Path]:
+    """The model saved to a temporary ``model.bin``, for packaging."""
+    with tempfile.TemporaryDirectory(prefix="fasttext-model-") as tmp:
+        path = Path(tmp) / "model.bin"
+        model.save_model(str(path))
+        yield path
+
+
+def read_labelled_csv(path: str | Path, text_column: str, label_column: str) -> list[tuple[str, str]]:
+    """(label, text) pairs from a CSV with a header row; ValueError naming the row on bad input."""
+    with Path(path).open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in (text_column, label_column) if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: no column {missing}; the header has {reader.fieldnames}")
+        pairs = []
+        for row_number, row in enumerate(reader, start=1):
+            label, text = (row[label_column] or "").strip(), row[text_column] or ""
+            if not label:
+                raise ValueError(f"{path}: row {row_number} has an empty label")
+            pairs.append((label.replace(" ", "_"), text))
+    if not pairs:
+        raise ValueError(f"{path}: no data rows")
+    return pairs
+
+
+def train_with_held_out(pairs: list[tuple[str, str]], held_out: float, hp: Hyperparameters | None = None):
+    """Train on all but a seeded random ``held_out`` share; returns (accuracy on that share or None, model)."""
+    hp = hp or Hyperparameters()
+    shuffled = list(pairs)
+    random.Random(hp.seed).shuffle(shuffled)
+    n_test = int(len(shuffled) * held_out)
+    test, train_pairs = shuffled[:n_test], shuffled[n_test:]
+    model = train(train_pairs, hp)
+    if not test:
+        return None, model
+    labels, _ = model.predict([normalize(text) for _, text in test], k=1)
+    correct = sum(pred[0] == LABEL_PREFIX + label for pred, (label, _) in zip(labels, test, strict=True))
+    return correct / len(test), model

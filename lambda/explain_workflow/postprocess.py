@@ -28,6 +28,8 @@ from explain_workflow.storage import Storage, StorageError, read_bytes
 
 TOP_TOKENS = 20
 REPORT_MAX_RECORDS = 1000
+# Written by the local mode's faithfulness check; a Clarify job in AWS has no such file.
+LOCAL_FAITHFULNESS = "local/faithfulness.json"
 
 
 class TokenTotals:
@@ -160,7 +162,9 @@ def postprocess_run(storage: Storage, run_id: str, settings: WorkflowSettings) -
         json.dumps(classes, indent=2, ensure_ascii=False).encode(),
         "application/json",
     )
+    faithfulness = _optional_json(storage, layout, LOCAL_FAITHFULNESS)
     summary = {
+        "faithfulness": {k: v for k, v in faithfulness.items() if k != "per_record"} if faithfulness else None,
         "run_id": run_id,
         "rows": rows,
         "labels": labels,
@@ -188,15 +192,20 @@ def postprocess_run(storage: Storage, run_id: str, settings: WorkflowSettings) -
             "report": layout.uri(layout.results_prefix + "report.html"),
         },
         timings=clock.timings,
+        **({"faithfulness": summary["faithfulness"]} if faithfulness else {}),
     )
     return _answer(layout, manifest)
 
 
-def _request_digests(storage: Storage, layout: RunLayout) -> dict:
+def _optional_json(storage: Storage, layout: RunLayout, name: str) -> dict:
     try:
-        prepared = json.loads(read_bytes(storage, layout.bucket, layout.prefix + "request.json"))
+        return json.loads(read_bytes(storage, layout.bucket, layout.prefix + name))
     except StorageError:
         return {}
+
+
+def _request_digests(storage: Storage, layout: RunLayout) -> dict:
+    prepared = _optional_json(storage, layout, "request.json")
     return {"input_sha256": prepared.get("input_sha256"), "config_sha256": prepared.get("config_sha256")}
 
 

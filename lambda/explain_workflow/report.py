@@ -111,6 +111,14 @@ def render(summary: dict, classes: dict, records: list[dict]) -> str:
             f'<p class="note">{summary["misaligned_units"]} explained units were not found at their start_idx in '
             "the input text and are not highlighted.</p>"
         )
+    check = summary.get("faithfulness")
+    if check and check.get("records"):
+        note += (
+            f"<h2>Faithfulness</h2><p>Deleting each record's top {check['k']} units for its predicted class lowers "
+            f"that class's probability by {check['mean_top_k_drop']:.3f} on average; deleting {check['k']} random "
+            f"units lowers it by {check['mean_random_k_drop']:.3f}. Top units beat random ones in "
+            f"{check['top_beats_random']:.0%} of {check['records']} records.</p>"
+        )
     body = "".join(_record(r, labels) for r in records)
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'

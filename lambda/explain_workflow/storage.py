@@ -8,6 +8,7 @@ uploads large spools as multipart).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import shutil
 import tempfile
@@ -145,8 +146,11 @@ class FileStorage:
         path = self._path(bucket, key)
         if not path.is_file():
             raise StorageError(f"{path} does not exist")
-        stat = path.stat()
-        return ObjectInfo(stat.st_size, f"{stat.st_mtime_ns:x}-{stat.st_size:x}", "")
+        digest = hashlib.md5(usedforsecurity=False)  # S3's ETag of a single-part upload: content, not time
+        with path.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+        return ObjectInfo(path.stat().st_size, digest.hexdigest(), "")
 
     def exists(self, bucket, key):
         return self._path(bucket, key).is_file()

@@ -1,0 +1,212 @@
+"""``textexplain``: explain text-classifier predictions the way SageMaker Clarify does, locally.
+
+textexplain demo                       built-in corpus -> model -> served -> explained -> report
+textexplain train --data f.csv ...     a fastText model.tar.gz usable by the container and SageMaker
+textexplain explain --model m.tar.gz --data f.csv [options]
+textexplain report RUN_DIR             re-render a run's report.html
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+from explain_workflow.dataset import InputValidationError
+from explain_workflow.settings import AGG_METHODS, GRANULARITIES, Limits
+
+EXIT_BAD_INPUT = 2
+
+
+def _progress(stream, total: int):
+    from tqdm import tqdm
+
+    return tqdm(stream, total=total, unit="record", desc="explaining", file=sys.stderr)
+
+
+def _explain_parser(sub) -> None:
+    p = sub.add_parser("explain", help="explain the texts of a CSV file with a model, Clarify-style")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", type=Path, help="a model.tar.gz (served locally by the container's serve)")
+    source.add_argument("--endpoint-url", help="a running server that speaks the container's contract")
+    p.add_argument("--data", type=Path, required=True, help="CSV with a header row")
+    p.add_argument("--text-column", default=None, help="column name or 0-based index (default: text)")
+    p.add_argument("--granularity", choices=GRANULARITIES, default=None)
+    p.add_argument("--language", default=None, help="Clarify language name or ISO code (default: english)")
+    p.add_argument("--num-samples", type=int, default=None, help="coalitions per record (default: 1000)")
+    p.add_argument("--baseline", default=None, help="masking token (default: <UNK>)")
+    p.add_argument("--agg-method", choices=AGG_METHODS, default=None)
+    p.add_argument("--analysis-config", type=Path, help="take the options above from a Clarify analysis config")
+    p.add_argument("--labels", help="JSON list: the answer order of the model (default: the model's, sorted)")
+    p.add_argument("--max-rows", type=int, default=Limits.max_rows)
+    p.add_argument("--out", type=Path, default=Path("textexplain-output"))
+    p.add_argument("--seed", type=int, default=0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="textexplain", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="the whole pipeline on the built-in corpus, no AWS account")
+    demo.add_argument("--out", type=Path, default=Path("demo-output"))
+    demo.add_argument("--records", type=int, default=24, help="texts to explain")
+    demo.add_argument("--num-samples", type=int, default=500)
+    train = sub.add_parser("train", help="train a fastText model.tar.gz from a labelled CSV")
+    train.add_argument("--data", type=Path, required=True)
+    train.add_argument("--text-column", default="text")
+    train.add_argument("--label-column", default="label")
+    train.add_argument("--out", type=Path, default=Path("model.tar.gz"))
+    train.add_argument("--held-out", type=float, default=0.1, help="share kept aside to report accuracy")
+    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--seed", type=int, default=0)
+    _explain_parser(sub)
+    report = sub.add_parser("report", help="re-render report.html of a finished run")
+    report.add_argument("run_dir", type=Path, help="<out>/results/runs/<run_id>/")
+    return parser
+
+
+def overrides_from(args) -> dict:
+    """Per-run options, from flags or from a Clarify analysis config (flags win)."""
+    values: dict = {}
+    if args.analysis_config:
+        config = json.loads(args.analysis_config.read_text(encoding="utf-8"))
+        shap_cfg = config.get("methods", {}).get("shap", {})
+        text_cfg = shap_cfg.get("text_config", {})
+        baseline = shap_cfg.get("baseline")
+        values |= {
+            "granularity": text_cfg.get("granularity"),
+            "language": text_cfg.get("language"),
+            "num_samples": shap_cfg.get("num_samples"),
+            "agg_method": shap_cfg.get("agg_method"),
+            "baseline": baseline[0][0] if isinstance(baseline, list) and baseline and baseline[0] else None,
+        }
+    flags = {
+        "text_column": args.text_column,
+        "granularity": args.granularity,
+        "language": args.language,
+        "num_samples": args.num_samples,
+        "baseline": args.baseline,
+        "agg_method": args.agg_method,
+    }
+    values |= {k: v for k, v in flags.items() if v is not None}
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def cmd_explain(args) -> int:
+    from textexplain import local
+
+    labels = json.loads(args.labels) if args.labels else None
+    if args.analysis_config and not labels:
+        labels = json.loads(args.analysis_config.read_text(encoding="utf-8")).get("predictor", {}).get("label_headers")
+    if not args.data.is_file():
+        raise local.LocalRunError(f"{args.data} does not exist")
+    with local.model_endpoint(args.model, args.endpoint_url, labels) as (url, order):
+        limits = Limits(max_rows=args.max_rows)
+        config = local.LocalRun(args.data, args.out, order, overrides_from(args), limits, args.seed)
+        result = local.run(config, url, progress=_progress)
+    _print_result(result)
+    return 0
+
+
+def _print_result(result: dict) -> None:
+    run_dir = Path(result["run_dir"])
+    if result["status"] == "ALREADY_DONE":
+        print(f"already explained: {run_dir} (same input and options; nothing recomputed)")
+    else:
+        check = result.get("faithfulness") or {}
+        print(f"explained {result['records']} records with {result['model_requests']} model requests")
+        if check.get("records"):
+            print(
+                f"faithfulness: deleting top-{check['k']} units drops the predicted class by "
+                f"{check['mean_top_k_drop']:.3f}, random units by {check['mean_random_k_drop']:.3f}"
+            )
+    print(f"report:  {run_dir / 'results' / 'report.html'}")
+    print(f"records: {run_dir / 'results' / 'records.jsonl'}")
+
+
+def cmd_train(args) -> int:
+    from textexplain import training
+
+    pairs = training.read_labelled_csv(args.data, args.text_column, args.label_column)
+    hp = training.Hyperparameters(epoch=args.epochs, seed=args.seed)
+    accuracy, model = training.train_with_held_out(pairs, args.held_out, hp)
+    with training.saved(model) as model_file:
+        training.package(model_file, args.out)
+    print(f"trained on {len(pairs)} rows, labels {training.model_labels(model)}")
+    print(f"held-out accuracy: {accuracy:.3f}" if accuracy is not None else "held-out accuracy: (no rows held out)")
+    print(f"model: {args.out}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from textexplain import local, synthetic, training
+
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    corpus = synthetic.generate(1400, seed=1)
+    model = training.train([(e.label, e.text) for e in corpus])
+    tarball = out / "model.tar.gz"
+    with training.saved(model) as model_file:
+        training.package(model_file, tarball)
+    print(f"trained a fastText model on {len(corpus)} generated texts -> {tarball}")
+    data = out / "texts.csv"
+    texts = synthetic.generate(args.records, seed=2, paragraphs=(1, 2))
+    with data.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "text", "true_label"])
+        for i, ex in enumerate(texts, start=1):
+            writer.writerow([f"doc-{i}", ex.text, ex.label])
+    with local.model_endpoint(tarball, None, None) as (url, order):
+        config = local.LocalRun(data, out, order, {"num_samples": args.num_samples})
+        result = local.run(config, url, progress=_progress)
+    _print_result(result)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from explain_workflow import report
+
+    run_dir: Path = args.run_dir
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    if manifest.get("status") != "SUCCEEDED":
+        raise InputValidationError(f"{run_dir} did not succeed ({manifest.get('status')}): {manifest.get('reason')}")
+    classes = json.loads((run_dir / "results" / "classes.json").read_text(encoding="utf-8"))
+    records = []
+    with (run_dir / "results" / "records.jsonl").open(encoding="utf-8") as fh:
+        for line in fh:
+            if len(records) >= 1000:
+                break
+            records.append(json.loads(line))
+    summary = {
+        "run_id": manifest["run_id"],
+        "rows": manifest["counts"]["rows"],
+        "labels": manifest["labels"],
+        "predicted_counts": manifest["counts"]["predicted"],
+        "misaligned_units": manifest["counts"]["misaligned_units"],
+        "records_in_report": len(records),
+        "faithfulness": manifest.get("faithfulness"),
+    }
+    target = run_dir / "results" / "report.html"
+    target.write_text(report.render(summary, classes, records), encoding="utf-8")
+    print(f"report: {target}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from textexplain.local import LocalRunError
+    from textexplain.serving import ServeError
+
+    args = build_parser().parse_args(argv)
+    commands = {"demo": cmd_demo, "train": cmd_train, "explain": cmd_explain, "report": cmd_report}
+    try:
+        return commands[args.command](args)
+    except (InputValidationError, LocalRunError, ServeError, ValueError, OSError) as exc:
+        print(f"textexplain {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

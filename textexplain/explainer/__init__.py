@@ -1,0 +1,1 @@
+"""A Clarify-compatible Kernel SHAP explainer for text: units, coalitions, solver, Clarify-format output."""

@@ -1,0 +1,118 @@
+"""Explain a dataset as a Clarify SHAP job does, and write Clarify's output files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from explain_workflow.clarify_format import LocalExplanation, Unit
+from textexplain.explainer import kernel_shap
+from textexplain.explainer.units import Span, mask, split_units
+
+MAX_TOP_TOKENS = 50
+
+
+@dataclass(frozen=True)
+class ShapOptions:
+    granularity: str = "token"
+    language: str = "english"
+    baseline: str = "<UNK>"
+    num_samples: int = 1000
+    agg_method: str = "mean_abs"
+    seed: int = 0
+
+
+@dataclass
+class RecordResult:
+    row_id: int
+    text: str
+    units: list[Span]
+    attributions: np.ndarray  # (M, K)
+    f_all: np.ndarray  # (K,) model output on the text
+    f_none: np.ndarray  # (K,) model output with every unit masked
+
+
+def perturbations(text: str, units: list[Span], options: ShapOptions, rng) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Texts to score: [full, all masked, coalition_1, ...], with the coalition masks and weights."""
+    masks, weights = kernel_shap.coalitions(len(units), options.num_samples, rng)
+    texts = [text, mask(text, units, [False] * len(units), options.baseline)]
+    texts += [mask(text, units, row, options.baseline) for row in masks]
+    return texts, masks, weights
+
+
+def explain_records(
+    rows: Iterable[tuple[int, str]],
+    score: Callable[[list[str]], np.ndarray],
+    options: ShapOptions,
+    chunk: int = 8,
+) -> Iterator[RecordResult]:
+    """Explain rows, scoring ``chunk`` records' perturbations in one call (so batches stay full)."""
+    rng = np.random.default_rng(options.seed)
+    pending: list[tuple[int, str, list[Span], np.ndarray, np.ndarray, int, int]] = []
+    texts: list[str] = []
+
+    def flush() -> Iterator[RecordResult]:
+        values = score(texts) if texts else None
+        for row_id, text, units, masks, weights, start, stop in pending:
+            block = values[start:stop]
+            f_all, f_none = block[0], block[1]
+            phi = kernel_shap.solve(masks, weights, block[2:], f_all, f_none)
+            yield RecordResult(row_id, text, units, phi, f_all, f_none)
+        pending.clear()
+        texts.clear()
+
+    for row_id, text in rows:
+        units = split_units(text, options.granularity, options.language)
+        batch, masks, weights = perturbations(text, units, options, rng)
+        pending.append((row_id, text, units, masks, weights, len(texts), len(texts) + len(batch)))
+        texts.extend(batch)
+        if len(pending) >= chunk:
+            yield from flush()
+    yield from flush()
+
+
+def to_clarify(result: RecordResult) -> LocalExplanation:
+    units = tuple(
+        Unit(span.text, span.start, tuple(float(v) for v in phi))
+        for span, phi in zip(result.units, result.attributions, strict=True)
+    )
+    return LocalExplanation(units, result.row_id)
+
+
+class GlobalAggregate:
+    """Accumulates what analysis.json needs: expected values, global SHAP values, top tokens per label."""
+
+    def __init__(self, labels: list[str], agg_method: str):
+        self.labels, self.agg_method = labels, agg_method
+        self.f_none: list[np.ndarray] = []
+        self.values: list[np.ndarray] = []  # per record, (M, K)
+        self.tokens: dict[str, list[np.ndarray]] = {}
+
+    def add(self, result: RecordResult) -> None:
+        self.f_none.append(result.f_none)
+        self.values.append(result.attributions)
+        for span, phi in zip(result.units, result.attributions, strict=True):
+            self.tokens.setdefault(span.text.lower(), []).append(phi)
+
+    def _aggregate(self, matrix: np.ndarray) -> np.ndarray:
+        if len(matrix) == 0:
+            return np.zeros(len(self.labels))
+        if self.agg_method == "mean_abs":
+            return np.abs(matrix).mean(axis=0)
+        if self.agg_method == "mean_sq":
+            return (matrix**2).mean(axis=0)
+        return np.median(matrix, axis=0)
+
+    def document_parts(self) -> tuple[list[float], list[float], list[dict[str, float]]]:
+        k = len(self.labels)
+        expected = np.mean(self.f_none, axis=0) if self.f_none else np.zeros(k)
+        every = np.vstack(self.values) if self.values else np.zeros((0, k))
+        global_values = self._aggregate(every)
+        per_token = {tok: self._aggregate(np.array(v)) for tok, v in self.tokens.items()}
+        top = []
+        for j in range(k):
+            ranked = sorted(per_token.items(), key=lambda kv: -kv[1][j])[:MAX_TOP_TOKENS]
+            top.append({tok: float(v[j]) for tok, v in ranked})
+        return expected.tolist(), global_values.tolist(), top
