@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--label-column", default="label")
     train.add_argument("--out", type=Path, default=Path("model.tar.gz"))
     train.add_argument("--held-out", type=float, default=0.1, help="share kept aside to report accuracy")
-    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--epochs", type=int, default=25)
     train.add_argument("--seed", type=int, default=0)
     _explain_parser(sub)
     report = sub.add_parser("report", help="re-render report.html of a finished run")

@@ -25,7 +25,7 @@ LABEL_PREFIX = "__label__"
 class Hyperparameters:
     """fastText supervised settings; the defaults suit the built-in corpus and train in seconds."""
 
-    epoch: int = 10
+    epoch: int = 25
     lr: float = 0.5
     dim: int = 16
     word_ngrams: int = 2
