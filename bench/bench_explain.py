@@ -1,0 +1,99 @@
+"""Local explanation throughput: the whole explainer through the container server vs the model alone.
+
+100 records x 1,000 samples (~100k model calls) on the 14-class generated corpus, through
+``container/serve`` (2 workers) in Clarify-sized CSV batches; beside it, the time fastText alone
+needs in-process (one thread) to score the same perturbed texts. With ``../shared/data/agnews``
+present, the same on AG News, plus held-out accuracy and the top tokens per class.
+
+Usage: python -m bench explain [--records 100] [--num-samples 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.bench_container import AGNEWS, read_agnews
+from fasttext_server.model import normalize_batch
+from fasttext_server.normalize import normalize
+from textexplain import synthetic, training
+from textexplain.explainer.explain import GlobalAggregate, ShapOptions, explain_records, perturbations
+from textexplain.explainer.scorer import HttpScorer
+from textexplain.explainer.units import split_units
+from textexplain.serving import ServeProcess
+
+
+def measure(name: str, pairs: list[tuple[str, str]], texts: list[str], args) -> None:
+    model = training.train(pairs)
+    labels = sorted(training.model_labels(model))
+    options = ShapOptions(num_samples=args.num_samples)
+    rows = list(enumerate(texts, start=1))
+
+    # the model alone: the same perturbed texts, normalised, scored in one thread
+    rng = np.random.default_rng(options.seed)
+    start = time.perf_counter()
+    perturbed = [t for _, text in rows for t in perturbations(text, split_units(text), options, rng)[0]]
+    build = time.perf_counter() - start
+    normalised = normalize_batch(perturbed)
+    start = time.perf_counter()
+    for i in range(0, len(normalised), 500):
+        model.predict(normalised[i : i + 500], k=-1)
+    model_seconds = time.perf_counter() - start
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_model(str(Path(tmp) / "model.bin"))
+        with ServeProcess(tmp, labels, workers=2) as server:
+            scorer = HttpScorer(server.url)
+            scoring = {"seconds": 0.0}
+
+            def timed(batch):
+                t = time.perf_counter()
+                out = scorer.score(batch)
+                scoring["seconds"] += time.perf_counter() - t
+                return out
+
+            aggregate = GlobalAggregate(labels, options.agg_method)
+            start = time.perf_counter()
+            for result in explain_records(rows, timed, options):
+                aggregate.add(result)
+            total = time.perf_counter() - start
+            scorer.close()
+    calls = len(perturbed)
+    print(f"{name}: {len(rows)} records, {calls:,} model calls ({calls / len(rows):.0f} per record)")
+    print(f"  model alone, in-process, 1 thread: {model_seconds:6.2f} s  ({calls / model_seconds:,.0f} rows/s)")
+    print(f"  whole explain through the server:  {total:6.2f} s  ({calls / total:,.0f} rows/s)")
+    print(f"    of which HTTP scoring (2 workers): {scoring['seconds']:.2f} s; building perturbations ~{build:.2f} s")
+    print(f"  ratio explain / model alone: {total / model_seconds:.2f}x (target <= 2x)")
+    _, _, top = aggregate.document_parts()
+    for label, tokens in zip(labels, top, strict=True):
+        print(f"  top tokens {label:<22} {', '.join(list(tokens)[:6])}")
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench explain")
+    parser.add_argument("--records", type=int, default=100)
+    parser.add_argument("--num-samples", type=int, default=1000)
+    args = parser.parse_args(argv)
+    print(f"load average before: {os.getloadavg()[0]:.2f}, cpus: {os.cpu_count()}")
+    corpus = synthetic.generate(2800, seed=1)
+    explain_texts = [e.text for e in synthetic.generate(args.records, seed=5, sentences=(4, 5))]
+    measure("generated (14 classes)", [(e.label, e.text) for e in corpus], explain_texts, args)
+    if not AGNEWS.is_dir():
+        print(f"(AG News sample not found at {AGNEWS}: skipped)")
+        return
+    train_pairs = read_agnews()
+    import csv
+
+    names = dict(line.split(": ", 1) for line in (AGNEWS / "meta.txt").read_text().splitlines() if ": " in line)
+    with (AGNEWS / "explain.csv").open(encoding="utf-8", newline="") as fh:
+        held_out = [(names[i].replace("/", ""), t) for i, t in csv.reader(fh)]
+    model = training.train(train_pairs)
+    predicted, _ = model.predict([normalize(t) for _, t in held_out], k=1)
+    accuracy = np.mean([p[0] == "__label__" + lab for p, (lab, _) in zip(predicted, held_out, strict=True)])
+    print(f"AG News: trained on {len(train_pairs)} rows, accuracy on {len(held_out)} held-out rows: {accuracy:.3f}")
+    measure("AG News (4 classes)", train_pairs, [t for _, t in held_out[: args.records]], args)
