@@ -27,11 +27,13 @@ def _reason(error: dict) -> str:
 def record_failure(storage: Storage, event: dict, settings: WorkflowSettings) -> dict:
     error = event.get("error") or {}
     reason = _reason(error)
-    prepared = event.get("prepare") or {}
+    request = event.get("request") or {}
+    # the state machine passes its whole state as the request; prepare's answer is in it once prepare ran
+    prepared = event.get("prepare") or request.get("prepare") or {}
     run_id = prepared.get("run_id")
     if not run_id:
         try:
-            run_id = layout_for(RunRequest.from_event(event.get("request") or {}), settings).run_id
+            run_id = layout_for(RunRequest.from_event(request), settings).run_id
         except InputValidationError as exc:
             # not even a run id: nothing can be written inside a run; say so in the answer
             return {

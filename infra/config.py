@@ -1,0 +1,112 @@
+"""The typed stage configuration: one JSON file per stage under config/stages/, validated at synth.
+
+Everything that differs between dev, staging and prod (account, region, sizes, labels, where the
+model artifact lives, retention) is here, so one code base deploys every stage with no lookups.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGES_DIR = ROOT / "config" / "stages"
+
+
+class ConfigError(ValueError):
+    """A stage file is missing or invalid; the message names the file and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ClarifySettings(_Strict):
+    granularity: Literal["token", "sentence", "paragraph"] = "token"
+    language: str = "english"
+    baseline: str = "<UNK>"
+    num_samples: int = Field(1000, ge=1, le=100_000)
+    agg_method: Literal["mean_abs", "median", "mean_sq"] = "mean_abs"
+
+
+class Limits(_Strict):
+    max_rows: int = Field(10_000, ge=1)
+    max_text_chars: int = Field(5_000, ge=1)
+    max_object_bytes: int = Field(100 * 1024 * 1024, ge=1)
+
+
+class ModelSettings(_Strict):
+    labels: list[str] = Field(min_length=2)
+    # exactly one of: an s3:// URI of a model.tar.gz, or a local file uploaded as an asset
+    artifact_s3_uri: str | None = None
+    artifact_path: str | None = None
+    # image: "asset" builds container/ as a CDK image asset; "repository" uses image_tag in the stack's ECR repository
+    image_source: Literal["asset", "repository"] = "asset"
+    image_tag: str | None = None
+    endpoint_instance_type: str = "ml.m5.xlarge"
+    endpoint_instance_count: int = Field(1, ge=1)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_unique_and_plain(cls, labels: list[str]) -> list[str]:
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"labels must be unique, got {labels}")
+        bad = [lab for lab in labels if not lab or any(ch.isspace() for ch in lab)]
+        if bad:
+            raise ValueError(f"labels may not be empty or contain white space: {bad}")
+        return labels
+
+    @model_validator(mode="after")
+    def _one_artifact(self) -> ModelSettings:
+        if (self.artifact_s3_uri is None) == (self.artifact_path is None):
+            raise ValueError("set exactly one of artifact_s3_uri and artifact_path")
+        if self.artifact_s3_uri and not re.match(r"^s3://[a-z0-9.\-]{3,63}/.+", self.artifact_s3_uri):
+            raise ValueError(f"artifact_s3_uri {self.artifact_s3_uri!r} is not an s3://bucket/key URI")
+        if self.image_source == "repository" and not self.image_tag:
+            raise ValueError("image_source 'repository' needs image_tag (the tag the team pushes)")
+        return self
+
+
+class ProcessingSettings(_Strict):
+    instance_type: str = "ml.m5.xlarge"
+    instance_count: int = Field(1, ge=1)
+    volume_size_gb: int = Field(30, ge=1, le=16_384)
+    max_runtime_seconds: int = Field(3600, ge=60, le=432_000)
+
+
+class StageConfig(_Strict):
+    stage: str = Field(pattern=r"^[a-z][a-z0-9-]{1,20}$")
+    account: str = Field(pattern=r"^\d{12}$")
+    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    model: ModelSettings
+    clarify: ClarifySettings = ClarifySettings()
+    limits: Limits = Limits()
+    processing: ProcessingSettings = ProcessingSettings()
+    retain_data: bool = True  # prod keeps buckets and keys when the stack is deleted
+    results_expire_days: int = Field(90, ge=1)
+    log_retention_days: int = 90
+    alarm_email: str | None = None
+    powertools_layer_version: int = Field(27, ge=1)
+
+
+def load_stage(stage: str, directory: Path = STAGES_DIR) -> StageConfig:
+    path = directory / f"{stage}.json"
+    if not path.is_file():
+        known = sorted(p.stem for p in directory.glob("*.json"))
+        raise ConfigError(f"no stage config {path}; known stages: {known}")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not JSON: {exc}") from None
+    try:
+        config = StageConfig.model_validate({"stage": stage, **raw})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(file)'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{path}: {problems}") from None
+    if config.stage != stage:
+        raise ConfigError(f"{path} says stage {config.stage!r} but is the file for {stage!r}")
+    return config

@@ -1,0 +1,71 @@
+"""Alarms on failed or timed-out runs and on Lambda errors, to an encrypted SNS topic; a small dashboard."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+
+class Monitoring(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        state_machine: sfn.StateMachine,
+        functions: list[lambda_.Function],
+        key: kms.IKey,
+        email: str | None,
+    ):
+        super().__init__(scope, id)
+        self.topic = sns.Topic(self, "Alarms", master_key=key, enforce_ssl=True)
+        if email:
+            self.topic.add_subscription(subs.EmailSubscription(email))
+        action = cw_actions.SnsAction(self.topic)
+        five_minutes = Duration.minutes(5)
+        metrics = {
+            "ExecutionsFailed": state_machine.metric_failed(period=five_minutes),
+            "ExecutionsTimedOut": state_machine.metric_timed_out(period=five_minutes),
+            "ExecutionsAborted": state_machine.metric_aborted(period=five_minutes),
+        }
+        for name, metric in metrics.items():
+            alarm = metric.create_alarm(
+                self,
+                name,
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                alarm_description=f"Explanation runs: {name} in the last 5 minutes",
+            )
+            alarm.add_alarm_action(action)
+        for fn in functions:
+            alarm = fn.metric_errors(period=five_minutes).create_alarm(
+                self,
+                f"{fn.node.id}Errors",
+                threshold=1,
+                evaluation_periods=1,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                alarm_description=f"{fn.node.id} Lambda errors (a bug or AWS trouble; bad input is not an error)",
+            )
+            alarm.add_alarm_action(action)
+        dashboard = cw.Dashboard(self, "Dashboard")
+        dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Runs",
+                left=[
+                    state_machine.metric_started(period=five_minutes),
+                    state_machine.metric_succeeded(period=five_minutes),
+                    *metrics.values(),
+                ],
+            ),
+            cw.GraphWidget(title="Lambda errors", left=[fn.metric_errors(period=five_minutes) for fn in functions]),
+            cw.GraphWidget(title="Lambda duration", left=[fn.metric_duration(period=five_minutes) for fn in functions]),
+        )

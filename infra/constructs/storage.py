@@ -1,0 +1,76 @@
+"""Buckets and their key: input (incoming/), results (runs/), and server access logs."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+
+class ExplanationStorage(Construct):
+    """KMS-encrypted, TLS-only, private buckets; EventBridge notifications on the input bucket."""
+
+    def __init__(self, scope: Construct, id: str, *, retain: bool, results_expire_days: int):
+        super().__init__(scope, id)
+        removal = RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY
+        self.key = kms.Key(
+            self,
+            "DataKey",
+            description="Encrypts explanation inputs, results, logs and notifications",
+            enable_key_rotation=True,
+            removal_policy=removal,
+        )
+        common = {
+            "block_public_access": s3.BlockPublicAccess.BLOCK_ALL,
+            "enforce_ssl": True,
+            "removal_policy": removal,
+            "auto_delete_objects": False,
+            "object_ownership": s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        }
+        # Server access logs cannot be delivered to an SSE-KMS bucket: S3-managed keys here.
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            versioned=True,
+            lifecycle_rules=[
+                s3.LifecycleRule(expiration=Duration.days(365), noncurrent_version_expiration=Duration.days(30))
+            ],
+            **common,
+        )
+        self.input_bucket = s3.Bucket(
+            self,
+            "Input",
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            bucket_key_enabled=True,
+            versioned=True,
+            event_bridge_enabled=True,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="input/",
+            lifecycle_rules=[
+                s3.LifecycleRule(noncurrent_version_expiration=Duration.days(30)),
+                s3.LifecycleRule(abort_incomplete_multipart_upload_after=Duration.days(7)),
+            ],
+            **common,
+        )
+        self.results_bucket = s3.Bucket(
+            self,
+            "Results",
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            bucket_key_enabled=True,
+            versioned=True,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="results/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    prefix="runs/",
+                    expiration=Duration.days(results_expire_days),
+                    noncurrent_version_expiration=Duration.days(7),
+                ),
+                s3.LifecycleRule(abort_incomplete_multipart_upload_after=Duration.days(7)),
+            ],
+            **common,
+        )

@@ -1,0 +1,38 @@
+"""Image and layer locations by region: facts that a test checks against the SageMaker SDK's own data."""
+
+from __future__ import annotations
+
+# The account that hosts sagemaker-clarify-processing:1.0 in each region.
+CLARIFY_REGISTRIES = {
+    "af-south-1": "811711786498", "ap-east-1": "098760798382", "ap-northeast-1": "377024640650",
+    "ap-northeast-2": "263625296855", "ap-northeast-3": "912233562940", "ap-south-1": "452307495513",
+    "ap-southeast-1": "834264404009", "ap-southeast-2": "007051062584", "ap-southeast-3": "705930551576",
+    "ca-central-1": "675030665977", "cn-north-1": "122526803553", "cn-northwest-1": "122578899357",
+    "eu-central-1": "017069133835", "eu-central-2": "730335477804", "eu-north-1": "763603941244",
+    "eu-south-1": "638885417683", "eu-west-1": "131013547314", "eu-west-2": "440796970383",
+    "eu-west-3": "341593696636", "me-south-1": "835444307964", "sa-east-1": "520018980103",
+    "us-east-1": "205585389593", "us-east-2": "211330385671", "us-gov-west-1": "598674086554",
+    "us-isof-east-1": "579539705040", "us-isof-south-1": "411392592546", "us-west-1": "740489534195",
+    "us-west-2": "306415355426",
+}  # fmt: skip
+
+
+def ecr_domain(region: str) -> str:
+    if region.startswith("cn-"):
+        return "amazonaws.com.cn"
+    if region.startswith("us-isof-"):
+        return "csp.hci.ic.gov"
+    return "amazonaws.com"
+
+
+def clarify_image_uri(region: str) -> str:
+    if region not in CLARIFY_REGISTRIES:
+        raise ValueError(f"SageMaker Clarify is not available in {region}; regions: {sorted(CLARIFY_REGISTRIES)}")
+    return f"{CLARIFY_REGISTRIES[region]}.dkr.ecr.{region}.{ecr_domain(region)}/sagemaker-clarify-processing:1.0"
+
+
+def powertools_layer_arn(region: str, version: int) -> str:
+    """The AWS-published Powertools for AWS Lambda (Python) v3 layer for Python 3.11 on x86_64."""
+    partition = "aws-cn" if region.startswith("cn-") else "aws"
+    account = "498634801083" if region.startswith("cn-") else "017000801446"
+    return f"arn:{partition}:lambda:{region}:{account}:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:{version}"

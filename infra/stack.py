@@ -1,0 +1,62 @@
+"""The one stack of a stage: a thin composition of the constructs, wired by grants."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Environment, Stack, Tags
+from constructs import Construct
+
+from infra.config import StageConfig
+from infra.constructs.model import ModelHosting
+from infra.constructs.monitoring import Monitoring
+from infra.constructs.storage import ExplanationStorage
+from infra.constructs.triggers import UploadTrigger
+from infra.constructs.workflow import ExplanationWorkflow
+from infra.nag import suppress_known_findings
+
+
+class TextExplanationStack(Stack):
+    def __init__(self, scope: Construct, id: str, *, config: StageConfig, **kwargs):
+        super().__init__(scope, id, env=Environment(account=config.account, region=config.region), **kwargs)
+        Tags.of(self).add("project", "clarify-text-explanations")
+        Tags.of(self).add("stage", config.stage)
+        self.storage = ExplanationStorage(
+            self, "Storage", retain=config.retain_data, results_expire_days=config.results_expire_days
+        )
+        self.hosting = ModelHosting(
+            self,
+            "Hosting",
+            settings=config.model,
+            retain=config.retain_data,
+            model_name=f"text-explainer-{config.stage}",
+        )
+        model_arn = self.format_arn(service="sagemaker", resource="model", resource_name=self.hosting.model_name)
+        self.workflow = ExplanationWorkflow(
+            self,
+            "Workflow",
+            config=config,
+            input_bucket=self.storage.input_bucket,
+            results_bucket=self.storage.results_bucket,
+            key=self.storage.key,
+            model_name=self.hosting.model_name,
+            model_arn=model_arn,
+        )
+        self.trigger = UploadTrigger(
+            self,
+            "Trigger",
+            bucket=self.storage.input_bucket,
+            state_machine=self.workflow.state_machine,
+            key=self.storage.key,
+        )
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            state_machine=self.workflow.state_machine,
+            functions=self.workflow.functions,
+            key=self.storage.key,
+            email=config.alarm_email,
+        )
+        CfnOutput(self, "InputBucket", value=self.storage.input_bucket.bucket_name)
+        CfnOutput(self, "ResultsBucket", value=self.storage.results_bucket.bucket_name)
+        CfnOutput(self, "StateMachineArn", value=self.workflow.state_machine.state_machine_arn)
+        CfnOutput(self, "EventBusName", value=self.workflow.bus.event_bus_name)
+        suppress_known_findings(self)
