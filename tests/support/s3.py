@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import logging
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 
 import boto3
-from moto.server import ThreadedMotoServer
 
 from textexplain.serving import free_port
 
@@ -21,15 +23,32 @@ CREDENTIALS = {
 
 @contextlib.contextmanager
 def moto_server() -> Iterator[str]:
-    """Start moto's HTTP server on a free loopback port; yields its URL."""
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    """moto's HTTP server in its own process on a free loopback port; yields its URL.
+
+    A separate process keeps its state apart from any in-process ``mock_aws`` (which resets moto's
+    backends when it starts), so the workflow tests can run both at once.
+    """
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        yield f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url + "/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("moto server did not start") from None
+                time.sleep(0.1)
+        yield url
     finally:
-        server.stop()
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def s3_client(endpoint_url: str):

@@ -1,0 +1,198 @@
+"""Assertions on the synthesized templates: encryption, access, isolation, exact IAM, the Clarify step."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from infra.config import load_stage
+from infra.images import clarify_image_uri
+from tests.infra.conftest import STAGES, resources
+from tests.support.local_sfn import definition_from_template
+
+# IAM actions that have no resource-level permissions, so "*" is the only possible resource.
+RESOURCE_STAR_ALLOWED = {
+    "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
+    "cloudwatch:PutMetricData", "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery", "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups", "ecr:GetAuthorizationToken",
+}  # fmt: skip
+
+
+@pytest.fixture(params=STAGES)
+def stage(request, synthesized):
+    return request.param, synthesized.templates[request.param], Template.from_json(synthesized.templates[request.param])
+
+
+def statements(template: dict):
+    for logical_id, res in template["Resources"].items():
+        if res["Type"] == "AWS::IAM::Policy":
+            for st in res["Properties"]["PolicyDocument"]["Statement"]:
+                yield logical_id, st
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def test_buckets_are_encrypted_private_tls_only(stage):
+    name, template, t = stage
+    buckets = resources(template, "AWS::S3::Bucket")
+    assert len(buckets) == 3
+    for bucket in buckets.values():
+        props = bucket["Properties"]
+        assert props["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True
+        }  # fmt: skip
+        assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+        assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    kms_buckets = [b for b in buckets.values() if "LoggingConfiguration" in b["Properties"]]
+    assert len(kms_buckets) == 2  # input and results: KMS with the data key, access-logged
+    for bucket in kms_buckets:
+        rule = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+        assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    for policy in resources(template, "AWS::S3::BucketPolicy").values():
+        denies = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+        assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in denies)
+    t.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
+    notifications = resources(template, "Custom::S3BucketNotifications")
+    (config,) = [n["Properties"]["NotificationConfiguration"] for n in notifications.values()]
+    assert config == {"EventBridgeConfiguration": {}}
+    expected_policy = "Retain" if load_stage(name).retain_data else "Delete"
+    assert {b["DeletionPolicy"] for b in buckets.values()} == {expected_policy}
+
+
+def test_stateful_logical_ids_are_stable(stage):
+    _, template, _ = stage
+    ids = set(template["Resources"])
+    for prefix in ("StorageDataKey", "StorageInput", "StorageResults", "StorageAccessLogs", "HostingRepository"):
+        assert any(i.startswith(prefix) and len(i) == len(prefix) + 8 for i in ids), prefix
+
+
+def test_model_is_network_isolated_with_the_stage_labels(stage):
+    name, template, _ = stage
+    config = load_stage(name)
+    (model,) = resources(template, "AWS::SageMaker::Model").values()
+    props = model["Properties"]
+    assert props["EnableNetworkIsolation"] is True
+    assert props["ModelName"] == f"text-explainer-{name}"
+    assert json.loads(props["PrimaryContainer"]["Environment"]["LABELS"]) == config.model.labels
+    assert props["PrimaryContainer"]["ModelDataUrl"] == config.model.artifact_s3_uri
+    image = json.dumps(props["PrimaryContainer"]["Image"])
+    if config.model.image_source == "repository":
+        assert f":{config.model.image_tag}" in image
+        assert "HostingRepository" in image
+    else:
+        assert "cdk-hnb659fds-container-assets" in image
+
+
+def test_ecr_repository(stage):
+    _, _, t = stage
+    t.has_resource_properties(
+        "AWS::ECR::Repository",
+        {
+            "ImageTagMutability": "IMMUTABLE",
+            "ImageScanningConfiguration": {"ScanOnPush": True},
+            "EncryptionConfiguration": {"EncryptionType": "KMS"},
+            "LifecyclePolicy": Match.object_like({"LifecyclePolicyText": Match.any_value()}),
+        },
+    )
+
+
+def test_state_machine_logs_everything_encrypted_and_traces(stage):
+    _, template, t = stage
+    t.has_resource_properties(
+        "AWS::StepFunctions::StateMachine",
+        {
+            "LoggingConfiguration": Match.object_like({"Level": "ALL", "IncludeExecutionData": True}),
+            "TracingConfiguration": {"Enabled": True},
+        },
+    )
+    for group in resources(template, "AWS::Logs::LogGroup").values():
+        assert "KmsKeyId" in group["Properties"]
+        assert "RetentionInDays" in group["Properties"]
+
+
+def test_iam_has_no_wildcard_actions_and_star_resources_only_where_unavoidable(stage):
+    _, template, _ = stage
+    for logical_id, st in statements(template):
+        for action in as_list(st["Action"]):
+            assert action != "*"
+            assert not action.endswith(":*"), (logical_id, action)
+        if "*" in as_list(st.get("Resource", [])):
+            assert set(as_list(st["Action"])) <= RESOURCE_STAR_ALLOWED, (logical_id, st)
+
+
+def test_pass_role_only_the_job_role_only_to_sagemaker(stage):
+    _, template, _ = stage
+    passes = [(lid, st) for lid, st in statements(template) if "iam:PassRole" in as_list(st["Action"])]
+    assert passes
+    for _, st in passes:
+        assert st["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+        (resource,) = as_list(st["Resource"])
+        assert resource["Fn::GetAtt"][0].startswith("WorkflowClarifyJobRole")
+
+
+def test_state_machine_role_manages_only_our_jobs(stage):
+    name, template, _ = stage
+    config = load_stage(name)
+    sm = [st for lid, st in statements(template) if lid.startswith("WorkflowStateMachineRole")]
+    jobs = [st for st in sm if "sagemaker:CreateProcessingJob" in as_list(st["Action"])]
+    (job,) = jobs
+    assert set(job["Action"]) == {
+        "sagemaker:CreateProcessingJob", "sagemaker:DescribeProcessingJob", "sagemaker:StopProcessingJob",
+        "sagemaker:AddTags", "sagemaker:ListTags",
+    }  # fmt: skip
+    assert job["Resource"] == f"arn:aws:sagemaker:{config.region}:{config.account}:processing-job/cx-*"
+    rule = [st for st in sm if "events:PutRule" in as_list(st["Action"])]
+    assert rule[0]["Resource"].endswith(":rule/StepFunctionsGetEventsForSageMakerProcessingJobsRule")
+
+
+def test_clarify_step_parameters(stage):
+    name, template, _ = stage
+    config = load_stage(name)
+    definition = definition_from_template(template, config.region, config.account)
+    (clarify,) = [s for s in definition["States"].values() if "createProcessingJob" in s.get("Resource", "")]
+    assert clarify["Resource"] == "arn:aws:states:::sagemaker:createProcessingJob.sync"
+    params = clarify["Parameters"]
+    assert params["AppSpecification"] == {"ImageUri": clarify_image_uri(config.region)}
+    assert params["ProcessingJobName.$"] == "$.prepare.job_name"
+    assert [i["InputName"] for i in params["ProcessingInputs"]] == ["dataset", "analysis_config"]
+    assert params["ProcessingInputs"][0]["S3Input"]["LocalPath"] == "/opt/ml/processing/input/data"
+    assert params["ProcessingInputs"][1]["S3Input"]["LocalPath"] == "/opt/ml/processing/input/config"
+    (output,) = params["ProcessingOutputConfig"]["Outputs"]
+    assert output["OutputName"] == "analysis_result"
+    assert output["S3Output"]["LocalPath"] == "/opt/ml/processing/output"
+    assert params["NetworkConfig"]["EnableNetworkIsolation"] is False
+    assert clarify["TimeoutSeconds"] == config.processing.max_runtime_seconds + 1800
+    assert any(c["ErrorEquals"] == ["States.ALL"] for c in clarify["Catch"])
+
+
+def test_every_task_has_a_timeout_and_lambda_retries_skip_validation_errors(stage):
+    _, template, _ = stage
+    definition = definition_from_template(template)
+    tasks = {k: v for k, v in definition["States"].items() if v["Type"] == "Task"}
+    for state_name, state in tasks.items():
+        if "lambda:invoke" in state["Resource"]:
+            assert "TimeoutSeconds" in state, state_name
+            for retry in state.get("Retry", []):
+                assert not {"InputValidationError", "ClarifyOutputError", "States.ALL"} & set(retry["ErrorEquals"])
+
+
+def test_lambdas_get_the_contract_environment(stage):
+    name, template, _ = stage
+    config = load_stage(name)
+    functions = resources(template, "AWS::Lambda::Function")
+    ours = {k: v for k, v in functions.items() if k.startswith("Workflow")}
+    assert {v["Properties"]["Handler"] for v in ours.values()} == {
+        "prepare.handler.handler", "postprocess.handler.handler", "record_failure.handler.handler"
+    }  # fmt: skip
+    for fn in ours.values():
+        env = fn["Properties"]["Environment"]["Variables"]
+        assert json.loads(env["LABELS"]) == config.model.labels
+        assert env["MODEL_NAME"] == f"text-explainer-{name}"
+        assert env["DEFAULT_NUM_SAMPLES"] == str(config.clarify.num_samples)
+        assert fn["Properties"]["Runtime"] == "python3.11"
+        assert fn["Properties"]["TracingConfig"] == {"Mode": "Active"}

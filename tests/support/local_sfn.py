@@ -1,0 +1,192 @@
+"""Execute a synthesized Step Functions definition on this machine with moto's ASL interpreter.
+
+Task states can be bound to Python callables: Lambda tasks by the function's logical id (the real
+handlers), service integrations by ``"<service>:<apiAction>"`` (fakes shaped like the AWS API, e.g.
+DescribeProcessingJob). Everything else (Choice, Catch, Retry, JSONPath data flow) is moto's own.
+moto's interpreter internals are patched only while an execution runs; pin moto exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from unittest import mock
+
+import boto3
+from moto import mock_aws
+from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+    FailureEvent,
+    FailureEventException,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service,
+    state_task_service_callback,
+)
+from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+REGION, ACCOUNT = "eu-west-1", "111111111111"
+
+
+class TaskFailed(Exception):
+    """Raised by a service binding to fail its task with ``error`` and ``cause``, as AWS would."""
+
+    def __init__(self, error: str, cause: str):
+        super().__init__(f"{error}: {cause}")
+        self.error, self.cause = error, cause
+
+
+def _resolve(value, region: str, account: str, resources: dict):
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Ref" in value:
+        ref = value["Ref"]
+        return {"AWS::Partition": "aws", "AWS::Region": region, "AWS::AccountId": account,
+                "AWS::URLSuffix": "amazonaws.com"}.get(ref, ref)  # fmt: skip
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        logical_id, attribute = value["Fn::GetAtt"]
+        kind = resources.get(logical_id, {}).get("Type", "")
+        if kind == "AWS::Lambda::Function":
+            return f"arn:aws:lambda:{region}:{account}:function:{logical_id}"
+        if kind == "AWS::IAM::Role":
+            return f"arn:aws:iam::{account}:role/{logical_id}"
+        return f"arn:aws:fake:{region}:{account}:{logical_id}/{attribute}"
+    raise ValueError(f"cannot resolve {value!r} in a state machine definition")
+
+
+def definition_from_template(template: dict, region: str = REGION, account: str = ACCOUNT) -> dict:
+    """The state machine definition of a synthesized template, with references made concrete."""
+    resources = template["Resources"]
+    (machine,) = [r for r in resources.values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+    body = machine["Properties"]["DefinitionString"]
+    if isinstance(body, dict) and "Fn::Join" in body:
+        separator, parts = body["Fn::Join"]
+        body = separator.join(_resolve(p, region, account, resources) for p in parts)
+    return json.loads(body)
+
+
+@dataclass
+class Execution:
+    status: str
+    output: dict | None
+    error: str | None
+    cause: str | None
+    path: list[str]
+    calls: list[tuple[str, dict]] = field(default_factory=list)
+
+
+class LocalSfn:
+    def __init__(
+        self,
+        lambdas: dict[str, Callable[[dict], dict]] | None = None,
+        services: dict[str, Callable[[dict], dict]] | None = None,
+    ):
+        self.lambdas = lambdas or {}
+        self.services = services or {}
+        self.calls: list[tuple[str, dict]] = []
+
+    # -- the three seams --
+
+    def _invoke_lambda(self, parameters: dict, region, state_credentials):
+        name = parameters["FunctionName"].rsplit(":", 1)[-1]
+        payload = parameters.get("Payload")
+        event = json.loads(payload) if isinstance(payload, str | bytes) else payload
+        self.calls.append((name, event))
+        try:
+            return {"StatusCode": 200, "Payload": self.lambdas[name](event)}
+        except Exception as exc:  # what Lambda reports for an unhandled exception
+            return {
+                "StatusCode": 200,
+                "FunctionError": "Unhandled",
+                "Payload": {"errorType": type(exc).__name__, "errorMessage": str(exc)},
+            }
+
+    def _service_task(self, original):
+        outer = self
+
+        def eval_service_task(task, env, resource_runtime_part, normalised_parameters, state_credentials):
+            key = f"{task.resource.service_name}:{task.resource.api_action}"
+            if key not in outer.services:
+                return original(task, env, resource_runtime_part, normalised_parameters, state_credentials)
+            outer.calls.append((key, normalised_parameters))
+            try:
+                env.stack.append(outer.services[key](normalised_parameters))
+            except TaskFailed as exc:
+                raise FailureEventException(
+                    FailureEvent(
+                        env=env,
+                        error_name=CustomErrorName(exc.error),
+                        event_type=HistoryEventType.TaskFailed,
+                        event_details=EventDetails(
+                            taskFailedEventDetails=TaskFailedEventDetails(error=exc.error, cause=exc.cause)
+                        ),
+                    )
+                ) from None
+
+        return eval_service_task
+
+    def _integration_pattern(self, original):
+        outer = self
+
+        def eval_integration_pattern(task, env, **kwargs):
+            key = f"{task.resource.service_name}:{task.resource.api_action}"
+            if key in outer.services:
+                return None  # the binding already answered with the finished job
+            return original(task, env=env, **kwargs)
+
+        return eval_integration_pattern
+
+    def execute(self, definition: dict, execution_input: dict, name: str = "run", timeout: float = 60) -> Execution:
+        self.calls = []
+        base = state_task_service.StateTaskService
+        callback = state_task_service_callback.StateTaskServiceCallback
+        with ExitStack() as stack:
+            stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
+            stack.enter_context(mock.patch.object(lambda_eval_utils, "_invoke_lambda_function", self._invoke_lambda))
+            for cls in {base, callback, *_subclasses(base)}:
+                if "_eval_service_task" in cls.__dict__:
+                    stack.enter_context(
+                        mock.patch.object(
+                            cls, "_eval_service_task", self._service_task(cls.__dict__["_eval_service_task"])
+                        )
+                    )
+            stack.enter_context(
+                mock.patch.object(
+                    callback, "_eval_integration_pattern", self._integration_pattern(callback._eval_integration_pattern)
+                )
+            )
+            client = boto3.client("stepfunctions", region_name=REGION)
+            arn = client.create_state_machine(
+                name="local", definition=json.dumps(definition), roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn"
+            )["stateMachineArn"]
+            execution = client.start_execution(stateMachineArn=arn, name=name, input=json.dumps(execution_input))
+            deadline = time.monotonic() + timeout
+            while True:
+                described = client.describe_execution(executionArn=execution["executionArn"])
+                if described["status"] != "RUNNING" or time.monotonic() > deadline:
+                    break
+                time.sleep(0.005)
+            history = client.get_execution_history(executionArn=execution["executionArn"])["events"]
+        path = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+        output = described.get("output")
+        return Execution(
+            described["status"],
+            json.loads(output) if output else None,
+            described.get("error"),
+            described.get("cause"),
+            path,
+            list(self.calls),
+        )
+
+
+def _subclasses(cls) -> list[type]:
+    found = []
+    for sub in cls.__subclasses__():
+        found.append(sub)
+        found.extend(_subclasses(sub))
+    return found
