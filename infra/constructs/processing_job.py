@@ -45,7 +45,8 @@ class ProcessingJobTask(Construct):
         }
         if timeout_seconds:
             state["TimeoutSeconds"] = timeout_seconds
-        self.state = sfn.CustomState(self, "State", state_json=state)
+        # the state's name in the definition is this construct's id ("Clarify"), as for any other task
+        self.state = sfn.CustomState(self, id, state_json=state)
 
     def grant(self, role: iam.IRole) -> None:
         stack = Stack.of(self)

@@ -237,12 +237,22 @@ class ExplanationWorkflow(Construct):
 
     # ---- the state machine ----
 
-    def _lambda(self, name: str, fn: lambda_.IFunction, payload: sfn.TaskInput, result_path: str, minutes: int):
+    def _lambda(
+        self,
+        name: str,
+        fn: lambda_.IFunction,
+        payload: sfn.TaskInput | None,
+        result_path: str,
+        minutes: int,
+        input_path: str | None = None,
+    ):
+        # payload None: the function gets the state (or input_path's part of it) as its event
         task = tasks.LambdaInvoke(
             self,
             name,
             lambda_function=fn,
             payload=payload,
+            input_path=input_path,
             payload_response_only=True,
             result_path=result_path,
             retry_on_service_exceptions=False,
@@ -291,7 +301,7 @@ class ExplanationWorkflow(Construct):
             sfn.Fail(self, "Failed", error="ExplanationFailed", cause="see the run's manifest.json")
         )
 
-        prepare = self._lambda("Prepare", self.prepare_fn, sfn.TaskInput.from_json_path_at("$"), "$.prepare", 6)
+        prepare = self._lambda("Prepare", self.prepare_fn, None, "$.prepare", 6)
         prepare.add_catch(failure_chain, errors=["States.ALL"], result_path="$.error")
 
         p = "$.prepare"
@@ -345,9 +355,7 @@ class ExplanationWorkflow(Construct):
         )
         clarify.add_catch(failure_chain, errors=["States.ALL"], result_path="$.error")
 
-        postprocess = self._lambda(
-            "Postprocess", self.postprocess_fn, sfn.TaskInput.from_json_path_at(p), "$.result", 16
-        )
+        postprocess = self._lambda("Postprocess", self.postprocess_fn, None, "$.result", 16, input_path=p)
         postprocess.add_catch(failure_chain, errors=["States.ALL"], result_path="$.error")
         succeeded = self._event(
             "PublishSuccess",

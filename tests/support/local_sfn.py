@@ -23,10 +23,12 @@ from moto.stepfunctions.parser.asl.component.common.error_name.failure_event imp
     FailureEvent,
     FailureEventException,
 )
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service,
     state_task_service_callback,
+    state_task_service_factory,  # noqa: F401 - imports every service class, so all are patched
 )
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
@@ -120,7 +122,11 @@ class LocalSfn:
                 raise FailureEventException(
                     FailureEvent(
                         env=env,
-                        error_name=CustomErrorName(exc.error),
+                        error_name=(
+                            StatesErrorName.from_name(exc.error)
+                            if exc.error.startswith("States.")
+                            else CustomErrorName(exc.error)
+                        ),
                         event_type=HistoryEventType.TaskFailed,
                         event_details=EventDetails(
                             taskFailedEventDetails=TaskFailedEventDetails(error=exc.error, cause=exc.cause)
@@ -141,6 +147,16 @@ class LocalSfn:
 
         return eval_integration_pattern
 
+    def _pattern_check(self, original):
+        outer = self
+
+        def assert_supported(task):
+            if f"{task.resource.service_name}:{task.resource.api_action}" in outer.services:
+                return None  # a bound task completes synchronously: .sync needs no support from moto
+            return original(task)
+
+        return assert_supported
+
     def execute(self, definition: dict, execution_input: dict, name: str = "run", timeout: float = 60) -> Execution:
         self.calls = []
         base = state_task_service.StateTaskService
@@ -158,6 +174,13 @@ class LocalSfn:
             stack.enter_context(
                 mock.patch.object(
                     callback, "_eval_integration_pattern", self._integration_pattern(callback._eval_integration_pattern)
+                )
+            )
+            stack.enter_context(
+                mock.patch.object(
+                    callback,
+                    "_assert_integration_pattern_is_supported",
+                    self._pattern_check(callback._assert_integration_pattern_is_supported),
                 )
             )
             client = boto3.client("stepfunctions", region_name=REGION)

@@ -1,0 +1,239 @@
+"""The synthesized state machine executed on this machine: real handlers, real S3 API, a fake Clarify job.
+
+moto's interpreter runs the definition CDK produced; prepare, postprocess and record_failure are the
+real Lambda handlers talking to a moto S3 server on 127.0.0.1; the processing job is a fake that
+answers like DescribeProcessingJob and writes Clarify-format output, so postprocess really runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from explain_workflow import aws
+from explain_workflow.runs import RunLayout
+from explain_workflow.storage import read_bytes
+from infra.config import load_stage
+from infra.images import clarify_image_uri
+from tests.infra.conftest import resources
+from tests.support.clarify_output import known_run
+from tests.support.local_sfn import LocalSfn, TaskFailed, definition_from_template
+from tests.support.s3 import CREDENTIALS, moto_server, s3_client
+from tests.workflow.conftest import TEXTS, csv_bytes, write_clarify_output
+from tests.workflow.test_handlers_s3 import Context
+
+STAGE = "dev"
+
+
+@pytest.fixture(scope="module")
+def s3_url():
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def workflow(synthesized):
+    template = synthesized.templates[STAGE]
+    config = load_stage(STAGE)
+    functions = resources(template, "AWS::Lambda::Function")
+    by_handler = {f["Properties"].get("Handler"): logical_id for logical_id, f in functions.items()}
+    env = functions[by_handler["prepare.handler.handler"]]["Properties"]["Environment"]["Variables"]
+    return {
+        "definition": definition_from_template(template, config.region, config.account),
+        "config": config,
+        "ids": by_handler,
+        "env": {k: v for k, v in env.items() if isinstance(v, str)},
+    }
+
+
+@pytest.fixture
+def run(workflow, s3_url, monkeypatch):
+    """A LocalSfn bound to the real handlers, with a fresh pair of buckets."""
+    for key, value in (CREDENTIALS | workflow["env"]).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("RESULTS_BUCKET", "results")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_url)
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    aws.settings.cache_clear()
+    aws.storage.cache_clear()
+    client = s3_client(s3_url)
+    for bucket in ("input", "results"):
+        client.create_bucket(Bucket=bucket)
+
+    from postprocess.handler import handler as postprocess
+    from prepare.handler import handler as prepare
+    from record_failure.handler import handler as record_failure
+
+    state = {"events": [], "clarify": None, "prepare_failures": 0}
+
+    def fake_clarify(params: dict) -> dict:
+        """Completes like a Clarify job: writes Clarify's files under the output URI, answers DescribeProcessingJob."""
+        if state["clarify"] is not None:
+            return state["clarify"](params)
+        output = params["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
+        run_id = output.split("/")[-3]
+        layout = RunLayout("results", run_id)
+        rows = list(csv.reader(io.StringIO(read_bytes(aws.storage(), "results", layout.dataset_key).decode())))
+        write_clarify_output(
+            aws.storage(), layout, known_run([r[1] for r in rows], json.loads(workflow["env"]["LABELS"]))
+        )
+        return describe(params, "Completed")
+
+    def put_events(params: dict) -> dict:
+        state["events"].extend(params["Entries"])
+        return {"Entries": [{"EventId": str(len(state["events"]))}], "FailedEntryCount": 0}
+
+    def flaky_prepare(event):
+        if state["prepare_failures"]:
+            state["prepare_failures"] -= 1
+            raise type("Lambda.TooManyRequestsException", (Exception,), {})("Rate exceeded")
+        return prepare(event, Context())
+
+    ids = workflow["ids"]
+    sfn = LocalSfn(
+        lambdas={
+            ids["prepare.handler.handler"]: flaky_prepare,
+            ids["postprocess.handler.handler"]: lambda e: postprocess(e, Context()),
+            ids["record_failure.handler.handler"]: lambda e: record_failure(e, Context()),
+        },
+        services={"sagemaker:createProcessingJob": fake_clarify, "events:putEvents": put_events},
+    )
+
+    def execute(request: dict, name: str = "run"):
+        return sfn.execute(workflow["definition"], request, name=name)
+
+    yield execute, client, state
+    for bucket in ("input", "results"):
+        for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket):
+            for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                client.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
+        client.delete_bucket(Bucket=bucket)
+    aws.settings.cache_clear()
+    aws.storage.cache_clear()
+
+
+def describe(params: dict, status: str, reason: str | None = None) -> dict:
+    """The fields of a DescribeProcessingJob response that the workflow reads, JSON-serialisable."""
+    answer = {
+        "ProcessingJobName": params["ProcessingJobName"],
+        "ProcessingJobArn": f"arn:aws:sagemaker:eu-west-1:111111111111:processing-job/{params['ProcessingJobName']}",
+        "ProcessingJobStatus": status,
+        "ProcessingInputs": params["ProcessingInputs"],
+        "ProcessingOutputConfig": params["ProcessingOutputConfig"],
+        "ProcessingResources": params["ProcessingResources"],
+        "StoppingCondition": params["StoppingCondition"],
+        "AppSpecification": params["AppSpecification"],
+        "RoleArn": params["RoleArn"],
+        "CreationTime": "2026-11-24T00:00:00Z",
+    }
+    if reason:
+        answer["FailureReason"] = reason
+    return answer
+
+
+def upload(client, key: str, body: bytes) -> dict:
+    client.put_object(Bucket="input", Key=key, Body=body)
+    head = client.head_object(Bucket="input", Key=key)
+    return {"bucket": "input", "key": key, "version_id": head.get("VersionId", ""), "etag": head["ETag"].strip('"')}
+
+
+def detail_of(event: dict) -> dict:
+    detail = event["Detail"]
+    return json.loads(detail) if isinstance(detail, str) else detail
+
+
+def manifest(client, run_id: str) -> dict:
+    return json.loads(client.get_object(Bucket="results", Key=f"runs/{run_id}/manifest.json")["Body"].read())
+
+
+def test_success_path_and_the_parameters_each_task_received(run, workflow):
+    execute, client, state = run
+    result = execute(upload(client, "incoming/good.csv", csv_bytes(TEXTS)))
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert result.path == ["Prepare", "AlreadyDone?", "Clarify", "Postprocess", "PublishSuccess", "Done"]
+    prepared = result.output["prepare"]
+    (job,) = [params for name, params in result.calls if name == "sagemaker:createProcessingJob"]
+    config = workflow["config"]
+    assert job["ProcessingJobName"] == prepared["job_name"]
+    assert job["AppSpecification"]["ImageUri"] == clarify_image_uri(config.region)
+    assert job["RoleArn"].split("/")[-1].startswith("WorkflowClarifyJobRole")
+    assert job["ProcessingInputs"][0]["S3Input"]["S3Uri"] == prepared["dataset_s3_uri"]
+    assert job["ProcessingInputs"][1]["S3Input"]["S3Uri"] == prepared["config_s3_uri"]
+    assert job["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"] == prepared["output_s3_uri"]
+    assert job["ProcessingResources"]["ClusterConfig"]["InstanceType"] == config.processing.instance_type
+    assert job["StoppingCondition"]["MaxRuntimeInSeconds"] == config.processing.max_runtime_seconds
+    assert result.output["result"]["status"] == "SUCCEEDED"
+    assert manifest(client, prepared["run_id"])["status"] == "SUCCEEDED"
+    (event,) = state["events"]
+    assert event["DetailType"] == "Explanation Succeeded"
+    assert detail_of(event)["run_id"] == prepared["run_id"]
+
+
+def test_duplicate_request_starts_no_second_job(run):
+    execute, client, _ = run
+    request = upload(client, "incoming/twice.csv", csv_bytes(TEXTS))
+    assert execute(request, name="first").status == "SUCCEEDED"
+    again = execute(request, name="second")
+    assert again.status == "SUCCEEDED"
+    assert again.path == ["Prepare", "AlreadyDone?", "AlreadyDone"]
+    assert not [c for c in again.calls if c[0] == "sagemaker:createProcessingJob"]
+
+
+def test_bad_input_fails_visibly_with_a_failed_manifest_and_event(run):
+    execute, client, state = run
+    result = execute(upload(client, "incoming/bad.csv", b"label,body\nx,y\n"))
+    assert result.status == "FAILED"
+    assert result.error == "ExplanationFailed"
+    assert result.path == ["Prepare", "RecordFailure", "PublishFailure", "Failed"]
+    failure = result.output if result.output else None
+    assert failure is None  # a failed execution has no output; the manifest and the event say why
+    (event,) = state["events"]
+    detail = detail_of(event)
+    assert event["DetailType"] == "Explanation Failed"
+    assert "no column named 'text'" in detail["reason"]
+    assert manifest(client, detail["run_id"])["reason"].startswith("no column named 'text'")
+
+
+def test_clarify_job_failure_is_recorded(run):
+    execute, client, state = run
+    state["clarify"] = lambda params: (_ for _ in ()).throw(
+        TaskFailed("States.TaskFailed", json.dumps(describe(params, "Failed", "ClientError: endpoint failed")))
+    )
+    result = execute(upload(client, "incoming/clarify-fails.csv", csv_bytes(TEXTS)))
+    assert result.status == "FAILED"
+    assert result.path == ["Prepare", "AlreadyDone?", "Clarify", "RecordFailure", "PublishFailure", "Failed"]
+    detail = detail_of(state["events"][0])
+    assert detail["reason"] == "States.TaskFailed: ClientError: endpoint failed"
+    assert manifest(client, detail["run_id"])["status"] == "FAILED"
+
+
+def test_truncated_clarify_output_fails_in_postprocess(run, workflow):
+    execute, client, state = run
+
+    def truncated(params):
+        run_id = params["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"].split("/")[-3]
+        layout = RunLayout("results", run_id)
+        write_clarify_output(aws.storage(), layout, known_run(TEXTS[:2], json.loads(workflow["env"]["LABELS"])))
+        return describe(params, "Completed")
+
+    state["clarify"] = truncated
+    result = execute(upload(client, "incoming/truncated.csv", csv_bytes(TEXTS)))
+    assert result.status == "FAILED"
+    assert result.path[-4:] == ["Postprocess", "RecordFailure", "PublishFailure", "Failed"]
+    detail = detail_of(state["events"][0])
+    written = manifest(client, detail["run_id"])
+    assert written["stage"] == "postprocess"  # record_failure kept postprocess's own, more precise manifest
+    assert "ends after 2 lines" in written["reason"]
+    assert not client.list_objects_v2(Bucket="results", Prefix=f"runs/{detail['run_id']}/results/").get("KeyCount")
+
+
+def test_throttled_prepare_is_retried_then_succeeds(run):
+    execute, client, state = run
+    state["prepare_failures"] = 1
+    result = execute(upload(client, "incoming/retry.csv", csv_bytes(TEXTS)))
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    prepare_calls = [c for c in result.calls if c[0].startswith("WorkflowPrepareFn")]
+    assert len(prepare_calls) == 2
