@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import logging
 import random
 import tarfile
 import tempfile
@@ -19,6 +20,7 @@ from pathlib import Path
 from fasttext_server.normalize import normalize
 
 LABEL_PREFIX = "__label__"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -60,20 +62,34 @@ def train(pairs: Iterable[tuple[str, str]], hp: Hyperparameters | None = None):
     hp = hp or Hyperparameters()
     with tempfile.TemporaryDirectory(prefix="fasttext-train-") as tmp:
         data = write_training_file(pairs, Path(tmp) / "train.txt")
-        return fasttext.train_supervised(
-            input=str(data),
-            epoch=hp.epoch,
-            lr=hp.lr,
-            dim=hp.dim,
-            wordNgrams=hp.word_ngrams,
-            minCount=hp.min_count,
-            loss=hp.loss,
-            bucket=hp.bucket,
-            thread=hp.thread,
-            seed=hp.seed,
-            verbose=0,
-            **hp.extra,
-        )
+        lr = hp.lr
+        for attempt in range(4):
+            try:
+                return _train_file(fasttext, data, hp, lr)
+            except RuntimeError as exc:
+                # fastText stops with "Encountered NaN" when the learning rate diverges: back off, as a person would
+                if "NaN" not in str(exc) or attempt == 3:
+                    raise
+                log.warning("fastText diverged at lr=%s; retrying at lr=%s", lr, lr / 2)
+                lr /= 2
+    raise AssertionError("unreachable")
+
+
+def _train_file(fasttext, data: Path, hp: Hyperparameters, lr: float):
+    return fasttext.train_supervised(
+        input=str(data),
+        epoch=hp.epoch,
+        lr=lr,
+        dim=hp.dim,
+        wordNgrams=hp.word_ngrams,
+        minCount=hp.min_count,
+        loss=hp.loss,
+        bucket=hp.bucket,
+        thread=hp.thread,
+        seed=hp.seed,
+        verbose=0,
+        **hp.extra,
+    )
 
 
 def model_labels(model) -> list[str]:
