@@ -36,3 +36,14 @@ def trained_model(tmp_path_factory, corpus) -> TrainedModel:
     model.save_model(str(model_file))
     tarball = training.package(model_file, root / "model.tar.gz")
     return TrainedModel(model_dir, model_file, tarball, sorted(training.model_labels(model)), model)
+
+
+@pytest.fixture(scope="session")
+def built_image() -> str:
+    """The image built from container/ by scripts/image.sh (podman); skips where images cannot be built."""
+    from tests.support import image
+
+    built = image.build()
+    if built is None:
+        pytest.skip("container images cannot be built on this machine (run scripts/image.sh check to see why)")
+    return built

@@ -1,4 +1,5 @@
-"""The container tests talk HTTP to a base URL: the real ``serve`` program on 127.0.0.1.
+"""The container tests talk HTTP to a base URL, twice: the ``serve`` program as a local process, and
+the real image built from container/ (podman), both on 127.0.0.1.
 
 ``served_labels`` is deliberately not the model's own order, so every test also checks that
 answers follow LABELS.
@@ -16,10 +17,18 @@ def served_labels(trained_model) -> list[str]:
     return list(reversed(trained_model.labels))
 
 
-@pytest.fixture(scope="session")
-def server(trained_model, served_labels):
-    with ServeProcess(trained_model.model_dir, served_labels, workers=2) as process:
-        yield process
+@pytest.fixture(scope="session", params=["process", "image"])
+def server(request, trained_model, served_labels, tmp_path_factory):
+    if request.param == "process":
+        with ServeProcess(trained_model.model_dir, served_labels, workers=2) as process:
+            yield process
+        return
+    from tests.support.image import ImageServer, readable_copy
+
+    request.getfixturevalue("built_image")
+    model_dir = readable_copy(trained_model.model_dir, tmp_path_factory.mktemp("image-model") / "model")
+    with ImageServer(model_dir, served_labels, workers=2) as container:
+        yield container
 
 
 @pytest.fixture(scope="session")

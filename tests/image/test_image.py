@@ -1,0 +1,71 @@
+"""Checks only the real image can answer: start-up, size, user, ports, and a clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import requests
+
+from tests.support.image import ImageServer, podman, readable_copy
+
+pytestmark = pytest.mark.image
+
+
+@pytest.fixture(scope="module")
+def model_dir(trained_model, tmp_path_factory):
+    return readable_copy(trained_model.model_dir, tmp_path_factory.mktemp("image-only") / "model")
+
+
+@pytest.fixture(scope="module")
+def running(built_image, model_dir, trained_model):
+    with ImageServer(model_dir, trained_model.labels) as server:
+        yield server
+
+
+def test_starts_to_a_healthy_ping_quickly_and_answers(running, trained_model):
+    assert running.startup_seconds < 30
+    body = '"a river and a lake"\n'
+    resp = requests.post(running.url + "/invocations", data=body, headers={"Content-Type": "text/csv"}, timeout=10)
+    assert resp.status_code == 200
+    assert json.loads(resp.text)["label"] == "NaturalPlace"
+
+
+def test_image_is_small_enough_and_labelled_for_pipelines(built_image):
+    info = json.loads(podman("image", "inspect", built_image).stdout)[0]
+    assert info["Size"] < 700 * 1024 * 1024, info["Size"]
+    assert info["Config"]["Labels"]["com.amazonaws.sagemaker.capabilities.accept-bind-to-port"] == "true"
+    assert info["Config"]["User"] == "10001"
+
+
+def test_runs_as_non_root_and_listens_only_on_8080(running):
+    assert podman("exec", running.name, "id", "-u").stdout.strip() == "10001"
+    tcp = podman("exec", running.name, "cat", "/proc/net/tcp", "/proc/net/tcp6").stdout.splitlines()
+    listening = {int(line.split()[1].rsplit(":", 1)[1], 16) for line in tcp[1:] if line.split()[3:4] == ["0A"]}
+    assert listening == {8080}
+
+
+def test_bind_to_port_is_honoured(built_image, model_dir, trained_model):
+    env = {"SAGEMAKER_BIND_TO_PORT": "9090"}
+    with ImageServer(model_dir, trained_model.labels, env=env, container_port=9090) as server:
+        assert server.healthy()
+
+
+def test_sigterm_stops_cleanly_within_the_timeout(built_image, model_dir, trained_model):
+    with ImageServer(model_dir, trained_model.labels) as server:
+        started = time.monotonic()
+        podman("stop", "-t", "30", server.name)
+        elapsed = time.monotonic() - started
+        state = json.loads(podman("inspect", server.name).stdout)[0]["State"]
+    assert state["ExitCode"] == 0
+    assert elapsed < 25
+
+
+def test_label_mismatch_refuses_to_start(built_image, model_dir, trained_model):
+    server = ImageServer(model_dir, [*trained_model.labels[1:], "Dinosaur"])
+    try:
+        with pytest.raises(RuntimeError, match="not in the model \\['Dinosaur'\\]"):
+            server.start(timeout=20)
+    finally:
+        server.remove()
