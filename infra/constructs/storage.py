@@ -39,30 +39,26 @@ class ExplanationStorage(Construct):
             ],
             **common,
         )
+        data = {
+            **common,
+            "encryption": s3.BucketEncryption.KMS,
+            "encryption_key": self.key,
+            "bucket_key_enabled": True,
+            "versioned": True,
+            "server_access_logs_bucket": self.access_logs,
+        }
+        abort_uploads = s3.LifecycleRule(abort_incomplete_multipart_upload_after=Duration.days(7))
         self.input_bucket = s3.Bucket(
             self,
             "Input",
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=self.key,
-            bucket_key_enabled=True,
-            versioned=True,
             event_bridge_enabled=True,
-            server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="input/",
-            lifecycle_rules=[
-                s3.LifecycleRule(noncurrent_version_expiration=Duration.days(30)),
-                s3.LifecycleRule(abort_incomplete_multipart_upload_after=Duration.days(7)),
-            ],
-            **common,
+            lifecycle_rules=[s3.LifecycleRule(noncurrent_version_expiration=Duration.days(30)), abort_uploads],
+            **data,
         )
         self.results_bucket = s3.Bucket(
             self,
             "Results",
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=self.key,
-            bucket_key_enabled=True,
-            versioned=True,
-            server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="results/",
             lifecycle_rules=[
                 s3.LifecycleRule(
@@ -70,7 +66,7 @@ class ExplanationStorage(Construct):
                     expiration=Duration.days(results_expire_days),
                     noncurrent_version_expiration=Duration.days(7),
                 ),
-                s3.LifecycleRule(abort_incomplete_multipart_upload_after=Duration.days(7)),
+                abort_uploads,
             ],
-            **common,
+            **data,
         )

@@ -19,19 +19,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from explain_workflow.errors import ClarifyOutputError
+
 SHAP_DIR = "explanations_shap/"
 OUT_FILE = SHAP_DIR + "out.jsonl"
 ANALYSIS_FILE = "analysis.json"
-
-
-class ClarifyOutputError(ValueError):
-    """Clarify's output is missing, truncated or malformed; ``where`` says where."""
-
-    def __init__(self, reason: str, **where: int | str):
-        self.reason = reason
-        self.where = {k: v for k, v in where.items() if v is not None}
-        place = ", ".join(f"{k} {v}" for k, v in self.where.items())
-        super().__init__(f"{reason} ({place})" if place else reason)
 
 
 @dataclass(frozen=True)

@@ -15,20 +15,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from explain_workflow.errors import InputValidationError
 from explain_workflow.settings import Limits
 
 FROZEN_HEADERS = ["row_id", "text"]
 _CHUNK = 1 << 16
-
-
-class InputValidationError(ValueError):
-    """The user's input cannot be explained as it is; ``where`` says where the problem is."""
-
-    def __init__(self, reason: str, **where: int | str):
-        self.reason = reason
-        self.where = {k: v for k, v in where.items() if v is not None}
-        place = ", ".join(f"{k} {v}" for k, v in self.where.items())
-        super().__init__(f"{reason} ({place})" if place else reason)
 
 
 @dataclass(frozen=True)
