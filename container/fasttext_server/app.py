@@ -10,13 +10,8 @@ import logging
 
 import orjson
 
-from fasttext_server.codec import (
-    RequestError,
-    ResponseEncoder,
-    choose_accept,
-    decode_request,
-)
-from fasttext_server.model import Classifier
+from fasttext_server.codec import RequestError
+from fasttext_server.modes import Invoke
 
 log = logging.getLogger("fasttext_server")
 
@@ -33,11 +28,10 @@ _STATUS = {
 
 
 class InferenceApp:
-    """WSGI application over one loaded ``Classifier``."""
+    """WSGI application over one ``invoke`` function (see ``modes``)."""
 
-    def __init__(self, classifier: Classifier, max_payload_bytes: int, workers: int = 1):
-        self.classifier = classifier
-        self.encoder = ResponseEncoder(classifier.labels)
+    def __init__(self, invoke: Invoke, max_payload_bytes: int, workers: int = 1):
+        self.invoke = invoke
         self.max_payload_bytes = max_payload_bytes
         self._execution_parameters = orjson.dumps(
             {
@@ -77,11 +71,7 @@ class InferenceApp:
             raise RequestError(405, "method_not_allowed", f"{method} is not allowed here; use {allowed}")
 
     def _invoke(self, environ) -> tuple[int, bytes, str]:
-        accept = choose_accept(environ.get("HTTP_ACCEPT"))
-        body = self._read_body(environ)
-        texts = decode_request(body, environ.get("CONTENT_TYPE"))
-        probs = self.classifier.predict(texts)
-        return 200, self.encoder.encode(probs, accept), accept
+        return self.invoke(self._read_body(environ), environ.get("CONTENT_TYPE"), environ.get("HTTP_ACCEPT"))
 
     def _read_body(self, environ) -> bytes:
         limit = self.max_payload_bytes

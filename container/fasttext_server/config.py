@@ -22,6 +22,7 @@ class ServerConfig:
     timeout: int = 60
     max_payload_bytes: int = 6 * 1024 * 1024
     log_level: str = "info"
+    mode: str = "model"  # model | blazingtext | pre-adapter | post-adapter (Option A pipelines)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServerConfig:
@@ -35,6 +36,7 @@ class ServerConfig:
             timeout=_int(env, "SAGEMAKER_MODEL_SERVER_TIMEOUT", cls.timeout, 1, 3600),
             max_payload_bytes=_int(env, "MAX_PAYLOAD_BYTES", cls.max_payload_bytes, 1, 1 << 31),
             log_level=env.get("LOG_LEVEL", cls.log_level).lower(),
+            mode=_mode(env.get("SERVE_MODE", cls.mode)),
         )
 
 
@@ -60,4 +62,13 @@ def _labels(raw: str | None) -> list[str] | None:
         raise ConfigError(f'LABELS is not JSON ({exc}); expected a list such as ["a", "b"]') from None
     if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
         raise ConfigError(f"LABELS must be a non-empty JSON list of non-empty strings, got {raw!r}")
+    return value
+
+
+def _mode(raw: str) -> str:
+    from fasttext_server.modes import MODES
+
+    value = raw.strip().lower()
+    if value not in MODES:
+        raise ConfigError(f"SERVE_MODE={raw!r} is not one of {list(MODES)}")
     return value

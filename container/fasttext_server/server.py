@@ -12,6 +12,7 @@ import sys
 
 from gunicorn.app.base import BaseApplication
 
+from fasttext_server import modes
 from fasttext_server.app import InferenceApp
 from fasttext_server.config import ConfigError, ServerConfig
 from fasttext_server.model import Classifier, ModelError
@@ -47,17 +48,26 @@ class _Gunicorn(BaseApplication):
         return self._app
 
 
+def _invoke_for(config: ServerConfig) -> modes.Invoke:
+    if config.mode not in modes.NEEDS_MODEL:
+        if config.labels is None:
+            raise ConfigError(f"SERVE_MODE={config.mode} needs LABELS: the answer order of the pipeline")
+        return modes.pre_adapter(config.labels) if config.mode == "pre-adapter" else modes.post_adapter(config.labels)
+    classifier = Classifier.load(config.model_dir, config.labels)
+    if config.labels is None:
+        log.info("LABELS is not set; answering in sorted label order %s", classifier.labels)
+    return modes.model(classifier) if config.mode == "model" else modes.blazingtext(classifier)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
     try:
         config = ServerConfig.from_env()
-        classifier = Classifier.load(config.model_dir, config.labels)
+        invoke = _invoke_for(config)
     except (ConfigError, ModelError) as exc:
         log.error("cannot start: %s", exc)
         return 2
-    if config.labels is None:
-        log.info("LABELS is not set; answering in sorted label order %s", classifier.labels)
-    app = InferenceApp(classifier, config.max_payload_bytes, config.workers)
-    log.info("serving on %s:%d with %d workers", config.host, config.port, config.workers)
+    app = InferenceApp(invoke, config.max_payload_bytes, config.workers)
+    log.info("serving (%s) on %s:%d with %d workers", config.mode, config.host, config.port, config.workers)
     _Gunicorn(app, config).run()
     return 0
