@@ -71,6 +71,20 @@ class ModelSettings(_Strict):
         return self
 
 
+class HostingSettings(_Strict):
+    """How Clarify reaches the model (docs/hosting.md).
+
+    mode "byoc": our container serves the model; "pipeline": AWS's built-in BlazingText container between our
+    pre- and post-adapters (Option A). endpoint_name: Clarify uses this existing endpoint instead of a temporary
+    one. online_explainer: also deploy an endpoint that explains each request (SageMaker Clarify online).
+    """
+
+    mode: Literal["byoc", "pipeline"] = "byoc"
+    endpoint_name: str | None = Field(None, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+    online_explainer: bool = False
+    online_instance_type: str = "ml.m5.xlarge"
+
+
 class ProcessingSettings(_Strict):
     instance_type: str = "ml.m5.xlarge"
     instance_count: int = Field(1, ge=1)
@@ -86,6 +100,7 @@ class StageConfig(_Strict):
     clarify: ClarifySettings = ClarifySettings()
     limits: Limits = Limits()
     processing: ProcessingSettings = ProcessingSettings()
+    hosting: HostingSettings = HostingSettings()
     retain_data: bool = True  # prod keeps buckets and keys when the stack is deleted
     results_expire_days: int = Field(90, ge=1)
     log_retention_days: int = 90

@@ -17,12 +17,36 @@ CLARIFY_REGISTRIES = {
 }  # fmt: skip
 
 
+# The account that hosts the built-in BlazingText image (blazingtext:1) in each region.
+BLAZINGTEXT_REGISTRIES = {
+    "af-south-1": "455444449433", "ap-east-1": "286214385809", "ap-northeast-1": "501404015308",
+    "ap-northeast-2": "306986355934", "ap-northeast-3": "867004704886", "ap-south-1": "991648021394",
+    "ap-south-2": "628508329040", "ap-southeast-1": "475088953585", "ap-southeast-2": "544295431143",
+    "ap-southeast-3": "951798379941", "ap-southeast-4": "106583098589", "ca-central-1": "469771592824",
+    "ca-west-1": "190319476487", "cn-north-1": "390948362332", "cn-northwest-1": "387376663083",
+    "eu-central-1": "813361260812", "eu-central-2": "680994064768", "eu-north-1": "669576153137",
+    "eu-south-1": "257386234256", "eu-south-2": "104374241257", "eu-west-1": "685385470294",
+    "eu-west-2": "644912444149", "eu-west-3": "749696950732", "il-central-1": "898809789911",
+    "me-central-1": "272398656194", "me-south-1": "249704162688", "sa-east-1": "855470959533",
+    "us-east-1": "811284229777", "us-east-2": "825641698319", "us-gov-east-1": "237065988967",
+    "us-gov-west-1": "226302683700", "us-iso-east-1": "490574956308", "us-isob-east-1": "765400339828",
+    "us-isof-east-1": "108575199400", "us-isof-south-1": "124985052026", "us-west-1": "632365934929",
+    "us-west-2": "433757028032",
+}  # fmt: skip
+
+
 def ecr_domain(region: str) -> str:
-    if region.startswith("cn-"):
-        return "amazonaws.com.cn"
-    if region.startswith("us-isof-"):
-        return "csp.hci.ic.gov"
+    for prefix, domain in (("cn-", "amazonaws.com.cn"), ("us-isof-", "csp.hci.ic.gov"), ("us-isob-", "sc2s.sgov.gov"),
+                           ("us-iso-", "c2s.ic.gov")):  # fmt: skip
+        if region.startswith(prefix):
+            return domain
     return "amazonaws.com"
+
+
+def blazingtext_image_uri(region: str) -> str:
+    if region not in BLAZINGTEXT_REGISTRIES:
+        raise ValueError(f"BlazingText is not available in {region}; regions: {sorted(BLAZINGTEXT_REGISTRIES)}")
+    return f"{BLAZINGTEXT_REGISTRIES[region]}.dkr.ecr.{region}.{ecr_domain(region)}/blazingtext:1"
 
 
 def clarify_image_uri(region: str) -> str:

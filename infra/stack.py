@@ -8,6 +8,7 @@ from constructs import Construct
 from infra.config import StageConfig
 from infra.constructs.model import ModelHosting
 from infra.constructs.monitoring import Monitoring
+from infra.constructs.online import OnlineExplainer
 from infra.constructs.storage import ExplanationStorage
 from infra.constructs.triggers import UploadTrigger
 from infra.constructs.workflow import ExplanationWorkflow
@@ -26,9 +27,12 @@ class TextExplanationStack(Stack):
             self,
             "Hosting",
             settings=config.model,
+            hosting=config.hosting,
             retain=config.retain_data,
             model_name=f"text-explainer-{config.stage}",
         )
+        if config.hosting.online_explainer:
+            self.online = OnlineExplainer(self, "Online", config=config, model=self.hosting.model, key=self.storage.key)
         model_arn = self.format_arn(service="sagemaker", resource="model", resource_name=self.hosting.model_name)
         self.workflow = ExplanationWorkflow(
             self,

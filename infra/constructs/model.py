@@ -13,7 +13,8 @@ from aws_cdk import aws_sagemaker as sagemaker
 from cdk_nag import NagSuppressions
 from constructs import Construct
 
-from infra.config import ROOT, ModelSettings
+from infra.config import ROOT, HostingSettings, ModelSettings
+from infra.images import blazingtext_image_uri
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -24,7 +25,16 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
 class ModelHosting(Construct):
     """ECR repository (immutable tags, scan on push), the BYOC image, and a network-isolated model."""
 
-    def __init__(self, scope: Construct, id: str, *, settings: ModelSettings, retain: bool, model_name: str):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        settings: ModelSettings,
+        hosting: HostingSettings,
+        retain: bool,
+        model_name: str,
+    ):
         super().__init__(scope, id)
         # a fixed, lower-case name: the workflow's analysis config and the job role's IAM refer to it
         self.model_name = model_name
@@ -86,17 +96,35 @@ class ModelHosting(Construct):
                 resources=[log_groups, f"{log_groups}:log-stream:*"],
             )
         )
+        labels = json.dumps(settings.labels)
+        if hosting.mode == "byoc":
+            containers = {
+                "primary_container": sagemaker.CfnModel.ContainerDefinitionProperty(
+                    image=image, model_data_url=model_data_url, environment={"LABELS": labels}
+                )
+            }
+        else:  # Option A: our adapters around AWS's built-in BlazingText container, in series
+            containers = {
+                "containers": [
+                    sagemaker.CfnModel.ContainerDefinitionProperty(
+                        image=image, environment={"SERVE_MODE": "pre-adapter", "LABELS": labels}
+                    ),
+                    sagemaker.CfnModel.ContainerDefinitionProperty(
+                        image=blazingtext_image_uri(stack.region), model_data_url=model_data_url
+                    ),
+                    sagemaker.CfnModel.ContainerDefinitionProperty(
+                        image=image, environment={"SERVE_MODE": "post-adapter", "LABELS": labels}
+                    ),
+                ],
+                "inference_execution_config": sagemaker.CfnModel.InferenceExecutionConfigProperty(mode="Serial"),
+            }
         self.model = sagemaker.CfnModel(
             self,
             "Model",
             model_name=model_name,
             execution_role_arn=self.role.role_arn,
             enable_network_isolation=True,
-            primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
-                image=image,
-                model_data_url=model_data_url,
-                environment={"LABELS": json.dumps(settings.labels)},
-            ),
+            **containers,
         )
         # the role must hold its permissions before SageMaker checks image and artifact access
         self.model.node.add_dependency(self.role.node.find_child("DefaultPolicy"))

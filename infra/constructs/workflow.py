@@ -59,6 +59,7 @@ class ExplanationWorkflow(Construct):
             "RESULTS_BUCKET": results_bucket.bucket_name,
             "LABELS": json.dumps(config.model.labels),
             "MODEL_NAME": model_name,
+            **({"ENDPOINT_NAME": config.hosting.endpoint_name} if config.hosting.endpoint_name else {}),
             "ENDPOINT_INSTANCE_TYPE": config.model.endpoint_instance_type,
             "ENDPOINT_INSTANCE_COUNT": str(config.model.endpoint_instance_count),
             "DEFAULT_GRANULARITY": config.clarify.granularity,
@@ -193,26 +194,38 @@ class ExplanationWorkflow(Construct):
             )
         )
         role.add_to_policy(use_key(key, "kms:CreateGrant", "kms:DescribeKey"))
-        temporary = [
-            stack.format_arn(service="sagemaker", resource=kind, resource_name="sm-clarify-*")
-            for kind in ("endpoint", "endpoint-config")
-        ]
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="TemporaryEndpoints",
-                actions=[
-                    "sagemaker:CreateEndpointConfig",
-                    "sagemaker:DescribeEndpointConfig",
-                    "sagemaker:DeleteEndpointConfig",
-                    "sagemaker:CreateEndpoint",
-                    "sagemaker:DescribeEndpoint",
-                    "sagemaker:DeleteEndpoint",
-                    "sagemaker:InvokeEndpoint",
-                    "sagemaker:AddTags",
-                ],
-                resources=temporary,
+        if self.config.hosting.endpoint_name:  # an existing endpoint: invoke it, create nothing
+            endpoint = stack.format_arn(
+                service="sagemaker", resource="endpoint", resource_name=self.config.hosting.endpoint_name.lower()
             )
-        )
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="ExistingEndpoint",
+                    actions=["sagemaker:InvokeEndpoint", "sagemaker:DescribeEndpoint"],
+                    resources=[endpoint],
+                )
+            )
+        else:
+            temporary = [
+                stack.format_arn(service="sagemaker", resource=kind, resource_name="sm-clarify-*")
+                for kind in ("endpoint", "endpoint-config")
+            ]
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="TemporaryEndpoints",
+                    actions=[
+                        "sagemaker:CreateEndpointConfig",
+                        "sagemaker:DescribeEndpointConfig",
+                        "sagemaker:DeleteEndpointConfig",
+                        "sagemaker:CreateEndpoint",
+                        "sagemaker:DescribeEndpoint",
+                        "sagemaker:DeleteEndpoint",
+                        "sagemaker:InvokeEndpoint",
+                        "sagemaker:AddTags",
+                    ],
+                    resources=temporary,
+                )
+            )
         role.add_to_policy(iam.PolicyStatement(actions=["sagemaker:DescribeModel"], resources=[model_arn]))
         job_logs = stack.format_arn(
             service="logs",

@@ -11,7 +11,7 @@ import pytest
 
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
-STAGES = ["dev", "prod"]
+STAGES = ["dev", "staging", "prod"]
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from aws_cdk.assertions import Annotations, Match
 from explain_workflow import analysis_config
 from explain_workflow.settings import WorkflowSettings
 from infra.config import ConfigError, load_stage
-from infra.images import CLARIFY_REGISTRIES, clarify_image_uri
+from infra.images import BLAZINGTEXT_REGISTRIES, CLARIFY_REGISTRIES, blazingtext_image_uri, clarify_image_uri
 from tests.infra.conftest import STAGES, resources
 
 
@@ -47,6 +47,16 @@ def test_cfn_lint_finds_no_errors(synthesized):
     assert errors == []
 
 
+def test_blazingtext_image_map_equals_the_sagemaker_sdk_for_every_region():
+    from sagemaker.core import image_uris
+    from sagemaker.core.image_uris import config_for_framework
+
+    sdk_regions = sorted(config_for_framework("blazingtext")["versions"]["1"]["registries"])
+    assert sorted(BLAZINGTEXT_REGISTRIES) == sdk_regions
+    for region in sdk_regions:
+        assert blazingtext_image_uri(region) == image_uris.retrieve("blazingtext", region), region
+
+
 def test_clarify_image_map_equals_the_sagemaker_sdk_for_every_region():
     from sagemaker.core import image_uris
     from sagemaker.core.image_uris import config_for_framework
@@ -73,8 +83,13 @@ def test_the_workflow_analysis_config_passes_the_sdk_schema(synthesized, stage):
     settings = WorkflowSettings.from_env(env)
     config = analysis_config.build(settings, settings.defaults, endpoint_name_prefix="sm-clarify-run")
     ANALYSIS_CONFIG_SCHEMA_V1_0.validate(config)
-    assert config["predictor"]["model_name"] == f"text-explainer-{stage}"
-    assert config["predictor"]["label_headers"] == load_stage(stage).model.labels
+    stage_config = load_stage(stage)
+    if stage_config.hosting.endpoint_name:  # an existing endpoint: no temporary one
+        assert config["predictor"]["endpoint_name"] == stage_config.hosting.endpoint_name
+        assert "model_name" not in config["predictor"]
+    else:
+        assert config["predictor"]["model_name"] == f"text-explainer-{stage}"
+    assert config["predictor"]["label_headers"] == stage_config.model.labels
 
 
 def test_synth_is_deterministic(synthesized, tmp_path):
@@ -114,5 +129,5 @@ def test_stage_config_errors_name_the_file_and_field(tmp_path, content, message)
 
 
 def test_unknown_stage_lists_the_known_ones(tmp_path):
-    with pytest.raises(ConfigError, match=r"known stages: \['dev', 'prod'\]"):
+    with pytest.raises(ConfigError, match=r"known stages: \['dev', 'prod', 'staging'\]"):
         load_stage("qa")

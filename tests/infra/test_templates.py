@@ -8,7 +8,7 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from infra.config import load_stage
-from infra.images import clarify_image_uri
+from infra.images import blazingtext_image_uri, clarify_image_uri
 from tests.infra.conftest import STAGES, resources
 from tests.support.local_sfn import definition_from_template
 
@@ -78,14 +78,56 @@ def test_model_is_network_isolated_with_the_stage_labels(stage):
     props = model["Properties"]
     assert props["EnableNetworkIsolation"] is True
     assert props["ModelName"] == f"text-explainer-{name}"
-    assert json.loads(props["PrimaryContainer"]["Environment"]["LABELS"]) == config.model.labels
-    assert props["PrimaryContainer"]["ModelDataUrl"] == config.model.artifact_s3_uri
-    image = json.dumps(props["PrimaryContainer"]["Image"])
-    if config.model.image_source == "repository":
-        assert f":{config.model.image_tag}" in image
-        assert "HostingRepository" in image
+    if config.hosting.mode == "byoc":
+        ours = [props["PrimaryContainer"]]
+        assert ours[0]["ModelDataUrl"] == config.model.artifact_s3_uri
+    else:  # Option A: pre-adapter, AWS's BlazingText with the artifact, post-adapter, in series
+        pre, builtin, post = props["Containers"]
+        assert props["InferenceExecutionConfig"] == {"Mode": "Serial"}
+        assert builtin == {"Image": blazingtext_image_uri(config.region), "ModelDataUrl": config.model.artifact_s3_uri}
+        assert pre["Environment"]["SERVE_MODE"] == "pre-adapter"
+        assert post["Environment"]["SERVE_MODE"] == "post-adapter"
+        ours = [pre, post]
+    for container in ours:
+        assert json.loads(container["Environment"]["LABELS"]) == config.model.labels
+        image = json.dumps(container["Image"])
+        if config.model.image_source == "repository":
+            assert f":{config.model.image_tag}" in image
+            assert "HostingRepository" in image
+        else:
+            assert "cdk-hnb659fds-container-assets" in image
+
+
+def test_clarify_job_role_uses_only_the_endpoint_it_is_given(stage):
+    name, template, _ = stage
+    config = load_stage(name)
+    job = [st for lid, st in statements(template) if lid.startswith("WorkflowClarifyJobRole")]
+    endpoint_statements = [st for st in job if any("Endpoint" in a for a in as_list(st["Action"]))]
+    (endpoints,) = endpoint_statements
+    if config.hosting.endpoint_name:
+        assert set(endpoints["Action"]) == {"sagemaker:InvokeEndpoint", "sagemaker:DescribeEndpoint"}
+        assert endpoints["Resource"] == (
+            f"arn:aws:sagemaker:{config.region}:{config.account}:endpoint/{config.hosting.endpoint_name}"
+        )
     else:
-        assert "cdk-hnb659fds-container-assets" in image
+        assert all(r.endswith("/sm-clarify-*") for r in endpoints["Resource"])
+
+
+def test_online_explainer_only_where_configured(stage):
+    name, template, _ = stage
+    config = load_stage(name)
+    configs = resources(template, "AWS::SageMaker::EndpointConfig")
+    if not config.hosting.online_explainer:
+        assert configs == {}
+        return
+    (endpoint_config,) = configs.values()
+    explainer = endpoint_config["Properties"]["ExplainerConfig"]["ClarifyExplainerConfig"]
+    assert explainer["InferenceConfig"]["LabelHeaders"] == config.model.labels
+    assert explainer["InferenceConfig"]["FeatureTypes"] == ["text"]
+    assert explainer["ShapConfig"]["TextConfig"] == {"Granularity": config.clarify.granularity, "Language": "en"}
+    assert explainer["ShapConfig"]["ShapBaselineConfig"] == {"ShapBaseline": config.clarify.baseline}
+    assert "KmsKeyId" in endpoint_config["Properties"]
+    assert len(resources(template, "AWS::SageMaker::Endpoint")) == 1
 
 
 def test_ecr_repository(stage):
