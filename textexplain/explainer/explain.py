@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,7 +40,16 @@ def perturbations(text: str, units: list[Span], options: ShapOptions, rng) -> tu
     """Texts to score: [full, all masked, coalition_1, ...], with the coalition masks and weights."""
     masks, weights = kernel_shap.coalitions(len(units), options.num_samples, rng)
     texts = [text, mask(text, units, [False] * len(units), options.baseline)]
-    texts += [mask(text, units, row, options.baseline) for row in masks]
+    if len(masks):
+        # the text as a template: gap, unit, gap, unit, ..., gap; each coalition fills the unit slots
+        gaps = [
+            text[a.end if a else 0 : b.start if b else len(text)]
+            for a, b in zip([None, *units], [*units, None], strict=True)
+        ]
+        template = np.empty((len(masks), 2 * len(units) + 1), dtype=object)
+        template[:, 0::2] = gaps
+        template[:, 1::2] = np.where(masks, np.array([u.text for u in units], dtype=object), options.baseline)
+        texts += ["".join(row) for row in template.tolist()]
     return texts, masks, weights
 
 
@@ -48,29 +59,40 @@ def explain_records(
     options: ShapOptions,
     chunk: int = 8,
 ) -> Iterator[RecordResult]:
-    """Explain rows, scoring ``chunk`` records' perturbations in one call (so batches stay full)."""
-    rng = np.random.default_rng(options.seed)
-    pending: list[tuple[int, str, list[Span], np.ndarray, np.ndarray, int, int]] = []
-    texts: list[str] = []
+    """Explain rows, ``chunk`` records' perturbations per scoring call (so batches stay full).
 
-    def flush() -> Iterator[RecordResult]:
-        values = score(texts) if texts else None
-        for row_id, text, units, masks, weights, start, stop in pending:
+    One chunk is scored while the next is built: the server works while this process makes texts.
+    """
+    rng = np.random.default_rng(options.seed)
+
+    def build(chunk_rows):
+        planned, texts = [], []
+        for row_id, text in chunk_rows:
+            units = split_units(text, options.granularity, options.language)
+            batch, masks, weights = perturbations(text, units, options, rng)
+            planned.append((row_id, text, units, masks, weights, len(texts), len(texts) + len(batch)))
+            texts.extend(batch)
+        return planned, texts
+
+    def finish(planned, values) -> Iterator[RecordResult]:
+        for row_id, text, units, masks, weights, start, stop in planned:
             block = values[start:stop]
             f_all, f_none = block[0], block[1]
-            phi = kernel_shap.solve(masks, weights, block[2:], f_all, f_none)
-            yield RecordResult(row_id, text, units, phi, f_all, f_none)
-        pending.clear()
-        texts.clear()
+            yield RecordResult(
+                row_id, text, units, kernel_shap.solve(masks, weights, block[2:], f_all, f_none), f_all, f_none
+            )
 
-    for row_id, text in rows:
-        units = split_units(text, options.granularity, options.language)
-        batch, masks, weights = perturbations(text, units, options, rng)
-        pending.append((row_id, text, units, masks, weights, len(texts), len(texts) + len(batch)))
-        texts.extend(batch)
-        if len(pending) >= chunk:
-            yield from flush()
-    yield from flush()
+    iterator = iter(rows)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="score-chunk") as pool:
+        in_flight = None
+        while True:
+            planned, texts = build(itertools.islice(iterator, chunk))
+            if in_flight is not None:
+                yield from finish(in_flight[0], in_flight[1].result())
+                in_flight = None
+            if not planned:
+                break
+            in_flight = (planned, pool.submit(score, texts))
 
 
 def to_clarify(result: RecordResult) -> LocalExplanation:
