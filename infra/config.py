@@ -85,6 +85,22 @@ class HostingSettings(_Strict):
     online_instance_type: str = "ml.m5.xlarge"
 
 
+class EventSettings(_Strict):
+    """Who may send "Explanation Requested" to the stage's bus, and where results are forwarded."""
+
+    allowed_accounts: list[str] = []
+    allowed_org_id: str | None = Field(None, pattern=r"^o-[a-z0-9]{10,32}$")
+    central_bus_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:event-bus/.+$")
+
+    @field_validator("allowed_accounts")
+    @classmethod
+    def _accounts(cls, accounts: list[str]) -> list[str]:
+        bad = [a for a in accounts if not re.fullmatch(r"\d{12}", a)]
+        if bad:
+            raise ValueError(f"allowed_accounts must be 12-digit account ids, got {bad}")
+        return accounts
+
+
 class ProcessingSettings(_Strict):
     instance_type: str = "ml.m5.xlarge"
     instance_count: int = Field(1, ge=1)
@@ -101,6 +117,7 @@ class StageConfig(_Strict):
     limits: Limits = Limits()
     processing: ProcessingSettings = ProcessingSettings()
     hosting: HostingSettings = HostingSettings()
+    events: EventSettings = EventSettings()
     retain_data: bool = True  # prod keeps buckets and keys when the stack is deleted
     results_expire_days: int = Field(90, ge=1)
     log_retention_days: int = 90

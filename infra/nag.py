@@ -33,7 +33,7 @@ def suppress_known_findings(stack: Stack) -> None:
             apply_to_children=True,
         )
 
-    for fn in workflow.functions:
+    for fn in [*workflow.functions, stack.trigger.starter]:
         NagSuppressions.add_resource_suppressions(
             fn,
             [
@@ -66,7 +66,9 @@ def suppress_known_findings(stack: Stack) -> None:
                         "Resource::*",
                         _regex(r"^Resource::<StorageResults[A-Z0-9]+\.Arn>\/runs\/\*$"),
                         _regex(r"^Resource::<StorageInput[A-Z0-9]+\.Arn>\/incoming\/\*$"),
-                        _regex(r"^Resource::<Workflow[A-Za-z]+FnLogs[A-Z0-9]+\.Arn>:log-stream:\*$"),
+                        _regex(
+                            r"^Resource::<(Workflow[A-Za-z]+FnLogs|TriggerStarterLogs)[A-Z0-9]+\.Arn>:log-stream:\*$"
+                        ),
                     ],
                 )
             ],

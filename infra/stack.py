@@ -10,7 +10,7 @@ from infra.constructs.model import ModelHosting
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.online import OnlineExplainer
 from infra.constructs.storage import ExplanationStorage
-from infra.constructs.triggers import UploadTrigger
+from infra.constructs.triggers import RunTriggers
 from infra.constructs.workflow import ExplanationWorkflow
 from infra.nag import suppress_known_findings
 
@@ -44,18 +44,22 @@ class TextExplanationStack(Stack):
             model_name=self.hosting.model_name,
             model_arn=model_arn,
         )
-        self.trigger = UploadTrigger(
+        self.trigger = RunTriggers(
             self,
             "Trigger",
             bucket=self.storage.input_bucket,
+            bus=self.workflow.bus,
             state_machine=self.workflow.state_machine,
             key=self.storage.key,
+            settings=config.events,
+            layer=self.workflow.layer,
+            log_retention=self.workflow.retention,
         )
         self.monitoring = Monitoring(
             self,
             "Monitoring",
             state_machine=self.workflow.state_machine,
-            functions=self.workflow.functions,
+            functions=[*self.workflow.functions, self.trigger.starter],
             key=self.storage.key,
             email=config.alarm_email,
         )

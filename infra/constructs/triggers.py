@@ -1,26 +1,99 @@
-"""Start a run when a CSV lands under incoming/ in the input bucket (S3 -> EventBridge -> Step Functions)."""
+"""What starts a run: a CSV under incoming/ (S3 -> EventBridge), or "Explanation Requested" on the stage's bus.
+
+Both go to one starter Lambda that names the execution by the run id (a duplicate event starts nothing)
+and turns a request it cannot start into an "Explanation Failed" event. The bus admits PutEvents only
+from this account, the accounts listed in the stage config, or its AWS Organization.
+"""
 
 from __future__ import annotations
 
+import json
+
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from infra.config import ROOT, EventSettings
+
 INCOMING_PREFIX = "incoming/"
+REQUESTED = "Explanation Requested"
+RESULTS = ["Explanation Succeeded", "Explanation Failed"]
 
 
-class UploadTrigger(Construct):
+class RunTriggers(Construct):
     def __init__(
-        self, scope: Construct, id: str, *, bucket: s3.IBucket, state_machine: sfn.IStateMachine, key: kms.IKey
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        bucket: s3.IBucket,
+        bus: events.EventBus,
+        state_machine: sfn.IStateMachine,
+        key: kms.IKey,
+        settings: EventSettings,
+        layer: lambda_.ILayerVersion,
+        log_retention: logs.RetentionDays,
     ):
         super().__init__(scope, id)
+        stack = Stack.of(self)
         # events EventBridge could not deliver are kept, not dropped
         self.dead_letters = sqs.Queue(self, "Undelivered", encryption_master_key=key, enforce_ssl=True)
-        self.rule = events.Rule(
+        log_group = logs.LogGroup(self, "StarterLogs", retention=log_retention, encryption_key=key)
+        role = iam.Role(
+            self,
+            "StarterRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Starts one execution per request; reports requests it cannot start",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[log_group.log_group_arn, f"{log_group.log_group_arn}:log-stream:*"],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:GetObjectVersion"],
+                resources=[bucket.arn_for_objects(f"{INCOMING_PREFIX}*")],
+            )
+        )
+        self.starter = lambda_.Function(
+            self,
+            "Starter",
+            runtime=lambda_.Runtime.PYTHON_3_11,
+            handler="start_run.handler.handler",
+            code=lambda_.Code.from_asset(
+                str(ROOT / "lambda"), exclude=["**/__pycache__", "**/*.pyc", "**/requirements.txt"]
+            ),
+            layers=[layer],
+            timeout=Duration.seconds(30),
+            memory_size=256,
+            role=role,
+            log_group=log_group,
+            tracing=lambda_.Tracing.ACTIVE,
+            environment_encryption=key,
+            reserved_concurrent_executions=20,
+            environment={
+                "STATE_MACHINE_ARN": state_machine.state_machine_arn,
+                "EVENT_BUS_NAME": bus.event_bus_name,
+                "OWN_ACCOUNT": stack.account,
+                "ALLOWED_ACCOUNTS": json.dumps(settings.allowed_accounts),
+                "POWERTOOLS_SERVICE_NAME": "start_run",
+                "POWERTOOLS_METRICS_NAMESPACE": "TextExplanations",
+            },
+        )
+        state_machine.grant_start_execution(self.starter)
+        bus.grant_put_events_to(self.starter)
+        target = targets.LambdaFunction(self.starter, dead_letter_queue=self.dead_letters, retry_attempts=4)
+        self.upload_rule = events.Rule(
             self,
             "CsvUploaded",
             description="A CSV under incoming/ starts an explanation run",
@@ -32,18 +105,43 @@ class UploadTrigger(Construct):
                     "object": {"key": [{"wildcard": f"{INCOMING_PREFIX}*.csv"}]},
                 },
             ),
+            targets=[target],
         )
-        self.rule.add_target(
-            targets.SfnStateMachine(
-                state_machine,
-                input=events.RuleTargetInput.from_object(
-                    {
-                        "bucket": events.EventField.from_path("$.detail.bucket.name"),
-                        "key": events.EventField.from_path("$.detail.object.key"),
-                        "version_id": events.EventField.from_path("$.detail.object.version-id"),
-                        "etag": events.EventField.from_path("$.detail.object.etag"),
-                    }
-                ),
-                dead_letter_queue=self.dead_letters,
+        self.request_rule = events.Rule(
+            self,
+            "ExplanationRequested",
+            description="An allowed account asks for an explanation run",
+            event_bus=bus,
+            event_pattern=events.EventPattern(detail_type=[REQUESTED]),
+            targets=[target],
+        )
+        principals = [*settings.allowed_accounts]
+        for account in principals:
+            bus.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid=f"Requests{account}",
+                    principals=[iam.AccountPrincipal(account)],
+                    actions=["events:PutEvents"],
+                    resources=[bus.event_bus_arn],
+                )
             )
-        )
+        if settings.allowed_org_id:
+            bus.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="RequestsFromOrganization",
+                    principals=[iam.AnyPrincipal()],
+                    actions=["events:PutEvents"],
+                    resources=[bus.event_bus_arn],
+                    conditions={"StringEquals": {"aws:PrincipalOrgID": settings.allowed_org_id}},
+                )
+            )
+        if settings.central_bus_arn:
+            central = events.EventBus.from_event_bus_arn(self, "CentralBus", settings.central_bus_arn)
+            self.forward_rule = events.Rule(
+                self,
+                "ForwardResults",
+                description="Explanation results, forwarded to the central bus",
+                event_bus=bus,
+                event_pattern=events.EventPattern(detail_type=RESULTS),
+                targets=[targets.EventBus(central, dead_letter_queue=self.dead_letters)],
+            )

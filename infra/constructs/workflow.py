@@ -53,7 +53,7 @@ class ExplanationWorkflow(Construct):
         self.config = config
         self.bus = events.EventBus(self, "Bus", event_bus_name=f"text-explanations-{config.stage}")
         removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
-        retention = retention_days(config.log_retention_days)
+        self.retention = retention = retention_days(config.log_retention_days)
 
         env = {
             "RESULTS_BUCKET": results_bucket.bucket_name,
@@ -77,7 +77,7 @@ class ExplanationWorkflow(Construct):
             "POWERTOOLS_METRICS_NAMESPACE": "TextExplanations",
             "LOG_LEVEL": "INFO",
         }
-        layer = lambda_.LayerVersion.from_layer_version_arn(
+        self.layer = layer = lambda_.LayerVersion.from_layer_version_arn(
             self, "Powertools", powertools_layer_arn(stack.region, config.powertools_layer_version)
         )
         code = lambda_.Code.from_asset(

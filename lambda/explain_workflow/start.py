@@ -1,0 +1,93 @@
+"""Turn an incoming event into at most one workflow execution, named by the run id.
+
+Two kinds of event start a run: S3 "Object Created" for ``incoming/*.csv`` in the input bucket, and a
+custom "Explanation Requested" event (detail: bucket, key, version_id?, etag?, overrides?) from an
+allowed account. The execution is named ``run_id``, so Step Functions itself refuses a duplicate; a
+request that cannot start (wrong shape, object missing, account not allowed) ends in an
+"Explanation Failed" event, never in silence.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from explain_workflow.errors import InputValidationError
+from explain_workflow.request import RunRequest
+from explain_workflow.runs import run_id_for
+from explain_workflow.storage import Storage, StorageError
+
+EVENT_SOURCE = "clarify-text-explanations"
+REQUESTED = "Explanation Requested"
+FAILED = "Explanation Failed"
+INCOMING = "incoming/"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who may ask: the stack's own account, listed accounts, or (checked by the bus policy) an organisation."""
+
+    own_account: str
+    allowed_accounts: frozenset[str] = frozenset()
+
+
+def request_from_event(event: dict, caller: Caller) -> dict:
+    """The workflow request an EventBridge event stands for; ``InputValidationError`` says why not."""
+    if not isinstance(event, dict) or not isinstance(event.get("detail"), dict):
+        raise InputValidationError("not an EventBridge event with a detail object")
+    detail, kind = event["detail"], event.get("detail-type")
+    if event.get("source") == "aws.s3" and kind == "Object Created":
+        bucket, obj = detail.get("bucket", {}), detail.get("object", {})
+        request = {
+            "bucket": bucket.get("name"),
+            "key": obj.get("key"),
+            "version_id": obj.get("version-id"),
+            "etag": obj.get("etag"),
+        }
+        if not str(request["key"]).startswith(INCOMING) or not str(request["key"]).endswith(".csv"):
+            raise InputValidationError(f"{request['key']!r} is not a CSV under {INCOMING}")
+    elif kind == REQUESTED:
+        account = str(event.get("account", ""))
+        if account != caller.own_account and account not in caller.allowed_accounts:
+            raise InputValidationError(f"account {account or '(none)'} may not request explanations")
+        request = {k: detail.get(k) for k in ("bucket", "key", "version_id", "etag", "overrides") if k in detail}
+    else:
+        raise InputValidationError(f"unexpected event {event.get('source')!r} / {kind!r}")
+    return RunRequest.from_event(request).as_event()
+
+
+def start_run(event: dict, caller: Caller, storage: Storage, sfn_client, state_machine_arn: str) -> dict:
+    """Start (or find) the execution for an event; returns what happened, never raises for a bad request."""
+    try:
+        request = request_from_event(event, caller)
+        try:
+            storage.head(request["bucket"], request["key"], request["version_id"] or None)
+        except StorageError as exc:
+            raise InputValidationError(f"the object to explain cannot be read: {exc}") from None
+    except InputValidationError as exc:
+        return {"status": "REJECTED", "run_id": None, "reason": exc.reason}
+    run_id = run_id_for(
+        request["bucket"], request["key"], request["version_id"] or request["etag"], request["overrides"]
+    )
+    duplicate = {"status": "DUPLICATE", "run_id": run_id, "reason": "an execution for this request exists already"}
+    try:
+        sfn_client.describe_execution(
+            executionArn=state_machine_arn.replace(":stateMachine:", ":execution:") + f":{run_id}"
+        )
+        return duplicate
+    except sfn_client.exceptions.ExecutionDoesNotExist:
+        pass
+    try:
+        # Step Functions itself refuses a second execution of this name (or answers with the running one)
+        execution = sfn_client.start_execution(
+            stateMachineArn=state_machine_arn, name=run_id, input=json.dumps(request)
+        )
+    except sfn_client.exceptions.ExecutionAlreadyExists:
+        return duplicate
+    return {"status": "STARTED", "run_id": run_id, "execution_arn": execution["executionArn"]}
+
+
+def failure_event(result: dict, event: dict, bus_name: str) -> dict:
+    """The "Explanation Failed" entry for a rejected request (PutEvents shape)."""
+    detail = {"run_id": None, "status": "FAILED", "reason": result["reason"], "request_event_id": event.get("id")}
+    return {"Source": EVENT_SOURCE, "DetailType": FAILED, "Detail": json.dumps(detail), "EventBusName": bus_name}

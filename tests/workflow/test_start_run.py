@@ -1,0 +1,129 @@
+"""The starter against a real local AWS API (moto server): S3, Step Functions, EventBridge, SQS."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+
+from explain_workflow import aws
+from explain_workflow.runs import run_id_for
+from tests.support.s3 import CREDENTIALS, moto_server
+from tests.workflow.conftest import TEXTS, csv_bytes
+from tests.workflow.test_handlers_s3 import Context
+
+OWN, FRIEND, STRANGER = "123456789012", "444455556666", "777788889999"
+BUS = "text-explanations-test"
+
+
+@pytest.fixture(scope="module")
+def url():
+    with moto_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def local_aws(url, monkeypatch):
+    for key, value in (CREDENTIALS | {"AWS_ENDPOINT_URL": url, "AWS_ENDPOINT_URL_S3": url}).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Test")
+    make = lambda service: boto3.client(service, endpoint_url=url, region_name="us-east-1")  # noqa: E731
+    s3, sfn, events, sqs = make("s3"), make("stepfunctions"), make("events"), make("sqs")
+    s3.create_bucket(Bucket="input")
+    machine = sfn.create_state_machine(
+        name=f"m{len(sfn.list_state_machines()['stateMachines'])}",
+        definition=json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Pass", "End": True}}}),
+        roleArn=f"arn:aws:iam::{OWN}:role/sfn",
+    )["stateMachineArn"]
+    if BUS not in [b["Name"] for b in events.list_event_buses()["EventBuses"]]:
+        events.create_event_bus(Name=BUS)
+    queue = sqs.create_queue(QueueName="failures")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="failed", EventBusName=BUS, EventPattern=json.dumps({"detail-type": ["Explanation Failed"]}))
+    events.put_targets(Rule="failed", EventBusName=BUS, Targets=[{"Id": "q", "Arn": queue_arn}])
+    for key, value in {
+        "STATE_MACHINE_ARN": machine,
+        "EVENT_BUS_NAME": BUS,
+        "OWN_ACCOUNT": OWN,
+        "ALLOWED_ACCOUNTS": json.dumps([FRIEND]),
+    }.items():
+        monkeypatch.setenv(key, value)
+    aws.storage.cache_clear()
+    from start_run import handler as module
+
+    module.clients.cache_clear()
+    yield {"s3": s3, "sfn": sfn, "sqs": sqs, "queue": queue, "machine": machine, "handler": module.handler}
+    sqs.delete_queue(QueueUrl=queue)
+    aws.storage.cache_clear()
+    module.clients.cache_clear()
+
+
+def s3_event(head: dict, key: str) -> dict:
+    return {
+        "id": "e-1",
+        "source": "aws.s3",
+        "detail-type": "Object Created",
+        "account": OWN,
+        "detail": {"bucket": {"name": "input"}, "object": {"key": key, "etag": head["ETag"].strip('"')}},
+    }
+
+
+def requested(account: str, detail: dict) -> dict:
+    return {"id": "e-2", "source": "partner.app", "detail-type": "Explanation Requested", "account": account,
+            "detail": detail}  # fmt: skip
+
+
+def failures(env) -> list[dict]:
+    messages = env["sqs"].receive_message(QueueUrl=env["queue"], MaxNumberOfMessages=10).get("Messages", [])
+    return [json.loads(m["Body"])["detail"] for m in messages]
+
+
+def test_upload_starts_one_execution_named_by_the_run_id_and_a_duplicate_starts_none(local_aws):
+    env = local_aws
+    env["s3"].put_object(Bucket="input", Key="incoming/a.csv", Body=csv_bytes(TEXTS))
+    head = env["s3"].head_object(Bucket="input", Key="incoming/a.csv")
+    first = env["handler"](s3_event(head, "incoming/a.csv"), Context())
+    assert first["status"] == "STARTED"
+    assert first["run_id"] == run_id_for("input", "incoming/a.csv", head["ETag"].strip('"'), {})
+    again = env["handler"](s3_event(head, "incoming/a.csv"), Context())
+    assert again == {"status": "DUPLICATE", "run_id": first["run_id"], "reason": again["reason"]}
+    executions = env["sfn"].list_executions(stateMachineArn=env["machine"])["executions"]
+    assert [e["name"] for e in executions] == [first["run_id"]]
+    started = env["sfn"].describe_execution(executionArn=executions[0]["executionArn"])
+    assert json.loads(started["input"])["key"] == "incoming/a.csv"
+
+
+def test_allowed_account_request_with_overrides_is_its_own_run(local_aws):
+    env = local_aws
+    env["s3"].put_object(Bucket="input", Key="incoming/b.csv", Body=csv_bytes(TEXTS))
+    detail = {"bucket": "input", "key": "incoming/b.csv", "overrides": {"granularity": "sentence"}}
+    result = env["handler"](requested(FRIEND, detail), Context())
+    assert result["status"] == "STARTED"
+    assert result["run_id"] == run_id_for("input", "incoming/b.csv", "", {"granularity": "sentence"})
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        (requested(STRANGER, {"bucket": "input", "key": "incoming/b.csv"}), f"account {STRANGER} may not"),
+        (requested(FRIEND, {"bucket": "input", "key": "incoming/missing.csv"}), "cannot be read"),
+        (requested(FRIEND, {"bucket": "input"}), "lacks ['key']"),
+        (
+            requested(FRIEND, {"bucket": "input", "key": "incoming/b.csv", "overrides": {"colour": 1}}),
+            "unknown overrides",
+        ),
+        ({"source": "x", "detail-type": "Something Else", "detail": {}}, "unexpected event"),
+    ],
+)
+def test_requests_that_cannot_start_end_in_a_failure_event(local_aws, event, reason):
+    env = local_aws
+    env["s3"].put_object(Bucket="input", Key="incoming/b.csv", Body=csv_bytes(TEXTS))
+    result = env["handler"](event, Context())
+    assert result["status"] == "REJECTED"
+    assert reason in result["reason"]
+    (failure,) = failures(env)
+    assert failure["status"] == "FAILED"
+    assert reason in failure["reason"]
+    assert env["sfn"].list_executions(stateMachineArn=env["machine"])["executions"] == []
