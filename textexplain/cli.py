@@ -31,7 +31,10 @@ def _explain_parser(sub) -> None:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", type=Path, help="a model.tar.gz (served locally by the container's serve)")
     source.add_argument("--endpoint-url", help="a running server that speaks the container's contract")
-    p.add_argument("--data", type=Path, required=True, help="CSV with a header row")
+    source.add_argument("--stage", help="run in the deployed stage instead (needs AWS credentials)")
+    p.add_argument("--data", type=Path, help="local mode: CSV with a header row")
+    p.add_argument("--input", help="with --stage: s3://bucket/key, or a local CSV uploaded to incoming/")
+    p.add_argument("--no-follow", action="store_true", help="with --stage: start the run and return")
     p.add_argument("--text-column", default=None, help="column name or 0-based index (default: text)")
     p.add_argument("--granularity", choices=GRANULARITIES, default=None)
     p.add_argument("--language", default=None, help="Clarify language name or ISO code (default: english)")
@@ -63,6 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, default=25)
     train.add_argument("--seed", type=int, default=0)
     _explain_parser(sub)
+    status = sub.add_parser("status", help="a run's manifest in a deployed stage")
+    status.add_argument("run_id")
+    status.add_argument("--stage", required=True)
+    estimate = sub.add_parser("estimate", help="model calls, job time and cost of explaining a CSV in a stage")
+    estimate.add_argument("--input", type=Path, required=True)
+    estimate.add_argument("--stage", default="dev")
+    estimate.add_argument("--text-column", default=None)
+    estimate.add_argument("--num-samples", type=int, default=None)
     report = sub.add_parser("report", help="re-render report.html of a finished run")
     report.add_argument("run_dir", type=Path, help="<out>/results/runs/<run_id>/")
     return parser
@@ -95,8 +106,75 @@ def overrides_from(args) -> dict:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def _aws_clients():
+    import boto3
+
+    return {name: boto3.client(name) for name in ("s3", "stepfunctions", "cloudformation", "sts")}
+
+
+def cmd_explain_in_stage(args) -> int:
+    from textexplain import aws_cli
+
+    if not args.input:
+        raise aws_cli.AwsCliError("--stage needs --input (s3://bucket/key or a local CSV)")
+    c = _aws_clients()
+    targets = aws_cli.StageTargets.from_stack(c["cloudformation"], args.stage)
+    account = c["sts"].get_caller_identity()["Account"]
+    overrides = overrides_from(args)
+    result = aws_cli.start(targets, args.input, overrides, c["s3"], c["stepfunctions"], account)
+    print(f"run {result['run_id']}: {result['status'].lower()}")
+    if args.no_follow:
+        return 0
+    final = aws_cli.follow(c["stepfunctions"], targets.state_machine_arn, result["run_id"])
+    manifest = aws_cli.status(c["s3"], targets.results_bucket, result["run_id"])
+    print(f"execution {final.lower()}; manifest: {json.dumps(manifest.get('results') or manifest.get('reason'))}")
+    return 0 if manifest.get("status") == "SUCCEEDED" else 1
+
+
+def cmd_status(args) -> int:
+    from textexplain import aws_cli
+
+    c = _aws_clients()
+    targets = aws_cli.StageTargets.from_stack(c["cloudformation"], args.stage)
+    print(json.dumps(aws_cli.status(c["s3"], targets.results_bucket, args.run_id), indent=2))
+    return 0
+
+
+def cmd_estimate(args) -> int:
+    from infra.config import load_stage
+    from textexplain import aws_cli
+
+    config = load_stage(args.stage)
+    instances = {
+        config.processing.instance_type: config.processing.instance_count,
+        config.model.endpoint_instance_type: config.model.endpoint_instance_count,
+    }
+    unknown = [t for t in instances if t not in config.prices_per_hour]
+    price = None if unknown else sum(config.prices_per_hour[t] * n for t, n in instances.items())
+    result = aws_cli.estimate(
+        args.input,
+        args.text_column or "text",
+        args.num_samples or config.clarify.num_samples,
+        price,
+    )
+    print(f"rows: {result.rows:,}")
+    print(f"model invocations (rows x samples): {result.model_calls:,}")
+    print(f"scoring at {aws_cli.DEFAULT_ROWS_PER_SECOND:,} rows/s: {result.scoring_seconds / 60:.1f} min")
+    print(f"job incl. ~5 min endpoint start: {result.job_seconds / 60:.1f} min")
+    if result.cost is None:
+        print(f"cost: no price in the stage config for {unknown}")
+    else:
+        print(f"cost at {price:.3f} USD/hour for {instances}: {result.cost:.2f} USD")
+    return 0
+
+
 def cmd_explain(args) -> int:
     from textexplain import local
+
+    if args.stage:
+        return cmd_explain_in_stage(args)
+    if not args.data:
+        raise local.LocalRunError("--data is required (a CSV with a header row)")
 
     labels = json.loads(args.labels) if args.labels else None
     if args.analysis_config and not labels:
@@ -196,14 +274,22 @@ def cmd_report(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from textexplain.aws_cli import AwsCliError
     from textexplain.local import LocalRunError
     from textexplain.serving import ServeError
 
     args = build_parser().parse_args(argv)
-    commands = {"demo": cmd_demo, "train": cmd_train, "explain": cmd_explain, "report": cmd_report}
+    commands = {
+        "demo": cmd_demo,
+        "train": cmd_train,
+        "explain": cmd_explain,
+        "report": cmd_report,
+        "status": cmd_status,
+        "estimate": cmd_estimate,
+    }
     try:
         return commands[args.command](args)
-    except (InputValidationError, LocalRunError, ServeError, ValueError, OSError) as exc:
+    except (InputValidationError, LocalRunError, ServeError, AwsCliError, ValueError, OSError) as exc:
         print(f"textexplain {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 

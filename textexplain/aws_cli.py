@@ -1,0 +1,136 @@
+"""The CLI's AWS side: start a run in a deployed stage and follow it, read a run's status, estimate a run.
+
+Where the stage's buckets and state machine are comes from the stack's CloudFormation outputs, or from
+explicit options; nothing here runs at synth time.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from explain_workflow.dataset import iter_texts
+from explain_workflow.runs import RunLayout
+from explain_workflow.settings import Limits
+from explain_workflow.start import REQUESTED, Caller, start_run
+from explain_workflow.storage import S3Storage, StorageError, read_bytes
+from fasttext_server.normalize import tokenize
+
+# Measured (docs/container.md): our container, 2 workers on 2 cores, 500-row requests.
+DEFAULT_ROWS_PER_SECOND = 140_000
+ENDPOINT_STARTUP_SECONDS = 300  # a temporary Clarify endpoint takes about 5 minutes to come up
+
+
+class AwsCliError(RuntimeError):
+    """A stage, run or object cannot be found or used; the message says which."""
+
+
+@dataclass(frozen=True)
+class StageTargets:
+    input_bucket: str
+    results_bucket: str
+    state_machine_arn: str
+
+    @classmethod
+    def from_stack(cls, cloudformation, stage: str) -> StageTargets:
+        name = f"TextExplanations-{stage}"
+        try:
+            stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
+        except cloudformation.exceptions.ClientError as exc:
+            raise AwsCliError(
+                f"stack {name} cannot be read ({exc}); deploy it or pass the targets explicitly"
+            ) from None
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        missing = [k for k in ("InputBucket", "ResultsBucket", "StateMachineArn") if k not in outputs]
+        if missing:
+            raise AwsCliError(f"stack {name} has no outputs {missing}")
+        return cls(outputs["InputBucket"], outputs["ResultsBucket"], outputs["StateMachineArn"])
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://") or "/" not in uri[5:]:
+        raise AwsCliError(f"{uri!r} is not an s3://bucket/key URI")
+    bucket, key = uri[5:].split("/", 1)
+    return bucket, key
+
+
+def start(targets: StageTargets, source: str, overrides: dict, s3, sfn, account: str) -> dict:
+    """Start a run for an S3 object or a local file (uploaded to incoming/ first)."""
+    if source.startswith("s3://"):
+        bucket, key = split_s3_uri(source)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise AwsCliError(f"{path} does not exist")
+        bucket, key = targets.input_bucket, f"incoming/{path.name}"
+        s3.upload_file(str(path), bucket, key)
+    event = {
+        "source": "textexplain.cli",
+        "detail-type": REQUESTED,
+        "account": account,
+        "detail": {"bucket": bucket, "key": key, "overrides": overrides},
+    }
+    result = start_run(event, Caller(account), S3Storage(s3), sfn, targets.state_machine_arn)
+    if result["status"] == "REJECTED":
+        raise AwsCliError(result["reason"])
+    return result
+
+
+def follow(
+    sfn, state_machine_arn: str, run_id: str, poll_seconds: float = 5.0, timeout: float = 6 * 3600, report=print
+):
+    """Wait for the run's execution to end, reporting each state it enters; returns its final status."""
+    arn = state_machine_arn.replace(":stateMachine:", ":execution:") + f":{run_id}"
+    seen, deadline = 0, time.monotonic() + timeout
+    while True:
+        history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        for event in history[seen:]:
+            if "stateEnteredEventDetails" in event:
+                report(f"  {event['timestamp']:%H:%M:%S}  {event['stateEnteredEventDetails']['name']}")
+        seen = len(history)
+        status = sfn.describe_execution(executionArn=arn)["status"]
+        if status != "RUNNING" or time.monotonic() > deadline:
+            return status
+        time.sleep(poll_seconds)
+
+
+def status(s3, results_bucket: str, run_id: str) -> dict:
+    """The run's manifest, or a clear answer that it has none yet."""
+    layout = RunLayout(results_bucket, run_id)
+    try:
+        return json.loads(read_bytes(S3Storage(s3), results_bucket, layout.manifest_key))
+    except StorageError:
+        if S3Storage(s3).list(results_bucket, layout.prefix):
+            return {"run_id": run_id, "status": "RUNNING", "reason": "no manifest yet: the run has not finished"}
+        raise AwsCliError(f"no run {run_id} in s3://{results_bucket}/runs/") from None
+
+
+@dataclass(frozen=True)
+class Estimate:
+    rows: int
+    model_calls: int
+    scoring_seconds: float
+    job_seconds: float
+    cost: float | None
+
+
+def estimate(
+    path: Path,
+    text_column: str,
+    num_samples: int,
+    price_per_hour: float | None,
+    rows_per_second: float = DEFAULT_ROWS_PER_SECOND,
+) -> Estimate:
+    """Model calls (rows × min(num_samples, 2^tokens − 2) + 2 each), job time and cost for a CSV."""
+    rows = calls = 0
+    with path.open("rb") as fh:
+        for _, text in iter_texts(fh, text_column, Limits(max_rows=10**9, max_text_chars=10**9)):
+            units = len(tokenize(text))
+            calls += 2 + (min(num_samples, 2**units - 2) if 1 < units < 63 else (num_samples if units >= 63 else 0))
+            rows += 1
+    scoring = calls / rows_per_second
+    job = ENDPOINT_STARTUP_SECONDS + scoring
+    cost = None if price_per_hour is None else price_per_hour * job / 3600
+    return Estimate(rows, calls, scoring, job, cost)
