@@ -237,3 +237,34 @@ def test_throttled_prepare_is_retried_then_succeeds(run):
     assert result.status == "SUCCEEDED", (result.error, result.cause)
     prepare_calls = [c for c in result.calls if c[0].startswith("WorkflowPrepareFn")]
     assert len(prepare_calls) == 2
+
+
+def test_request_for_a_missing_object_fails_visibly(run):
+    execute, _, state = run
+    result = execute({"bucket": "input", "key": "incoming/never-uploaded.csv"})
+    assert result.status == "FAILED"
+    assert result.path == ["Prepare", "RecordFailure", "PublishFailure", "Failed"]
+    assert "cannot be read" in detail_of(state["events"][0])["reason"]
+
+
+def test_multi_instance_run_merges_clarify_part_files(run, workflow, monkeypatch):
+    """Scale-out (docs/events.md): more Clarify instances, whose local values come back as part files."""
+    execute, client, state = run
+    monkeypatch.setenv("PROCESSING_INSTANCE_COUNT", "2")
+    aws.settings.cache_clear()
+
+    def two_instances(params):
+        assert params["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 2
+        run_id = params["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"].split("/")[-3]
+        labels = json.loads(workflow["env"]["LABELS"])
+        write_clarify_output(aws.storage(), RunLayout("results", run_id), known_run(TEXTS, labels), split=2)
+        return describe(params, "Completed")
+
+    state["clarify"] = two_instances
+    result = execute(upload(client, "incoming/large.csv", csv_bytes(TEXTS)))
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    run_id = result.output["prepare"]["run_id"]
+    parts = client.list_objects_v2(Bucket="results", Prefix=f"runs/{run_id}/clarify/explanations_shap/")["Contents"]
+    assert len(parts) == 2
+    records = client.get_object(Bucket="results", Key=f"runs/{run_id}/results/records.jsonl")["Body"].read()
+    assert [json.loads(line)["text"] for line in records.decode().splitlines()] == TEXTS
