@@ -44,6 +44,8 @@ class ModelSettings(_Strict):
     # exactly one of: an s3:// URI of a model.tar.gz, or a local file uploaded as an asset
     artifact_s3_uri: str | None = None
     artifact_path: str | None = None
+    # when the artifact bucket (often in another account) encrypts with its own KMS key
+    artifact_kms_key_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/.+$")
     # image: "asset" builds container/ as a CDK image asset; "repository" uses image_tag in the stack's ECR repository
     image_source: Literal["asset", "repository"] = "asset"
     image_tag: str | None = None

@@ -84,6 +84,10 @@ class ModelHosting(Construct):
                 )
             )
             model_data_url = settings.artifact_s3_uri
+        if settings.artifact_kms_key_arn:
+            self.role.add_to_policy(
+                iam.PolicyStatement(actions=["kms:Decrypt"], resources=[settings.artifact_kms_key_arn])
+            )
         log_groups = stack.format_arn(
             service="logs",
             resource="log-group",

@@ -238,3 +238,14 @@ def test_lambdas_get_the_contract_environment(stage):
         assert env["DEFAULT_NUM_SAMPLES"] == str(config.clarify.num_samples)
         assert fn["Properties"]["Runtime"] == "python3.11"
         assert fn["Properties"]["TracingConfig"] == {"Mode": "Active"}
+
+
+def test_model_role_may_decrypt_a_cross_account_artifact_key_only_where_configured(stage):
+    name, template, _ = stage
+    config = load_stage(name)
+    decrypts = [st for lid, st in statements(template) if lid.startswith("HostingExecutionRole")
+                and st["Action"] == "kms:Decrypt"]  # fmt: skip
+    if config.model.artifact_kms_key_arn:
+        assert [st["Resource"] for st in decrypts] == [config.model.artifact_kms_key_arn]
+    else:
+        assert decrypts == []

@@ -1,0 +1,152 @@
+"""Multi-account pieces: the model-artifact account's grants, and the CDK pipeline that deploys the stages.
+
+- ``ModelArtifactsStack`` (deployed in the account that owns model artifacts): a KMS-encrypted bucket whose
+  bucket and key policies let only the model execution roles of the listed stages read it.
+- ``PipelineStack`` (deployed in a tooling account): CDK Pipelines deploying the stages in the order of
+  ``config/pipeline.json``, with a manual approval before prod. Stage accounts are bootstrapped with
+  ``cdk bootstrap --trust <tooling account>`` (docs/deploy.md).
+"""
+
+from __future__ import annotations
+
+import json
+
+import aws_cdk as cdk
+from aws_cdk import Duration, RemovalPolicy, Stack, Stage, pipelines
+from aws_cdk import aws_codepipeline as codepipeline
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from cdk_nag import NagPackSuppression, NagSuppressions
+from constructs import Construct
+from pydantic import BaseModel, ConfigDict, Field
+
+from infra.config import ROOT, StageConfig, load_stage
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ArtifactsConfig(_Strict):
+    account: str = Field(pattern=r"^\d{12}$")
+    region: str
+    bucket_name: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{2,62}$")
+    readers: list[str]  # stage names whose model roles may read
+
+
+class PipelineConfig(_Strict):
+    account: str = Field(pattern=r"^\d{12}$")
+    region: str
+    repository: str  # owner/name of the source repository
+    branch: str = "main"
+    connection_arn: str  # a CodeStar / CodeConnections connection to the repository
+    stages: list[str]  # deployment order; the last one is production and waits for approval
+
+
+def model_role_pattern(stage: StageConfig) -> str:
+    """CloudFormation names the model role <stack>-HostingExecutionRole<hash>-<suffix>."""
+    return f"arn:aws:iam::{stage.account}:role/TextExplanations-{stage.stage}-HostingExecutionRole*"
+
+
+class ModelArtifactsStack(Stack):
+    def __init__(self, scope: Construct, id: str, *, config: ArtifactsConfig, readers: list[StageConfig]):
+        super().__init__(scope, id, env=cdk.Environment(account=config.account, region=config.region))
+        key = kms.Key(self, "ArtifactsKey", enable_key_rotation=True, removal_policy=RemovalPolicy.RETAIN)
+        logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(365))],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.bucket = s3.Bucket(
+            self,
+            "Artifacts",
+            bucket_name=config.bucket_name,  # other accounts' stage configs refer to it by name
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=key,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            server_access_logs_bucket=logs,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        for stage in readers:
+            principal = iam.AccountPrincipal(stage.account)
+            condition = {"ArnLike": {"aws:PrincipalArn": model_role_pattern(stage)}}
+            self.bucket.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid=f"ModelRoleOf{stage.stage.title()}",
+                    principals=[principal],
+                    actions=["s3:GetObject"],
+                    resources=[self.bucket.arn_for_objects("*")],
+                    conditions=condition,
+                )
+            )
+            key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid=f"DecryptFor{stage.stage.title()}",
+                    principals=[principal],
+                    actions=["kms:Decrypt"],
+                    resources=["*"],  # in a key policy, "*" is this key
+                    conditions=condition,
+                )
+            )
+
+
+class ExplanationStage(Stage):
+    def __init__(self, scope: Construct, id: str, *, config: StageConfig):
+        super().__init__(scope, id, env=cdk.Environment(account=config.account, region=config.region))
+        from infra.stack import TextExplanationStack
+
+        # the same stack name as a direct deploy, so roles and outputs are named alike
+        TextExplanationStack(self, "Explanations", config=config, stack_name=f"TextExplanations-{config.stage}")
+
+
+class PipelineStack(Stack):
+    def __init__(self, scope: Construct, id: str, *, config: PipelineConfig):
+        super().__init__(scope, id, env=cdk.Environment(account=config.account, region=config.region))
+        source = pipelines.CodePipelineSource.connection(
+            config.repository, config.branch, connection_arn=config.connection_arn
+        )
+        self.pipeline = pipelines.CodePipeline(
+            self,
+            "Pipeline",
+            cross_account_keys=True,  # artifacts encrypted with a key the stage accounts may use
+            enable_key_rotation=True,
+            pipeline_type=codepipeline.PipelineType.V2,
+            synth=pipelines.ShellStep("Synth", input=source, commands=["make test", "npx aws-cdk@2 synth"]),
+        )
+        self._stages(config)
+        self.pipeline.build_pipeline()  # now, so its generated roles exist to be annotated below
+        NagSuppressions.add_resource_suppressions(
+            self.pipeline,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="CDK Pipelines generates these roles: its artifact bucket and key, CodeBuild log groups and "
+                    "report groups named per project, and self-mutation assuming the cdk bootstrap roles of the "
+                    "stage accounts (arn:*:iam::<account>:role/*)",
+                ),
+                NagPackSuppression(
+                    id="AwsSolutions-S1",
+                    reason="the pipeline artifact bucket holds transient build artifacts, read and written only by "
+                    "the pipeline's roles; it is KMS-encrypted with a rotating key and TLS-only",
+                ),
+            ],
+            apply_to_children=True,
+        )
+
+    def _stages(self, config: PipelineConfig) -> None:
+        last = config.stages[-1]
+        for name in config.stages:
+            approval = [pipelines.ManualApprovalStep(f"Promote to {name}")] if name == last else []
+            self.pipeline.add_stage(ExplanationStage(self, name.title(), config=load_stage(name)), pre=approval)
+
+
+def load_json(name: str, model):
+    return model.model_validate(json.loads((ROOT / "config" / name).read_text(encoding="utf-8")))
