@@ -62,6 +62,7 @@ class TextExplanationStack(Stack):
             functions=[*self.workflow.functions, self.trigger.starter],
             key=self.storage.key,
             email=config.alarm_email,
+            bus=self.workflow.bus,
         )
         CfnOutput(self, "InputBucket", value=self.storage.input_bucket.bucket_name)
         CfnOutput(self, "ResultsBucket", value=self.storage.results_bucket.bucket_name)

@@ -5,6 +5,9 @@ from __future__ import annotations
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
@@ -23,11 +26,32 @@ class Monitoring(Construct):
         functions: list[lambda_.Function],
         key: kms.IKey,
         email: str | None,
+        bus: events.IEventBus,
     ):
         super().__init__(scope, id)
         self.topic = sns.Topic(self, "Alarms", master_key=key, enforce_ssl=True)
         if email:
             self.topic.add_subscription(subs.EmailSubscription(email))
+        # people get each run's outcome too, as one readable line (EventBridge publishes to the encrypted topic)
+        key.grant(iam.ServicePrincipal("events.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey")
+        self.results_rule = events.Rule(
+            self,
+            "RunResultsToPeople",
+            description="Each run's outcome, as a message on the alarms topic",
+            event_bus=bus,
+            event_pattern=events.EventPattern(detail_type=["Explanation Succeeded", "Explanation Failed"]),
+            targets=[
+                targets.SnsTopic(
+                    self.topic,
+                    message=events.RuleTargetInput.from_text(
+                        f"Explanation run {events.EventField.from_path('$.detail.run_id')}: "
+                        f"{events.EventField.from_path('$.detail.status')} "
+                        f"{events.EventField.from_path('$.detail.reason')}"
+                        f"(manifest {events.EventField.from_path('$.detail.manifest')})"
+                    ),
+                )
+            ],
+        )
         action = cw_actions.SnsAction(self.topic)
         five_minutes = Duration.minutes(5)
         metrics = {

@@ -112,3 +112,19 @@ def test_results_are_forwarded_to_the_central_bus_only_where_configured(synthesi
                if r["Properties"]["Description"].startswith("Explanation results")]  # fmt: skip
     assert forward[0]["Properties"]["Targets"][0]["Arn"] == config.events.central_bus_arn
     assert "Explanation results, forwarded to the central bus" not in patterns(synthesized.templates["dev"])
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_people_get_each_outcome_through_an_input_transformer(synthesized, stage):
+    (rule,) = [r for r in resources(synthesized.templates[stage], "AWS::Events::Rule").values()
+               if r["Properties"]["Description"] == "Each run's outcome, as a message on the alarms topic"]  # fmt: skip
+    assert rule["Properties"]["EventPattern"] == {"detail-type": ["Explanation Succeeded", "Explanation Failed"]}
+    (target,) = rule["Properties"]["Targets"]
+    transformer = target["InputTransformer"]
+    assert transformer["InputPathsMap"] == {
+        "detail-run_id": "$.detail.run_id",
+        "detail-status": "$.detail.status",
+        "detail-reason": "$.detail.reason",
+        "detail-manifest": "$.detail.manifest",
+    }
+    assert "<detail-run_id>" in transformer["InputTemplate"]
