@@ -66,9 +66,7 @@ def suppress_known_findings(stack: Stack) -> None:
                         "Resource::*",
                         _regex(r"^Resource::<StorageResults[A-Z0-9]+\.Arn>\/runs\/\*$"),
                         _regex(r"^Resource::<StorageInput[A-Z0-9]+\.Arn>\/incoming\/\*$"),
-                        _regex(
-                            r"^Resource::<(Workflow[A-Za-z]+FnLogs|TriggerStarterLogs)[A-Z0-9]+\.Arn>:log-stream:\*$"
-                        ),
+                        _regex(r"^Resource::<(Workflow|Trigger)[A-Za-z]+FnLogs[A-Z0-9]+\.Arn>:log-stream:\*$"),
                     ],
                 )
             ],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Environment, Stack, Tags
+from aws_cdk import CfnOutput, Environment, RemovalPolicy, Stack, Tags
 from constructs import Construct
 
 from infra.config import StageConfig
@@ -54,6 +54,7 @@ class TextExplanationStack(Stack):
             settings=config.events,
             layer=self.workflow.layer,
             log_retention=self.workflow.retention,
+            removal=RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY,
         )
         self.monitoring = Monitoring(
             self,

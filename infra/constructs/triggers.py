@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -21,7 +21,8 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra.config import ROOT, EventSettings
+from infra.config import EventSettings
+from infra.constructs.functions import project_function
 
 INCOMING_PREFIX = "incoming/"
 REQUESTED = "Explanation Requested"
@@ -41,54 +42,36 @@ class RunTriggers(Construct):
         settings: EventSettings,
         layer: lambda_.ILayerVersion,
         log_retention: logs.RetentionDays,
+        removal: RemovalPolicy,
     ):
         super().__init__(scope, id)
         stack = Stack.of(self)
         # events EventBridge could not deliver are kept, not dropped
         self.dead_letters = sqs.Queue(self, "Undelivered", encryption_master_key=key, enforce_ssl=True)
-        log_group = logs.LogGroup(self, "StarterLogs", retention=log_retention, encryption_key=key)
-        role = iam.Role(
-            self,
-            "StarterRole",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="Starts one execution per request; reports requests it cannot start",
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[log_group.log_group_arn, f"{log_group.log_group_arn}:log-stream:*"],
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["s3:GetObject", "s3:GetObjectVersion"],
-                resources=[bucket.arn_for_objects(f"{INCOMING_PREFIX}*")],
-            )
-        )
-        self.starter = lambda_.Function(
+        self.starter = project_function(
             self,
             "Starter",
-            runtime=lambda_.Runtime.PYTHON_3_11,
             handler="start_run.handler.handler",
-            code=lambda_.Code.from_asset(
-                str(ROOT / "lambda"), exclude=["**/__pycache__", "**/*.pyc", "**/requirements.txt"]
-            ),
-            layers=[layer],
             timeout=Duration.seconds(30),
-            memory_size=256,
-            role=role,
-            log_group=log_group,
-            tracing=lambda_.Tracing.ACTIVE,
-            environment_encryption=key,
-            reserved_concurrent_executions=20,
+            memory=256,
             environment={
                 "STATE_MACHINE_ARN": state_machine.state_machine_arn,
                 "EVENT_BUS_NAME": bus.event_bus_name,
                 "OWN_ACCOUNT": stack.account,
                 "ALLOWED_ACCOUNTS": json.dumps(settings.allowed_accounts),
-                "POWERTOOLS_SERVICE_NAME": "start_run",
                 "POWERTOOLS_METRICS_NAMESPACE": "TextExplanations",
             },
+            key=key,
+            layer=layer,
+            retention=log_retention,
+            removal=removal,
+            purpose="Starts one execution per request; reports requests it cannot start",
+        )
+        self.starter.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:GetObjectVersion"],
+                resources=[bucket.arn_for_objects(f"{INCOMING_PREFIX}*")],
+            )
         )
         state_machine.grant_start_execution(self.starter)
         bus.grant_put_events_to(self.starter)

@@ -19,7 +19,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from infra.config import ROOT, StageConfig
+from infra.config import StageConfig
+from infra.constructs.functions import project_function
 from infra.constructs.processing_job import ProcessingJobTask
 from infra.images import clarify_image_uri, powertools_layer_arn
 
@@ -80,42 +81,20 @@ class ExplanationWorkflow(Construct):
         self.layer = layer = lambda_.LayerVersion.from_layer_version_arn(
             self, "Powertools", powertools_layer_arn(stack.region, config.powertools_layer_version)
         )
-        code = lambda_.Code.from_asset(
-            str(ROOT / "lambda"), exclude=["**/__pycache__", "**/*.pyc", "**/requirements.txt"]
-        )
 
         def function(name: str, handler: str, timeout: Duration, memory: int) -> lambda_.Function:
-            log_group = logs.LogGroup(
-                self, f"{name}FnLogs", retention=retention, encryption_key=key, removal_policy=removal
-            )
-            role = iam.Role(
+            return project_function(
                 self,
-                f"{name}FnRole",
-                assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                description=f"{name} function: its own log group, the run prefixes it touches, the data key",
-            )
-            role.add_to_policy(
-                iam.PolicyStatement(
-                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                    resources=[log_group.log_group_arn, f"{log_group.log_group_arn}:log-stream:*"],
-                )
-            )
-            return lambda_.Function(
-                self,
-                f"{name}Fn",
-                runtime=lambda_.Runtime.PYTHON_3_11,
-                architecture=lambda_.Architecture.X86_64,
+                name,
                 handler=handler,
-                code=code,
-                layers=[layer],
                 timeout=timeout,
-                memory_size=memory,
-                environment={**env, "POWERTOOLS_SERVICE_NAME": name.lower()},
-                environment_encryption=key,
-                tracing=lambda_.Tracing.ACTIVE,
-                log_group=log_group,
-                role=role,
-                reserved_concurrent_executions=20,
+                memory=memory,
+                environment=env,
+                key=key,
+                layer=layer,
+                retention=retention,
+                removal=removal,
+                purpose=f"{name} function: its own log group, the run prefixes it touches, the data key",
             )
 
         self.prepare_fn = function("Prepare", "prepare.handler.handler", Duration.minutes(5), 1024)
