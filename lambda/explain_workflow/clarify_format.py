@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import BinaryIO
+from dataclasses import dataclass, field
+from typing import BinaryIO, NamedTuple
 
 from explain_workflow.errors import ClarifyOutputError
 
@@ -26,9 +27,8 @@ OUT_FILE = SHAP_DIR + "out.jsonl"
 ANALYSIS_FILE = "analysis.json"
 
 
-@dataclass(frozen=True)
-class Unit:
-    """One explained unit (token, sentence or paragraph) of a text."""
+class Unit(NamedTuple):
+    """One explained unit (token, sentence or paragraph) of a text (a tuple: postprocess makes millions)."""
 
     text: str
     start_idx: int
@@ -40,6 +40,9 @@ class LocalExplanation:
     units: tuple[Unit, ...]
     join_source_value: int | str | None = None
     feature_name: str = "text"
+    # The attribution arrays exactly as out.jsonl wrote them, one per unit, when the line could be matched
+    # one-to-one (else empty): postprocess copies them into its results instead of re-formatting every float.
+    raw_attributions: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
 
 # ---- writing (the local explainer, test fixtures) ----
@@ -100,6 +103,11 @@ def analysis_document(
 # ---- reading (postprocess) ----
 
 
+# A JSON string cannot hold an unescaped quote, so this matches only real "attribution" keys; the array holds no
+# brackets once its values are known to be numbers.
+_ATTRIBUTION_ARRAY = re.compile(r'"attribution"\s*:\s*(\[[^\[\]]*\])')
+
+
 def parse_local_line(line: str, number: int, n_labels: int) -> LocalExplanation:
     """One out.jsonl line; ``number`` is its 1-based line number for error messages."""
     try:
@@ -111,21 +119,29 @@ def parse_local_line(line: str, number: int, n_labels: int) -> LocalExplanation:
         raw_units = explanation["attributions"]
         units = []
         for item in raw_units:
-            attribution = tuple(item["attribution"])
+            attribution = item["attribution"]
             if len(attribution) != n_labels:
                 raise ClarifyOutputError(
                     f"an attribution has {len(attribution)} values but there are {n_labels} labels",
                     line=number,
                 )
-            if not all(isinstance(v, int | float) for v in attribution):
-                raise ClarifyOutputError("an attribution holds a value that is not a number", line=number)
+            try:
+                sum(attribution)  # rejects a string, null or list among the values, far cheaper than a type scan
+            except TypeError:
+                raise ClarifyOutputError("an attribution holds a value that is not a number", line=number) from None
             description = item["description"]
-            units.append(Unit(str(description["partial_text"]), int(description["start_idx"]), attribution))
+            units.append(Unit(str(description["partial_text"]), int(description["start_idx"]), tuple(attribution)))
     except ClarifyOutputError:
         raise
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise ClarifyOutputError(f"unexpected record shape ({type(exc).__name__}: {exc})", line=number) from None
-    return LocalExplanation(tuple(units), record.get("join_source_value"), explanation.get("feature_name", "text"))
+    raw = _ATTRIBUTION_ARRAY.findall(line)
+    return LocalExplanation(
+        tuple(units),
+        record.get("join_source_value"),
+        explanation.get("feature_name", "text"),
+        tuple(raw) if len(raw) == len(units) else (),
+    )
 
 
 def iter_local(streams: Iterable[BinaryIO], n_labels: int) -> Iterator[LocalExplanation]:

@@ -7,16 +7,18 @@ vocabulary (per-token sums for the class summary) and the records kept for the r
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 from collections.abc import Iterator
-
-import numpy as np
+from json.encoder import encode_basestring  # the C string encoder json.dumps(ensure_ascii=False) uses
+from operator import add
 
 from explain_workflow import report
 from explain_workflow.clarify_format import (
     ANALYSIS_FILE,
     ClarifyOutputError,
     LocalExplanation,
+    Unit,
     expected_values,
     iter_local,
     out_keys,
@@ -33,54 +35,41 @@ LOCAL_FAITHFULNESS = "local/faithfulness.json"
 
 
 class TokenTotals:
-    """Per token: how often it was explained, and its summed attribution per class (vectorised per record)."""
+    """Per token (stripped, lower-cased): how often it was explained and its summed attribution per class."""
 
-    def __init__(self, labels: list[str]):
-        self.labels = labels
-        self.index: dict[str, int] = {}
-        self.sums = np.zeros((1024, len(labels)))
-        self.counts = np.zeros(1024, dtype=np.int64)
+    def __init__(self) -> None:
+        self._sums: dict[str, list[float]] = {}
+        self._counts: dict[str, int] = {}
 
-    def add(self, tokens: list[str], matrix: np.ndarray) -> None:
-        keys = [t.strip().lower() for t in tokens]
-        ids = [self.index.setdefault(k, len(self.index)) for k in keys]
-        if len(self.index) > len(self.counts):
-            grow = max(len(self.index), 2 * len(self.counts))
-            self.sums = np.vstack([self.sums, np.zeros((grow - len(self.sums), len(self.labels)))])
-            self.counts = np.concatenate([self.counts, np.zeros(grow - len(self.counts), dtype=np.int64)])
-        np.add.at(self.sums, ids, matrix)
-        np.add.at(self.counts, ids, 1)
+    def add(self, units: tuple[Unit, ...]) -> None:
+        sums, counts = self._sums, self._counts
+        for unit in units:
+            key = unit.text.strip().lower()
+            known = sums.get(key)
+            sums[key] = list(unit.attribution) if known is None else list(map(add, known, unit.attribution))
+            counts[key] = counts.get(key, 0) + 1
 
     def top(self, label_index: int, n: int = TOP_TOKENS) -> tuple[list[dict], list[dict]]:
         """Tokens with the largest total positive and negative attribution to one class."""
-        tokens = [t for t, _ in sorted(self.index.items(), key=lambda kv: kv[1])]
-        column = self.sums[: len(tokens), label_index]
-        order = np.argsort(column, kind="stable")
+        column = [(token, sums[label_index]) for token, sums in self._sums.items() if token]
 
-        def row(i: int) -> dict:
-            total = float(column[i])
-            return {
-                "token": tokens[i],
-                "total": total,
-                "mean": total / int(self.counts[i]),
-                "count": int(self.counts[i]),
-            }
+        def row(token: str, total: float) -> dict:
+            count = self._counts[token]
+            return {"token": token, "total": total, "mean": total / count, "count": count}
 
-        positive = [row(i) for i in order[::-1][:n] if column[i] > 0 and tokens[i]]
-        negative = [row(i) for i in order[:n] if column[i] < 0 and tokens[i]]
-        return positive, negative
+        positive = heapq.nlargest(n, (c for c in column if c[1] > 0), key=lambda c: c[1])
+        negative = heapq.nsmallest(n, (c for c in column if c[1] < 0), key=lambda c: c[1])
+        return [row(*c) for c in positive], [row(*c) for c in negative]
 
 
-def attribution_matrix(explanation: LocalExplanation, n_labels: int) -> np.ndarray:
-    return np.array([u.attribution for u in explanation.units], dtype=np.float64).reshape(-1, n_labels)
-
-
-def record_of(row_id: int, text: str, explanation: LocalExplanation, labels: list[str], base: np.ndarray) -> dict:
+def record_of(row_id: int, text: str, explanation: LocalExplanation, labels: list[str], base: list[float]) -> dict:
     """One results/records.jsonl entry; probabilities by SHAP additivity: expected value + sum of attributions.
 
     ``attributions`` of a unit are in the order of ``labels`` (listed in classes.json and the manifest).
     """
-    probs = base + attribution_matrix(explanation, len(labels)).sum(axis=0)
+    attributions = (u.attribution for u in explanation.units)
+    column_sums = [sum(column) for column in zip(*attributions, strict=True)] or [0.0] * len(labels)
+    probs = [b + s for b, s in zip(base, column_sums, strict=True)]
     units = [
         {
             "text": u.text,
@@ -93,10 +82,27 @@ def record_of(row_id: int, text: str, explanation: LocalExplanation, labels: lis
     return {
         "row_id": row_id,
         "text": text,
-        "predicted_label": labels[int(probs.argmax())],
-        "probabilities": dict(zip(labels, probs.round(6).tolist(), strict=True)),
+        "predicted_label": labels[max(range(len(probs)), key=probs.__getitem__)],
+        "probabilities": {label: round(p, 6) for label, p in zip(labels, probs, strict=True)},
         "units": units,
     }
+
+
+def record_json(record: dict, explanation: LocalExplanation) -> str:
+    """``record`` as one JSON line, its attribution arrays copied from out.jsonl when the parser kept them.
+
+    Formatting 14 floats per token is most of json.dumps' cost here, and Clarify already wrote them as JSON.
+    """
+    raw = explanation.raw_attributions
+    if not raw:
+        return json.dumps(record, ensure_ascii=False)
+    head = json.dumps({k: v for k, v in record.items() if k != "units"}, ensure_ascii=False)
+    units = ",".join(
+        f'{{"text":{encode_basestring(u["text"])},"start_idx":{u["start_idx"]},'
+        f'"aligned":{"true" if u["aligned"] else "false"},"attributions":{array}}}'
+        for u, array in zip(record["units"], raw, strict=True)
+    )
+    return f'{head[:-1]},"units":[{units}]}}'
 
 
 def _joined(layout: RunLayout, storage: Storage, n_labels: int) -> Iterator[tuple[int, str, LocalExplanation]]:
@@ -133,8 +139,8 @@ def postprocess_run(storage: Storage, run_id: str, settings: WorkflowSettings) -
             raise ClarifyOutputError(f"no {ANALYSIS_FILE} under {layout.clarify_prefix}") from None
         except json.JSONDecodeError as exc:
             raise ClarifyOutputError(f"{ANALYSIS_FILE} is not JSON: {exc.msg}") from None
-        base = np.array(expected_values(analysis, labels), dtype=np.float64)
-        totals = TokenTotals(labels)
+        base = expected_values(analysis, labels)
+        totals = TokenTotals()
         kept: list[dict] = []
         rows = misaligned = 0
         predicted = dict.fromkeys(labels, 0)
@@ -142,13 +148,13 @@ def postprocess_run(storage: Storage, run_id: str, settings: WorkflowSettings) -
         with storage.writer(layout.bucket, layout.results_prefix + "records.jsonl", "application/jsonlines") as out:
             for row_id, text, explanation in _joined(layout, storage, len(labels)):
                 record = record_of(row_id, text, explanation, labels, base)
-                line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+                line = (record_json(record, explanation) + "\n").encode("utf-8")
                 out.write(line)
                 digest.update(line)
                 rows += 1
                 predicted[record["predicted_label"]] += 1
                 misaligned += sum(not u["aligned"] for u in record["units"])
-                totals.add([u.text for u in explanation.units], attribution_matrix(explanation, len(labels)))
+                totals.add(explanation.units)
                 if len(kept) < REPORT_MAX_RECORDS:
                     kept.append(record)
     except ClarifyOutputError as exc:
@@ -209,7 +215,7 @@ def _request_digests(storage: Storage, layout: RunLayout) -> dict:
     return {"input_sha256": prepared.get("input_sha256"), "config_sha256": prepared.get("config_sha256")}
 
 
-def _classes(labels: list[str], base: np.ndarray, totals: TokenTotals, analysis: dict) -> dict:
+def _classes(labels: list[str], base: list[float], totals: TokenTotals, analysis: dict) -> dict:
     per_label = analysis["explanations"]["kernel_shap"]
     classes = {}
     for i, label in enumerate(labels):
@@ -233,4 +239,4 @@ def _answer(layout: RunLayout, manifest: dict) -> dict:
     }
 
 
-__all__ = ["ClarifyOutputError", "postprocess_run", "record_of"]
+__all__ = ["ClarifyOutputError", "postprocess_run", "record_json", "record_of"]

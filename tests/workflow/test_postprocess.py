@@ -11,7 +11,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from explain_workflow.clarify_format import ClarifyOutputError, LocalExplanation, Unit, local_line, parse_local_line
-from explain_workflow.postprocess import postprocess_run, record_of
+from explain_workflow.postprocess import postprocess_run, record_json, record_of
 from explain_workflow.runs import read_manifest
 from explain_workflow.storage import read_bytes
 from tests.workflow.conftest import LABELS, TEXTS, write_clarify_output
@@ -122,6 +122,44 @@ def test_additivity_and_line_round_trip(units, base):
     explanation = LocalExplanation(tuple(Unit(t, 0, tuple(a)) for t, a in units), 1)
     parsed = parse_local_line(local_line(explanation), 1, 3)
     assert parsed == explanation
-    record = record_of(1, "x", parsed, LABELS, np.array(base))
+    record = record_of(1, "x", parsed, LABELS, base)
     expected = np.array(base) + (np.array([a for _, a in units]).sum(axis=0) if units else 0)
     assert list(record["probabilities"].values()) == pytest.approx(expected.round(6).tolist(), abs=1e-9)
+
+
+@hsettings(max_examples=100)
+@given(
+    st.lists(
+        st.tuples(
+            st.text(max_size=8) | st.sampled_from(['"attribution": [', "]", '\\"attribution\\": [1]', "<UNK>"]),
+            st.integers(0, 50),
+            st.lists(st.floats(allow_nan=False, allow_infinity=False, width=32), min_size=3, max_size=3),
+        ),
+        max_size=10,
+    ),
+    st.text(max_size=30),
+)
+def test_records_line_copies_clarify_arrays_and_equals_json_dumps(units, text):
+    """The fast encoder's line parses to exactly what json.dumps would have written, for any unit texts."""
+    explanation = LocalExplanation(tuple(Unit(t, s, tuple(a)) for t, s, a in units), 1)
+    parsed = parse_local_line(local_line(explanation), 1, 3)
+    assert len(parsed.raw_attributions) == len(units)  # the copy path, not the fallback
+    record = record_of(1, text, parsed, LABELS, [0.1, 0.2, 0.7])
+    assert json.loads(record_json(record, parsed)) == json.loads(json.dumps(record))
+    assert json.loads(record_json(record, LocalExplanation(parsed.units, 1))) == json.loads(json.dumps(record))
+
+
+def test_an_unmatched_attribution_key_falls_back_to_reencoding():
+    line = local_line(LocalExplanation((Unit("river", 0, (0.1, 0.2, 0.3)),), 1))
+    extra = line.replace('"join_source_value"', '"attribution": [9, 9, 9], "join_source_value"')
+    parsed = parse_local_line(extra, 1, 3)
+    assert parsed.raw_attributions == ()
+    record = record_of(1, "river", parsed, LABELS, [0.0, 0.0, 0.0])
+    assert json.loads(record_json(record, parsed))["units"][0]["attributions"] == [0.1, 0.2, 0.3]
+
+
+@pytest.mark.parametrize("value", ['"0.1"', "null", "[0.1]", "{}"])
+def test_an_attribution_value_that_is_not_a_number_is_rejected(value):
+    line = local_line(LocalExplanation((Unit("river", 0, (0.1, 0.2, 0.3)),), 1)).replace("0.2", value)
+    with pytest.raises(ClarifyOutputError, match="not a number"):
+        parse_local_line(line, 7, 3)
