@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, NamedTuple
@@ -103,9 +102,23 @@ def analysis_document(
 # ---- reading (postprocess) ----
 
 
-# A JSON string cannot hold an unescaped quote, so this matches only real "attribution" keys; the array holds no
-# brackets once its values are known to be numbers.
-_ATTRIBUTION_ARRAY = re.compile(r'"attribution"\s*:\s*(\[[^\[\]]*\])')
+def _attribution_arrays(line: str, count: int) -> tuple[str, ...]:
+    """The text of each ``"attribution": [...]`` array in the line, or () unless exactly ``count`` are found.
+
+    Called once every unit's attribution has parsed as numbers (so no array holds a bracket). The quoted key can
+    also occur inside a string (after an escaped quote); any such extra occurrence changes the count, and then
+    the caller re-encodes the parsed values instead.
+    """
+    pieces = line.split('"attribution"')
+    if len(pieces) != count + 1:
+        return ()
+    arrays = []
+    for piece in pieces[1:]:
+        start, end = piece.find("["), piece.find("]")
+        if start < 0 or end < start or piece[:start].strip() != ":":
+            return ()
+        arrays.append(piece[start : end + 1])
+    return tuple(arrays)
 
 
 def parse_local_line(line: str, number: int, n_labels: int) -> LocalExplanation:
@@ -135,12 +148,11 @@ def parse_local_line(line: str, number: int, n_labels: int) -> LocalExplanation:
         raise
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise ClarifyOutputError(f"unexpected record shape ({type(exc).__name__}: {exc})", line=number) from None
-    raw = _ATTRIBUTION_ARRAY.findall(line)
     return LocalExplanation(
         tuple(units),
         record.get("join_source_value"),
         explanation.get("feature_name", "text"),
-        tuple(raw) if len(raw) == len(units) else (),
+        _attribution_arrays(line, len(units)),
     )
 
 

@@ -62,19 +62,31 @@ class TokenTotals:
         return [row(*c) for c in positive], [row(*c) for c in negative]
 
 
-def record_of(row_id: int, text: str, explanation: LocalExplanation, labels: list[str], base: list[float]) -> dict:
-    """One results/records.jsonl entry; probabilities by SHAP additivity: expected value + sum of attributions.
-
-    ``attributions`` of a unit are in the order of ``labels`` (listed in classes.json and the manifest).
-    """
+def _prediction(explanation: LocalExplanation, labels: list[str], base: list[float]) -> tuple[str, dict]:
+    """Predicted label and probabilities by SHAP additivity: expected value + sum of attributions."""
     attributions = (u.attribution for u in explanation.units)
     column_sums = [sum(column) for column in zip(*attributions, strict=True)] or [0.0] * len(labels)
     probs = [b + s for b, s in zip(base, column_sums, strict=True)]
+    predicted = labels[max(range(len(probs)), key=probs.__getitem__)]
+    return predicted, {label: round(p, 6) for label, p in zip(labels, probs, strict=True)}
+
+
+def _aligned(text: str, unit: Unit) -> bool:
+    """Whether the unit's text stands in the input text at its start_idx."""
+    return unit.start_idx >= 0 and text.startswith(unit.text, unit.start_idx)
+
+
+def record_of(row_id: int, text: str, explanation: LocalExplanation, labels: list[str], base: list[float]) -> dict:
+    """One results/records.jsonl entry (the report's view of a record).
+
+    ``attributions`` of a unit are in the order of ``labels`` (listed in classes.json and the manifest).
+    """
+    predicted, probabilities = _prediction(explanation, labels, base)
     units = [
         {
             "text": u.text,
             "start_idx": u.start_idx,
-            "aligned": text[u.start_idx : u.start_idx + len(u.text)] == u.text,
+            "aligned": _aligned(text, u),
             "attributions": list(u.attribution),
         }
         for u in explanation.units
@@ -82,27 +94,39 @@ def record_of(row_id: int, text: str, explanation: LocalExplanation, labels: lis
     return {
         "row_id": row_id,
         "text": text,
-        "predicted_label": labels[max(range(len(probs)), key=probs.__getitem__)],
-        "probabilities": {label: round(p, 6) for label, p in zip(labels, probs, strict=True)},
+        "predicted_label": predicted,
+        "probabilities": probabilities,
         "units": units,
     }
 
 
-def record_json(record: dict, explanation: LocalExplanation) -> str:
-    """``record`` as one JSON line, its attribution arrays copied from out.jsonl when the parser kept them.
+def record_line(
+    row_id: int, text: str, explanation: LocalExplanation, labels: list[str], base: list[float]
+) -> tuple[str, str, int]:
+    """``record_of``'s entry as one JSON line (no newline), with its predicted label and misaligned-unit count.
 
-    Formatting 14 floats per token is most of json.dumps' cost here, and Clarify already wrote them as JSON.
+    Formatting 14 floats per token is most of json.dumps' cost here and Clarify already wrote them as JSON, so the
+    attribution arrays are copied from out.jsonl whenever the parser could match them to the units.
     """
     raw = explanation.raw_attributions
     if not raw:
-        return json.dumps(record, ensure_ascii=False)
-    head = json.dumps({k: v for k, v in record.items() if k != "units"}, ensure_ascii=False)
-    units = ",".join(
-        f'{{"text":{encode_basestring(u["text"])},"start_idx":{u["start_idx"]},'
-        f'"aligned":{"true" if u["aligned"] else "false"},"attributions":{array}}}'
-        for u, array in zip(record["units"], raw, strict=True)
+        record = record_of(row_id, text, explanation, labels, base)
+        misaligned = sum(not u["aligned"] for u in record["units"])
+        return json.dumps(record, ensure_ascii=False), record["predicted_label"], misaligned
+    predicted, probabilities = _prediction(explanation, labels, base)
+    head = json.dumps(
+        {"row_id": row_id, "text": text, "predicted_label": predicted, "probabilities": probabilities},
+        ensure_ascii=False,
     )
-    return f'{head[:-1]},"units":[{units}]}}'
+    units, misaligned = [], 0
+    for unit, array in zip(explanation.units, raw, strict=True):
+        aligned = _aligned(text, unit)
+        misaligned += not aligned
+        units.append(
+            f'{{"text":{encode_basestring(unit.text)},"start_idx":{unit.start_idx},'
+            f'"aligned":{"true" if aligned else "false"},"attributions":{array}}}'
+        )
+    return f'{head[:-1]},"units":[{",".join(units)}]}}', predicted, misaligned
 
 
 def _joined(layout: RunLayout, storage: Storage, n_labels: int) -> Iterator[tuple[int, str, LocalExplanation]]:
@@ -147,16 +171,16 @@ def postprocess_run(storage: Storage, run_id: str, settings: WorkflowSettings) -
         digest = hashlib.sha256()
         with storage.writer(layout.bucket, layout.results_prefix + "records.jsonl", "application/jsonlines") as out:
             for row_id, text, explanation in _joined(layout, storage, len(labels)):
-                record = record_of(row_id, text, explanation, labels, base)
-                line = (record_json(record, explanation) + "\n").encode("utf-8")
+                text_line, label, unaligned = record_line(row_id, text, explanation, labels, base)
+                line = (text_line + "\n").encode("utf-8")
                 out.write(line)
                 digest.update(line)
                 rows += 1
-                predicted[record["predicted_label"]] += 1
-                misaligned += sum(not u["aligned"] for u in record["units"])
+                predicted[label] += 1
+                misaligned += unaligned
                 totals.add(explanation.units)
                 if len(kept) < REPORT_MAX_RECORDS:
-                    kept.append(record)
+                    kept.append(record_of(row_id, text, explanation, labels, base))
     except ClarifyOutputError as exc:
         write_manifest(storage, layout, FAILED, stage="postprocess", reason=exc.reason, where=exc.where)
         raise
@@ -239,4 +263,4 @@ def _answer(layout: RunLayout, manifest: dict) -> dict:
     }
 
 
-__all__ = ["ClarifyOutputError", "postprocess_run", "record_json", "record_of"]
+__all__ = ["ClarifyOutputError", "postprocess_run", "record_line", "record_of"]

@@ -11,7 +11,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from explain_workflow.clarify_format import ClarifyOutputError, LocalExplanation, Unit, local_line, parse_local_line
-from explain_workflow.postprocess import postprocess_run, record_json, record_of
+from explain_workflow.postprocess import postprocess_run, record_line, record_of
 from explain_workflow.runs import read_manifest
 from explain_workflow.storage import read_bytes
 from tests.workflow.conftest import LABELS, TEXTS, write_clarify_output
@@ -145,17 +145,26 @@ def test_records_line_copies_clarify_arrays_and_equals_json_dumps(units, text):
     parsed = parse_local_line(local_line(explanation), 1, 3)
     assert len(parsed.raw_attributions) == len(units)  # the copy path, not the fallback
     record = record_of(1, text, parsed, LABELS, [0.1, 0.2, 0.7])
-    assert json.loads(record_json(record, parsed)) == json.loads(json.dumps(record))
-    assert json.loads(record_json(record, LocalExplanation(parsed.units, 1))) == json.loads(json.dumps(record))
+    misaligned = sum(not u["aligned"] for u in record["units"])
+    for explanation in (parsed, LocalExplanation(parsed.units, 1)):  # copied arrays, then the json.dumps fallback
+        line, predicted, unaligned = record_line(1, text, explanation, LABELS, [0.1, 0.2, 0.7])
+        assert json.loads(line) == json.loads(json.dumps(record))
+        assert (predicted, unaligned) == (record["predicted_label"], misaligned)
 
 
-def test_an_unmatched_attribution_key_falls_back_to_reencoding():
-    line = local_line(LocalExplanation((Unit("river", 0, (0.1, 0.2, 0.3)),), 1))
-    extra = line.replace('"join_source_value"', '"attribution": [9, 9, 9], "join_source_value"')
-    parsed = parse_local_line(extra, 1, 3)
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda line: line.replace('"join_source_value"', '"attribution": [9, 9, 9], "join_source_value"'),
+        lambda line: line.replace('"river"', '"river\\"attribution"'),  # the quoted key inside a string
+    ],
+)
+def test_an_unmatched_attribution_key_falls_back_to_reencoding(edit):
+    line = edit(local_line(LocalExplanation((Unit("river", 0, (0.1, 0.2, 0.3)),), 1)))
+    parsed = parse_local_line(line, 1, 3)
     assert parsed.raw_attributions == ()
-    record = record_of(1, "river", parsed, LABELS, [0.0, 0.0, 0.0])
-    assert json.loads(record_json(record, parsed))["units"][0]["attributions"] == [0.1, 0.2, 0.3]
+    line, _, _ = record_line(1, "river", parsed, LABELS, [0.0, 0.0, 0.0])
+    assert json.loads(line)["units"][0]["attributions"] == [0.1, 0.2, 0.3]
 
 
 @pytest.mark.parametrize("value", ['"0.1"', "null", "[0.1]", "{}"])
