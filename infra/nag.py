@@ -65,13 +65,30 @@ def suppress_known_findings(stack: Stack) -> None:
                     applies_to=[
                         "Resource::*",
                         _regex(r"^Resource::<StorageResults[A-Z0-9]+\.Arn>\/runs\/\*$"),
-                        _regex(r"^Resource::<StorageInput[A-Z0-9]+\.Arn>\/incoming\/\*$"),
+                        _regex(r"^Resource::<StorageInput[A-Z0-9]+\.Arn>\/(incoming|uploads)\/\*$"),
                         _regex(r"^Resource::<(Workflow|Trigger)[A-Za-z]+FnLogs[A-Z0-9]+\.Arn>:log-stream:\*$"),
                     ],
                 )
             ],
             apply_to_children=True,
         )
+
+    NagSuppressions.add_resource_suppressions(
+        stack.trigger.starter.role,
+        [
+            NagPackSuppression(
+                id="AwsSolutions-IAM5",
+                reason="the starter looks up the execution named by a run id that is made at run time, among the "
+                "executions of this one state machine",
+                applies_to=[
+                    _regex(
+                        r"^Resource::arn:aws[a-z-]*:states:[a-z0-9-]+:\d+:execution:<Workflow[A-Za-z0-9]+\.Name>:\*$"
+                    )
+                ],
+            )
+        ],
+        apply_to_children=True,
+    )
 
     NagSuppressions.add_resource_suppressions(
         workflow.job_role,

@@ -14,7 +14,7 @@ from pathlib import Path
 from explain_workflow.dataset import iter_texts
 from explain_workflow.runs import RunLayout
 from explain_workflow.settings import Limits
-from explain_workflow.start import REQUESTED, Caller, start_run
+from explain_workflow.start import REQUESTED, UPLOADS, Caller, start_run
 from explain_workflow.storage import S3Storage, StorageError, read_bytes
 from fasttext_server.normalize import tokenize
 
@@ -57,14 +57,17 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
 
 
 def start(targets: StageTargets, source: str, overrides: dict, s3, sfn, account: str) -> dict:
-    """Start a run for an S3 object or a local file (uploaded to incoming/ first)."""
+    """Start a run for an S3 object or a local file.
+
+    A local file goes to uploads/, not incoming/: an upload to incoming/ would start a second run by itself.
+    """
     if source.startswith("s3://"):
         bucket, key = split_s3_uri(source)
     else:
         path = Path(source)
         if not path.is_file():
             raise AwsCliError(f"{path} does not exist")
-        bucket, key = targets.input_bucket, f"incoming/{path.name}"
+        bucket, key = targets.input_bucket, f"{UPLOADS}{path.name}"
         s3.upload_file(str(path), bucket, key)
     event = {
         "source": "textexplain.cli",

@@ -33,7 +33,7 @@ def _explain_parser(sub) -> None:
     source.add_argument("--endpoint-url", help="a running server that speaks the container's contract")
     source.add_argument("--stage", help="run in the deployed stage instead (needs AWS credentials)")
     p.add_argument("--data", type=Path, help="local mode: CSV with a header row")
-    p.add_argument("--input", help="with --stage: s3://bucket/key, or a local CSV uploaded to incoming/")
+    p.add_argument("--input", help="with --stage: s3://bucket/key, or a local CSV (uploaded to uploads/)")
     p.add_argument("--no-follow", action="store_true", help="with --stage: start the run and return")
     p.add_argument("--text-column", default=None, help="column name or 0-based index (default: text)")
     p.add_argument("--granularity", choices=GRANULARITIES, default=None)

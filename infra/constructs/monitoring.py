@@ -34,6 +34,8 @@ class Monitoring(Construct):
             self.topic.add_subscription(subs.EmailSubscription(email))
         # people get each run's outcome too, as one readable line (EventBridge publishes to the encrypted topic)
         key.grant(iam.ServicePrincipal("events.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey")
+        # alarm actions publish to the same encrypted topic: CloudWatch needs the key too
+        key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey")
         self.results_rule = events.Rule(
             self,
             "RunResultsToPeople",

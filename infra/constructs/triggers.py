@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -21,10 +21,11 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from explain_workflow.start import INCOMING
 from infra.config import EventSettings
 from infra.constructs.functions import project_function
+from infra.constructs.workflow import read_input_objects
 
-INCOMING_PREFIX = "incoming/"
 REQUESTED = "Explanation Requested"
 RESULTS = ["Explanation Succeeded", "Explanation Failed"]
 
@@ -67,13 +68,24 @@ class RunTriggers(Construct):
             removal=removal,
             purpose="Starts one execution per request; reports requests it cannot start",
         )
+        self.starter.add_to_role_policy(read_input_objects(bucket))
+        # listing lets S3 answer 404 (not 403) for a missing object, so the starter can say which it was
+        self.starter.add_to_role_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn]))
+        state_machine.grant_start_execution(self.starter)
+        # the starter looks for an execution of the run before starting one
         self.starter.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["s3:GetObject", "s3:GetObjectVersion"],
-                resources=[bucket.arn_for_objects(f"{INCOMING_PREFIX}*")],
+                actions=["states:DescribeExecution"],
+                resources=[
+                    stack.format_arn(
+                        service="states",
+                        resource="execution",
+                        resource_name=f"{state_machine.state_machine_name}:*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
             )
         )
-        state_machine.grant_start_execution(self.starter)
         bus.grant_put_events_to(self.starter)
         target = targets.LambdaFunction(self.starter, dead_letter_queue=self.dead_letters, retry_attempts=4)
         self.upload_rule = events.Rule(
@@ -85,7 +97,7 @@ class RunTriggers(Construct):
                 detail_type=["Object Created"],
                 detail={
                     "bucket": {"name": [bucket.bucket_name]},
-                    "object": {"key": [{"wildcard": f"{INCOMING_PREFIX}*.csv"}]},
+                    "object": {"key": [{"wildcard": f"{INCOMING}*.csv"}]},
                 },
             ),
             targets=[target],

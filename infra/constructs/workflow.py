@@ -19,6 +19,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from explain_workflow.start import READABLE_PREFIXES
 from infra.config import StageConfig
 from infra.constructs.functions import project_function
 from infra.constructs.processing_job import ProcessingJobTask
@@ -117,20 +118,25 @@ class ExplanationWorkflow(Construct):
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
         )
         self.clarify_task.grant(self.state_machine.role)
-        self.state_machine.add_to_role_policy(use_key(key))
+        self.state_machine.add_to_role_policy(use_key(key, "kms:DescribeKey"))
+        # the job's volume and output are encrypted with this key: SageMaker may check that the caller could
+        # grant it to an AWS service
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["kms:CreateGrant"],
+                resources=[key.key_arn],
+                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+            )
+        )
 
     # ---- IAM for the functions: exactly the prefixes each one touches ----
 
     def _grant_data(self, input_bucket: s3.IBucket, results_bucket: s3.IBucket, key: kms.IKey) -> None:
         runs = results_bucket.arn_for_objects("runs/*")
-        read_input = iam.PolicyStatement(
-            actions=["s3:GetObject", "s3:GetObjectVersion"], resources=[input_bucket.arn_for_objects("incoming/*")]
-        )
-        list_runs = iam.PolicyStatement(
-            actions=["s3:ListBucket"],
-            resources=[results_bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": ["runs/*"]}},
-        )
+        read_input = read_input_objects(input_bucket)
+        # No s3:prefix condition: S3 decides 404 or 403 for a missing object by whether the caller may list the
+        # bucket, and that check carries no prefix. The functions test for manifests that do not exist yet.
+        list_runs = iam.PolicyStatement(actions=["s3:ListBucket"], resources=[results_bucket.bucket_arn])
         rw_runs = iam.PolicyStatement(
             actions=["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"], resources=[runs]
         )
@@ -396,6 +402,14 @@ def retention_days(days: int) -> logs.RetentionDays:
     """The shortest CloudWatch Logs retention that keeps at least ``days``."""
     chosen = min((d for d in _RETENTION if d >= days), default=3653)
     return getattr(logs.RetentionDays, _RETENTION[chosen])
+
+
+def read_input_objects(input_bucket: s3.IBucket) -> iam.PolicyStatement:
+    """Read access to the input keys a run may name (incoming/ and the CLI's uploads/), nothing else there."""
+    return iam.PolicyStatement(
+        actions=["s3:GetObject", "s3:GetObjectVersion"],
+        resources=[input_bucket.arn_for_objects(f"{prefix}*") for prefix in READABLE_PREFIXES],
+    )
 
 
 def use_key(key: kms.IKey, *extra: str) -> iam.PolicyStatement:

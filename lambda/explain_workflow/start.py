@@ -20,7 +20,9 @@ from explain_workflow.storage import Storage, StorageError
 EVENT_SOURCE = "clarify-text-explanations"
 REQUESTED = "Explanation Requested"
 FAILED = "Explanation Failed"
-INCOMING = "incoming/"
+INCOMING = "incoming/"  # a CSV dropped here starts a run by itself
+UPLOADS = "uploads/"  # the CLI stages local files here and starts their run itself (no second, event-started run)
+READABLE_PREFIXES = (INCOMING, UPLOADS)  # the only input keys the workflow's roles may read
 
 
 @dataclass(frozen=True)
@@ -61,11 +63,14 @@ def start_run(event: dict, caller: Caller, storage: Storage, sfn_client, state_m
     try:
         request = request_from_event(event, caller)
         try:
-            storage.head(request["bucket"], request["key"], request["version_id"] or None)
+            found = storage.head(request["bucket"], request["key"], request["version_id"] or None)
         except StorageError as exc:
             raise InputValidationError(f"the object to explain cannot be read: {exc}") from None
     except InputValidationError as exc:
         return {"status": "REJECTED", "run_id": None, "reason": exc.reason}
+    if not request["version_id"] and not request["etag"]:
+        # "explain this key" means its current content: pin it, so a later upload to the key is a new run
+        request = {**request, "version_id": found.version_id or None, "etag": found.etag or None}
     run_id = run_id_for(
         request["bucket"], request["key"], request["version_id"] or request["etag"], request["overrides"]
     )

@@ -82,17 +82,24 @@ class S3Storage:
     def __init__(self, client):
         self.client = client
 
-    def _missing(self, exc) -> bool:
+    @staticmethod
+    def _unreadable(exc, bucket: str, key: str) -> StorageError | None:
+        """A StorageError for a missing or forbidden object; None for any other failure (raised as is)."""
         code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
-        return code in ("404", "NoSuchKey", "NotFound", "NoSuchVersion", "NoSuchBucket")
+        if code in ("404", "NoSuchKey", "NotFound", "NoSuchVersion", "NoSuchBucket"):
+            return StorageError(f"s3://{bucket}/{key} does not exist")
+        if code in ("403", "AccessDenied", "Forbidden"):
+            # S3 also answers 403 for a missing key when the caller may not list the bucket
+            return StorageError(f"s3://{bucket}/{key} cannot be read by this workflow (access denied)")
+        return None
 
     def head(self, bucket, key, version_id=None):
         args = {"Bucket": bucket, "Key": key, **({"VersionId": version_id} if version_id else {})}
         try:
             resp = self.client.head_object(**args)
         except self.client.exceptions.ClientError as exc:
-            if self._missing(exc):
-                raise StorageError(f"s3://{bucket}/{key} does not exist") from None
+            if error := self._unreadable(exc, bucket, key):
+                raise error from None
             raise
         return ObjectInfo(resp["ContentLength"], resp.get("ETag", "").strip('"'), resp.get("VersionId") or "")
 
@@ -108,8 +115,8 @@ class S3Storage:
         try:
             body = self.client.get_object(**args)["Body"]
         except self.client.exceptions.ClientError as exc:
-            if self._missing(exc):
-                raise StorageError(f"s3://{bucket}/{key} does not exist") from None
+            if error := self._unreadable(exc, bucket, key):
+                raise error from None
             raise
         return io.BufferedReader(_BodyStream(body), READ_BUFFER)
 

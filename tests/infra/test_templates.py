@@ -249,3 +249,58 @@ def test_model_role_may_decrypt_a_cross_account_artifact_key_only_where_configur
         assert [st["Resource"] for st in decrypts] == [config.model.artifact_kms_key_arn]
     else:
         assert decrypts == []
+
+
+def key_policy(template: dict) -> list[dict]:
+    (key,) = resources(template, "AWS::KMS::Key").values()
+    return key["Properties"]["KeyPolicy"]["Statement"]
+
+
+def test_data_key_admits_the_services_that_encrypt_with_it(stage):
+    """Log groups, the alarm topic's publishers: without these statements the deploy or the alarms fail in AWS."""
+    name, template, _ = stage
+    region = load_stage(name).region
+    by_service: dict[str, list[dict]] = {}
+    for statement in key_policy(template):
+        for service in as_list(statement["Principal"].get("Service", [])):
+            by_service.setdefault(service, []).append(statement)
+    (logs,) = by_service[f"logs.{region}.amazonaws.com"]
+    assert "kms:GenerateDataKey" in logs["Action"]
+    assert "kms:Decrypt" in logs["Action"]
+    condition = json.dumps(logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"])
+    assert f":logs:{region}:" in condition
+    assert "log-group:*" in condition
+    for service in ("cloudwatch.amazonaws.com", "events.amazonaws.com"):
+        assert any({"kms:Decrypt", "kms:GenerateDataKey"} <= set(s["Action"]) for s in by_service[service])
+
+
+def role_statements(template: dict, role_prefix: str) -> list[dict]:
+    found = []
+    for policy in resources(template, "AWS::IAM::Policy").values():
+        roles = [r["Ref"] for r in policy["Properties"]["Roles"]]
+        if any(r.startswith(role_prefix) for r in roles):
+            found.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    return found
+
+
+def test_starter_may_look_up_executions_and_tell_missing_from_forbidden(stage):
+    _, template, _ = stage
+    starter = role_statements(template, "TriggerStarterFnRole")
+    describe = [s for s in starter if s["Action"] == "states:DescribeExecution"]
+    assert len(describe) == 1
+    assert ":execution:" in json.dumps(describe[0]["Resource"])
+    listing = [s for s in starter if s["Action"] == "s3:ListBucket"]
+    assert len(listing) == 1
+    assert "StorageInput" in json.dumps(listing[0]["Resource"])
+    reads = [s for s in starter if s["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]]
+    assert "/incoming/*" in json.dumps(reads)
+    assert "/uploads/*" in json.dumps(reads)
+
+
+def test_functions_list_the_results_bucket_without_a_prefix_condition(stage):
+    """A missing manifest must read as 404, and S3's listing check for that carries no prefix."""
+    _, template, _ = stage
+    for role in ("WorkflowPrepareFnRole", "WorkflowPostprocessFnRole", "WorkflowRecordFailureFnRole"):
+        listing = [s for s in role_statements(template, role) if s["Action"] == "s3:ListBucket"]
+        assert listing, role
+        assert all("Condition" not in s for s in listing), role

@@ -55,9 +55,12 @@ def test_start_uploads_a_local_file_runs_once_and_follows_to_the_end(local_aws, 
     s3, sfn = local_aws["s3"], local_aws["stepfunctions"]
     started = aws_cli.start(targets, str(data), {"num_samples": 50}, s3, sfn, ACCOUNT)
     assert started["status"] == "STARTED"
-    assert started["run_id"] == run_id_for("in-bucket", "incoming/texts.csv", "", {"num_samples": 50})
-    assert s3.get_object(Bucket="in-bucket", Key="incoming/texts.csv")["Body"].read() == data.read_bytes()
-    again = aws_cli.start(targets, "s3://in-bucket/incoming/texts.csv", {"num_samples": 50}, s3, sfn, ACCOUNT)
+    # staged under uploads/ (an upload to incoming/ would start a second run by itself), pinned to its content
+    uploaded = s3.get_object(Bucket="in-bucket", Key="uploads/texts.csv")
+    assert uploaded["Body"].read() == data.read_bytes()
+    etag = uploaded["ETag"].strip('"')
+    assert started["run_id"] == run_id_for("in-bucket", "uploads/texts.csv", etag, {"num_samples": 50})
+    again = aws_cli.start(targets, "s3://in-bucket/uploads/texts.csv", {"num_samples": 50}, s3, sfn, ACCOUNT)
     assert again["status"] == "DUPLICATE"
     seen: list[str] = []
     assert aws_cli.follow(sfn, targets.state_machine_arn, started["run_id"], poll_seconds=0.05, report=seen.append) == (

@@ -6,8 +6,10 @@ import json
 from dataclasses import dataclass
 
 import pytest
+from botocore.exceptions import ClientError
 
 from explain_workflow import aws
+from explain_workflow.storage import S3Storage
 from tests.support.clarify_output import known_run
 from tests.support.s3 import CREDENTIALS, all_keys, moto_server, s3_client
 from tests.workflow.conftest import LABELS, TEXTS, csv_bytes, write_clarify_output
@@ -158,3 +160,15 @@ def test_record_failure_writes_once_and_never_overwrites(s3):
     bad = record_failure({"request": {"nothing": 1}, "error": {"Error": "X"}}, Context())
     assert bad["run_id"] is None
     assert "bad request" in bad["reason"]
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [("404", "does not exist"), ("NoSuchKey", "does not exist"), ("403", "access denied"), ("AccessDenied", "access")],
+)
+def test_missing_or_forbidden_objects_are_storage_errors_that_say_which(code, message):
+    """S3 answers 403 for a missing key when the caller may not list: both must reach the user as a clear reason."""
+    error = S3Storage._unreadable(ClientError({"Error": {"Code": code}}, "HeadObject"), "in", "incoming/a.csv")
+    assert message in str(error)
+    assert "s3://in/incoming/a.csv" in str(error)
+    assert S3Storage._unreadable(ClientError({"Error": {"Code": "SlowDown"}}, "GetObject"), "in", "k") is None

@@ -97,11 +97,19 @@ def test_upload_starts_one_execution_named_by_the_run_id_and_a_duplicate_starts_
 
 def test_allowed_account_request_with_overrides_is_its_own_run(local_aws):
     env = local_aws
-    env["s3"].put_object(Bucket="input", Key="incoming/b.csv", Body=csv_bytes(TEXTS))
+    etag = env["s3"].put_object(Bucket="input", Key="incoming/b.csv", Body=csv_bytes(TEXTS))["ETag"].strip('"')
     detail = {"bucket": "input", "key": "incoming/b.csv", "overrides": {"granularity": "sentence"}}
     result = env["handler"](requested(FRIEND, detail), Context())
     assert result["status"] == "STARTED"
-    assert result["run_id"] == run_id_for("input", "incoming/b.csv", "", {"granularity": "sentence"})
+    # a request naming no version means the object as it is now: the run is pinned to that content
+    assert result["run_id"] == run_id_for("input", "incoming/b.csv", etag, {"granularity": "sentence"})
+    execution = env["sfn"].describe_execution(executionArn=result["execution_arn"])
+    assert json.loads(execution["input"])["etag"] == etag
+    assert env["handler"](requested(FRIEND, detail), Context())["status"] == "DUPLICATE"
+    env["s3"].put_object(Bucket="input", Key="incoming/b.csv", Body=csv_bytes(TEXTS[:2]))
+    changed = env["handler"](requested(FRIEND, detail), Context())
+    assert changed["status"] == "STARTED"
+    assert changed["run_id"] != result["run_id"]
 
 
 @pytest.mark.parametrize(
