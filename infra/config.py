@@ -128,6 +128,16 @@ class StageConfig(_Strict):
     # on-demand USD per instance-hour, for `textexplain estimate` (check your region's prices)
     prices_per_hour: dict[str, float] = {"ml.m5.xlarge": 0.23, "ml.m5.2xlarge": 0.461, "ml.c5.xlarge": 0.204}
 
+    @model_validator(mode="after")
+    def _artifact_in_this_region(self) -> StageConfig:
+        key = self.model.artifact_kms_key_arn
+        if key and key.split(":")[3] != self.region:
+            raise ValueError(
+                f"model.artifact_kms_key_arn is in {key.split(':')[3]}, the stage in {self.region}: SageMaker reads "
+                "a model artifact only from its own region (copy the artifact to a bucket in the stage's region)"
+            )
+        return self
+
 
 def load_stage(stage: str, directory: Path = STAGES_DIR) -> StageConfig:
     path = directory / f"{stage}.json"

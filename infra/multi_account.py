@@ -21,7 +21,7 @@ from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 from pydantic import BaseModel, ConfigDict, Field
 
-from infra.config import ROOT, StageConfig, load_stage
+from infra.config import ROOT, ConfigError, StageConfig, load_stage
 
 
 class _Strict(BaseModel):
@@ -49,8 +49,22 @@ def model_role_pattern(stage: StageConfig) -> str:
     return f"arn:aws:iam::{stage.account}:role/TextExplanations-{stage.stage}-HostingExecutionRole*"
 
 
+def _check_readers(config: ArtifactsConfig, readers: list[StageConfig]) -> None:
+    """Each reader stage must take its artifact from this bucket, in this bucket's region."""
+    for stage in readers:
+        uri = stage.model.artifact_s3_uri or ""
+        if not uri.startswith(f"s3://{config.bucket_name}/"):
+            raise ConfigError(f"stage {stage.stage} reads its model from {uri or 'a local file'}, not this bucket")
+        if stage.region != config.region:
+            raise ConfigError(
+                f"stage {stage.stage} is in {stage.region} and the artifacts bucket in {config.region}: SageMaker "
+                "reads a model artifact only from its own region"
+            )
+
+
 class ModelArtifactsStack(Stack):
     def __init__(self, scope: Construct, id: str, *, config: ArtifactsConfig, readers: list[StageConfig]):
+        _check_readers(config, readers)
         super().__init__(scope, id, env=cdk.Environment(account=config.account, region=config.region))
         key = kms.Key(self, "ArtifactsKey", enable_key_rotation=True, removal_policy=RemovalPolicy.RETAIN)
         logs = s3.Bucket(

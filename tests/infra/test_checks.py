@@ -118,6 +118,10 @@ def test_synth_is_deterministic(synthesized, tmp_path):
         ({"account": "111111111111", "region": "eu-west-1",
           "model": {"labels": ["a", "b"], "artifact_s3_uri": "s3://bucket/k", "image_source": "repository"}},
          "image_tag"),
+        ({"account": "111111111111", "region": "eu-west-1",
+          "model": {"labels": ["a", "b"], "artifact_s3_uri": "s3://bucket/k",
+                    "artifact_kms_key_arn": "arn:aws:kms:us-east-1:555555555555:key/k"}},
+         "only from its own region"),
     ],
 )  # fmt: skip
 def test_stage_config_errors_name_the_file_and_field(tmp_path, content, message):

@@ -11,7 +11,7 @@ import pytest
 from aws_cdk.assertions import Annotations, Match, Template
 from cdk_nag import AwsSolutionsChecks
 
-from infra.config import load_stage
+from infra.config import ConfigError, load_stage
 from infra.multi_account import (
     ArtifactsConfig,
     ModelArtifactsStack,
@@ -88,3 +88,14 @@ def test_cfn_lint_on_the_multi_account_templates(synthesized):
         [sys.executable, "-m", "cfnlint", "--format", "json", *templates], capture_output=True, text=True
     )
     assert [f for f in json.loads(result.stdout or "[]") if f["Level"] == "Error"] == []
+
+
+def test_artifact_readers_must_use_this_bucket_in_its_region(tmp_path):
+    """SageMaker reads a model artifact only in the model's own region: caught at synth, not at deploy."""
+    config = load_json("artifacts.json", ArtifactsConfig)
+    staging = load_stage("staging")
+    elsewhere = staging.model_copy(update={"region": "eu-central-1"})
+    with pytest.raises(ConfigError, match="only from its own region"):
+        ModelArtifactsStack(cdk.App(outdir=str(tmp_path)), "a", config=config, readers=[elsewhere])
+    with pytest.raises(ConfigError, match="not this bucket"):
+        ModelArtifactsStack(cdk.App(outdir=str(tmp_path)), "a", config=config, readers=[load_stage("dev")])
