@@ -10,7 +10,7 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 
 from infra.config import load_stage
-from infra.stack import TextExplanationStack
+from infra.stack import add_stage_stacks
 
 
 def new_app(outdir: str | None = None) -> cdk.App:
@@ -23,7 +23,7 @@ def build_app(stages: list[str] | None = None, outdir: str | None = None) -> cdk
     app = new_app(outdir)
     chosen = stages or [app.node.try_get_context("stage") or "dev"]
     for stage in chosen:
-        TextExplanationStack(app, f"TextExplanations-{stage}", config=load_stage(stage))
+        add_stage_stacks(app, load_stage(stage))
     if app.node.try_get_context("multi_account") in (True, "true"):
         add_multi_account_stacks(app)
     cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))

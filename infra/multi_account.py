@@ -115,10 +115,10 @@ class ModelArtifactsStack(Stack):
 class ExplanationStage(Stage):
     def __init__(self, scope: Construct, id: str, *, config: StageConfig):
         super().__init__(scope, id, env=cdk.Environment(account=config.account, region=config.region))
-        from infra.stack import TextExplanationStack
+        from infra.stack import add_stage_stacks
 
-        # the same stack name as a direct deploy, so roles and outputs are named alike
-        TextExplanationStack(self, "Explanations", config=config, stack_name=f"TextExplanations-{config.stage}")
+        # the same stacks and names as a direct deploy, so roles and outputs are named alike
+        add_stage_stacks(self, config)
 
 
 class PipelineStack(Stack):

@@ -9,6 +9,7 @@ from infra.config import StageConfig
 from infra.constructs.model import ModelHosting
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.online import OnlineExplainer
+from infra.constructs.repository import ImageRepositoryStack, image_repository_name
 from infra.constructs.storage import ExplanationStorage
 from infra.constructs.triggers import RunTriggers
 from infra.constructs.workflow import ExplanationWorkflow
@@ -28,7 +29,7 @@ class TextExplanationStack(Stack):
             "Hosting",
             settings=config.model,
             hosting=config.hosting,
-            retain=config.retain_data,
+            repository_name=image_repository_name(config),
             model_name=f"text-explainer-{config.stage}",
         )
         if config.hosting.online_explainer:
@@ -70,3 +71,18 @@ class TextExplanationStack(Stack):
         CfnOutput(self, "StateMachineArn", value=self.workflow.state_machine.state_machine_arn)
         CfnOutput(self, "EventBusName", value=self.workflow.bus.event_bus_name)
         suppress_known_findings(self)
+
+
+def add_stage_stacks(scope, config: StageConfig) -> TextExplanationStack:
+    """The stage's image repository, then the stage itself (its model may pull a tag pushed in between)."""
+    images = ImageRepositoryStack(
+        scope,
+        f"TextExplanations-{config.stage}-images",
+        config=config,
+        stack_name=f"TextExplanations-{config.stage}-images",
+    )
+    stack = TextExplanationStack(
+        scope, f"TextExplanations-{config.stage}", config=config, stack_name=f"TextExplanations-{config.stage}"
+    )
+    stack.add_dependency(images, "the model pulls its image from the stage's repository")
+    return stack

@@ -1,10 +1,10 @@
-"""The container image, its ECR repository and the SageMaker model Clarify explains."""
+"""The container image and the SageMaker model Clarify explains."""
 
 from __future__ import annotations
 
 import json
 
-from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
@@ -23,7 +23,7 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
 
 
 class ModelHosting(Construct):
-    """ECR repository (immutable tags, scan on push), the BYOC image, and a network-isolated model."""
+    """The BYOC image (an asset, or a tag in the stage's repository) and a network-isolated model."""
 
     def __init__(
         self,
@@ -32,29 +32,13 @@ class ModelHosting(Construct):
         *,
         settings: ModelSettings,
         hosting: HostingSettings,
-        retain: bool,
+        repository_name: str,
         model_name: str,
     ):
         super().__init__(scope, id)
         # a fixed, lower-case name: the workflow's analysis config and the job role's IAM refer to it
         self.model_name = model_name
         stack = Stack.of(self)
-        self.repository = ecr.Repository(
-            self,
-            "Repository",
-            image_tag_mutability=ecr.TagMutability.IMMUTABLE,
-            image_scan_on_push=True,
-            encryption=ecr.RepositoryEncryption.KMS,
-            removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
-            lifecycle_rules=[
-                ecr.LifecycleRule(
-                    description="drop untagged layers",
-                    tag_status=ecr.TagStatus.UNTAGGED,
-                    max_image_age=Duration.days(14),
-                ),
-                ecr.LifecycleRule(description="keep the newest 20 images", max_image_count=20),
-            ],
-        )
         self.role = iam.Role(
             self,
             "ExecutionRole",
@@ -65,9 +49,10 @@ class ModelHosting(Construct):
             asset = ecr_assets.DockerImageAsset(self, "Image", directory=str(ROOT / "container"))
             asset.repository.grant_pull(self.role)
             image = asset.image_uri
-        else:
-            self.repository.grant_pull(self.role)
-            image = self.repository.repository_uri_for_tag(settings.image_tag)
+        else:  # the tag your CI pushed to the stage's repository (its own stack, deployed first)
+            repository = ecr.Repository.from_repository_name(self, "Repository", repository_name)
+            repository.grant_pull(self.role)
+            image = repository.repository_uri_for_tag(settings.image_tag)
 
         if settings.artifact_path:
             artifact = s3_assets.Asset(self, "Artifact", path=str(ROOT / settings.artifact_path))

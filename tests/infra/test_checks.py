@@ -17,8 +17,9 @@ from tests.infra.conftest import STAGES, resources
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_cdk_nag_aws_solutions_and_nist_report_nothing_unsuppressed(synthesized, stage):
-    annotations = Annotations.from_stack(synthesized.stacks[stage])
+@pytest.mark.parametrize("part", ["stacks", "image_stacks"])
+def test_cdk_nag_aws_solutions_and_nist_report_nothing_unsuppressed(synthesized, stage, part):
+    annotations = Annotations.from_stack(getattr(synthesized, part)[stage])
     errors = annotations.find_error("*", Match.string_like_regexp(".*"))
     warnings = annotations.find_warning("*", Match.string_like_regexp("(AwsSolutions|NIST).*"))
     assert [e.entry.data for e in errors] == []
@@ -38,7 +39,7 @@ def test_every_suppression_has_a_specific_reason(synthesized, stage):
 
 def test_cfn_lint_finds_no_errors(synthesized):
     templates = sorted(str(p) for p in synthesized.outdir.glob("*.template.json"))
-    assert len(templates) == len(STAGES)
+    assert len(templates) == 2 * len(STAGES)  # each stage: its image repository, then the stage
     result = subprocess.run(
         [sys.executable, "-m", "cfnlint", "--format", "json", *templates], capture_output=True, text=True
     )

@@ -67,7 +67,7 @@ def test_buckets_are_encrypted_private_tls_only(stage):
 def test_stateful_logical_ids_are_stable(stage):
     _, template, _ = stage
     ids = set(template["Resources"])
-    for prefix in ("StorageDataKey", "StorageInput", "StorageResults", "StorageAccessLogs", "HostingRepository"):
+    for prefix in ("StorageDataKey", "StorageInput", "StorageResults", "StorageAccessLogs"):
         assert any(i.startswith(prefix) and len(i) == len(prefix) + 8 for i in ids), prefix
 
 
@@ -93,7 +93,7 @@ def test_model_is_network_isolated_with_the_stage_labels(stage):
         image = json.dumps(container["Image"])
         if config.model.image_source == "repository":
             assert f":{config.model.image_tag}" in image
-            assert "HostingRepository" in image
+            assert f"/text-explanations-{name}:" in image  # the stage's repository, from its own stack
         else:
             assert "cdk-hnb659fds-container-assets" in image
 
@@ -130,17 +130,23 @@ def test_online_explainer_only_where_configured(stage):
     assert len(resources(template, "AWS::SageMaker::Endpoint")) == 1
 
 
-def test_ecr_repository(stage):
-    _, _, t = stage
-    t.has_resource_properties(
+def test_ecr_repository_in_its_own_stack_deployed_first(stage, synthesized):
+    """A model pulling <repository>:<tag> needs the tag pushed, so the repository cannot live in the model's stack."""
+    name, template, _ = stage
+    assert resources(template, "AWS::ECR::Repository") == {}
+    images = Template.from_json(synthesized.image_templates[name])
+    images.has_resource_properties(
         "AWS::ECR::Repository",
         {
+            "RepositoryName": f"text-explanations-{name}",
             "ImageTagMutability": "IMMUTABLE",
             "ImageScanningConfiguration": {"ScanOnPush": True},
             "EncryptionConfiguration": {"EncryptionType": "KMS"},
             "LifecyclePolicy": Match.object_like({"LifecyclePolicyText": Match.any_value()}),
         },
     )
+    stack = synthesized.stacks[name]
+    assert [d.stack_name for d in stack.dependencies] == [f"TextExplanations-{name}-images"]
 
 
 def test_state_machine_logs_everything_encrypted_and_traces(stage):
