@@ -125,6 +125,9 @@ class StageConfig(_Strict):
     log_retention_days: int = 90
     alarm_email: str | None = None
     powertools_layer_version: int = Field(27, ge=1)
+    # reserved concurrency of each of the four functions; their sum must leave the account's unreserved minimum
+    # (new accounts may have a small concurrency quota: lower this, or raise the quota)
+    function_concurrency: int = Field(10, ge=1)
     # on-demand USD per instance-hour, for `textexplain estimate` (check your region's prices)
     prices_per_hour: dict[str, float] = {"ml.m5.xlarge": 0.23, "ml.m5.2xlarge": 0.461, "ml.c5.xlarge": 0.204}
 

@@ -56,6 +56,7 @@ class TextExplanationStack(Stack):
             layer=self.workflow.layer,
             log_retention=self.workflow.retention,
             removal=RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY,
+            reserved_concurrency=config.function_concurrency,
         )
         self.monitoring = Monitoring(
             self,

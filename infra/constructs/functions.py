@@ -28,6 +28,7 @@ def project_function(
     retention: logs.RetentionDays,
     removal: RemovalPolicy,
     purpose: str,
+    reserved_concurrency: int,
 ) -> lambda_.Function:
     """``<name>Fn`` with ``<name>FnLogs`` and ``<name>FnRole`` beside it in ``scope``."""
     log_group = logs.LogGroup(scope, f"{name}FnLogs", retention=retention, encryption_key=key, removal_policy=removal)
@@ -55,5 +56,5 @@ def project_function(
         tracing=lambda_.Tracing.ACTIVE,
         log_group=log_group,
         role=role,
-        reserved_concurrent_executions=20,
+        reserved_concurrent_executions=reserved_concurrency,
     )

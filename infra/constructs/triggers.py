@@ -44,6 +44,7 @@ class RunTriggers(Construct):
         layer: lambda_.ILayerVersion,
         log_retention: logs.RetentionDays,
         removal: RemovalPolicy,
+        reserved_concurrency: int,
     ):
         super().__init__(scope, id)
         stack = Stack.of(self)
@@ -67,6 +68,7 @@ class RunTriggers(Construct):
             retention=log_retention,
             removal=removal,
             purpose="Starts one execution per request; reports requests it cannot start",
+            reserved_concurrency=reserved_concurrency,
         )
         self.starter.add_to_role_policy(read_input_objects(bucket))
         # listing lets S3 answer 404 (not 403) for a missing object, so the starter can say which it was

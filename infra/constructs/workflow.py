@@ -96,6 +96,7 @@ class ExplanationWorkflow(Construct):
                 retention=retention,
                 removal=removal,
                 purpose=f"{name} function: its own log group, the run prefixes it touches, the data key",
+                reserved_concurrency=config.function_concurrency,
             )
 
         self.prepare_fn = function("Prepare", "prepare.handler.handler", Duration.minutes(5), 1024)

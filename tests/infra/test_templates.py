@@ -310,3 +310,11 @@ def test_functions_list_the_results_bucket_without_a_prefix_condition(stage):
         listing = [s for s in role_statements(template, role) if s["Action"] == "s3:ListBucket"]
         assert listing, role
         assert all("Condition" not in s for s in listing), role
+
+
+def test_function_concurrency_comes_from_the_stage(stage):
+    name, template, _ = stage
+    functions = [f for f in resources(template, "AWS::Lambda::Function").values() if "Layers" in f["Properties"]]
+    assert len(functions) == 4
+    for function in functions:
+        assert function["Properties"]["ReservedConcurrentExecutions"] == load_stage(name).function_concurrency
