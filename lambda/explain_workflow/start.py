@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from urllib.parse import unquote_plus
 
 from explain_workflow.errors import InputValidationError
 from explain_workflow.request import RunRequest
 from explain_workflow.runs import run_id_for
-from explain_workflow.storage import Storage, StorageError
+from explain_workflow.storage import ObjectInfo, Storage, StorageError
 
 EVENT_SOURCE = "clarify-text-explanations"
 REQUESTED = "Explanation Requested"
@@ -62,10 +63,7 @@ def start_run(event: dict, caller: Caller, storage: Storage, sfn_client, state_m
     """Start (or find) the execution for an event; returns what happened, never raises for a bad request."""
     try:
         request = request_from_event(event, caller)
-        try:
-            found = storage.head(request["bucket"], request["key"], request["version_id"] or None)
-        except StorageError as exc:
-            raise InputValidationError(f"the object to explain cannot be read: {exc}") from None
+        request, found = _readable(storage, request, from_s3=event.get("source") == "aws.s3")
     except InputValidationError as exc:
         return {"status": "REJECTED", "run_id": None, "reason": exc.reason}
     if not request["version_id"] and not request["etag"]:
@@ -90,6 +88,25 @@ def start_run(event: dict, caller: Caller, storage: Storage, sfn_client, state_m
     except sfn_client.exceptions.ExecutionAlreadyExists:
         return duplicate
     return {"status": "STARTED", "run_id": run_id, "execution_arn": execution["executionArn"]}
+
+
+def _readable(storage: Storage, request: dict, from_s3: bool) -> tuple[dict, ObjectInfo]:
+    """The request (its key as stored) and its object's metadata; ``InputValidationError`` when unreadable.
+
+    S3's own notifications URL-encode keys (a space arrives as "+"); whether its EventBridge events do is not
+    something we can check offline, so an S3 event's key that does not exist is tried once more, decoded.
+    """
+    keys = [request["key"]]
+    if from_s3 and unquote_plus(request["key"]) != request["key"]:
+        keys.append(unquote_plus(request["key"]))
+    for key in keys:
+        try:
+            found = storage.head(request["bucket"], key, request["version_id"] or None)
+        except StorageError as exc:
+            error = exc
+            continue
+        return {**request, "key": key}, found
+    raise InputValidationError(f"the object to explain cannot be read: {error}")
 
 
 def failure_event(result: dict, event: dict, bus_name: str) -> dict:

@@ -135,3 +135,13 @@ def test_requests_that_cannot_start_end_in_a_failure_event(local_aws, event, rea
     assert failure["status"] == "FAILED"
     assert reason in failure["reason"]
     assert env["sfn"].list_executions(stateMachineArn=env["machine"])["executions"] == []
+
+
+def test_an_s3_event_key_that_arrives_url_encoded_finds_its_object(local_aws):
+    env = local_aws
+    env["s3"].put_object(Bucket="input", Key="incoming/my texts.csv", Body=csv_bytes(TEXTS))
+    head = env["s3"].head_object(Bucket="input", Key="incoming/my texts.csv")
+    result = env["handler"](s3_event(head, "incoming/my+texts.csv"), Context())
+    assert result["status"] == "STARTED"
+    execution = env["sfn"].describe_execution(executionArn=result["execution_arn"])
+    assert json.loads(execution["input"])["key"] == "incoming/my texts.csv"
