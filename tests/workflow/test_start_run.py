@@ -80,10 +80,15 @@ def failures(env) -> list[dict]:
     return [json.loads(m["Body"])["detail"] for m in messages]
 
 
+def upload(env, key: str) -> dict:
+    """Put the sample CSV at ``key`` of the input bucket; its HeadObject answer."""
+    env["s3"].put_object(Bucket="input", Key=key, Body=csv_bytes(TEXTS))
+    return env["s3"].head_object(Bucket="input", Key=key)
+
+
 def test_upload_starts_one_execution_named_by_the_run_id_and_a_duplicate_starts_none(local_aws):
     env = local_aws
-    env["s3"].put_object(Bucket="input", Key="incoming/a.csv", Body=csv_bytes(TEXTS))
-    head = env["s3"].head_object(Bucket="input", Key="incoming/a.csv")
+    head = upload(env, "incoming/a.csv")
     first = env["handler"](s3_event(head, "incoming/a.csv"), Context())
     assert first["status"] == "STARTED"
     assert first["run_id"] == run_id_for("input", "incoming/a.csv", head["ETag"].strip('"'), {})
@@ -139,8 +144,7 @@ def test_requests_that_cannot_start_end_in_a_failure_event(local_aws, event, rea
 
 def test_an_s3_event_key_that_arrives_url_encoded_finds_its_object(local_aws):
     env = local_aws
-    env["s3"].put_object(Bucket="input", Key="incoming/my texts.csv", Body=csv_bytes(TEXTS))
-    head = env["s3"].head_object(Bucket="input", Key="incoming/my texts.csv")
+    head = upload(env, "incoming/my texts.csv")
     result = env["handler"](s3_event(head, "incoming/my+texts.csv"), Context())
     assert result["status"] == "STARTED"
     execution = env["sfn"].describe_execution(executionArn=result["execution_arn"])
