@@ -1,4 +1,8 @@
-"""The one stack of a stage: a thin composition of the constructs, wired by grants."""
+"""The stacks of a stage, thin compositions of the constructs wired by grants.
+
+A model that pulls ``<repository>:<tag>`` can only be created once that tag exists, and a tag can only be pushed once
+the repository exists: so the stage's image repository is a stack of its own, deployed first.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +13,30 @@ from infra.config import StageConfig
 from infra.constructs.model import ModelHosting
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.online import OnlineExplainer
-from infra.constructs.repository import ImageRepositoryStack, image_repository_name
+from infra.constructs.repository import ImageRepository, image_repository_name
 from infra.constructs.storage import ExplanationStorage
 from infra.constructs.triggers import RunTriggers
 from infra.constructs.workflow import ExplanationWorkflow
 from infra.nag import suppress_known_findings
 
 
+def _tag_for_stage(stack: Stack, config: StageConfig) -> None:
+    Tags.of(stack).add("project", "clarify-text-explanations")
+    Tags.of(stack).add("stage", config.stage)
+
+
+class ImageRepositoryStack(Stack):
+    def __init__(self, scope: Construct, id: str, *, config: StageConfig, **kwargs):
+        super().__init__(scope, id, env=Environment(account=config.account, region=config.region), **kwargs)
+        _tag_for_stage(self, config)
+        self.images = ImageRepository(self, "Images", config=config)
+        CfnOutput(self, "RepositoryUri", value=self.images.repository.repository_uri)
+
+
 class TextExplanationStack(Stack):
     def __init__(self, scope: Construct, id: str, *, config: StageConfig, **kwargs):
         super().__init__(scope, id, env=Environment(account=config.account, region=config.region), **kwargs)
-        Tags.of(self).add("project", "clarify-text-explanations")
-        Tags.of(self).add("stage", config.stage)
+        _tag_for_stage(self, config)
         self.storage = ExplanationStorage(
             self, "Storage", retain=config.retain_data, results_expire_days=config.results_expire_days
         )

@@ -1,12 +1,8 @@
-"""The stage's ECR repository for the model image, in a stack of its own.
-
-A model that pulls ``<repository>:<tag>`` can only be created once that tag exists, and a tag can only be pushed once
-the repository exists: so the repository is deployed first, by its own stack, under a fixed name that CI pushes to.
-"""
+"""The stage's ECR repository for the model image (its own stack deploys it before the stage: infra/stack.py)."""
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration, Environment, RemovalPolicy, Stack, Tags
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_ecr as ecr
 from constructs import Construct
 
@@ -17,13 +13,11 @@ def image_repository_name(config: StageConfig) -> str:
     return f"text-explanations-{config.stage}"
 
 
-class ImageRepositoryStack(Stack):
-    """Immutable tags, scan on push, KMS encryption, lifecycle rules; retained in stages that retain data."""
+class ImageRepository(Construct):
+    """Fixed name, immutable tags, scan on push, KMS encryption, lifecycle rules; retained where data is."""
 
-    def __init__(self, scope: Construct, id: str, *, config: StageConfig, **kwargs):
-        super().__init__(scope, id, env=Environment(account=config.account, region=config.region), **kwargs)
-        Tags.of(self).add("project", "clarify-text-explanations")
-        Tags.of(self).add("stage", config.stage)
+    def __init__(self, scope: Construct, id: str, *, config: StageConfig):
+        super().__init__(scope, id)
         self.repository = ecr.Repository(
             self,
             "Repository",
@@ -41,4 +35,3 @@ class ImageRepositoryStack(Stack):
                 ecr.LifecycleRule(description="keep the newest 20 images", max_image_count=20),
             ],
         )
-        CfnOutput(self, "RepositoryUri", value=self.repository.repository_uri)
