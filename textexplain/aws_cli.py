@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from explain_workflow.dataset import iter_texts
-from explain_workflow.runs import RunLayout
-from explain_workflow.settings import Limits
+from explain_workflow.runs import RunLayout, execution_name_for
+from explain_workflow.settings import Limits, SettingsError, WorkflowSettings
 from explain_workflow.start import REQUESTED, UPLOADS, Caller, start_run
 from explain_workflow.storage import S3Storage, StorageError, read_bytes
 from fasttext_server.normalize import tokenize
@@ -32,6 +32,8 @@ class StageTargets:
     input_bucket: str
     results_bucket: str
     state_machine_arn: str
+    # The workflow functions' environment (stack output WorkflowEnvironment): the run id depends on it
+    workflow_env: dict | None = None
 
     @classmethod
     def from_stack(cls, cloudformation, stage: str) -> StageTargets:
@@ -46,7 +48,17 @@ class StageTargets:
         missing = [k for k in ("InputBucket", "ResultsBucket", "StateMachineArn") if k not in outputs]
         if missing:
             raise AwsCliError(f"stack {name} has no outputs {missing}")
-        return cls(outputs["InputBucket"], outputs["ResultsBucket"], outputs["StateMachineArn"])
+        env = json.loads(outputs["WorkflowEnvironment"]) if "WorkflowEnvironment" in outputs else None
+        return cls(outputs["InputBucket"], outputs["ResultsBucket"], outputs["StateMachineArn"], env)
+
+    def settings(self) -> WorkflowSettings:
+        """The stage's workflow settings, so the CLI computes the run id exactly as the starter and prepare do."""
+        if self.workflow_env is None:
+            raise AwsCliError("the stack has no WorkflowEnvironment output; deploy this version of the app")
+        try:
+            return WorkflowSettings.from_env(self.workflow_env)
+        except SettingsError as exc:
+            raise AwsCliError(f"the stack's WorkflowEnvironment is unusable: {exc}") from None
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -75,17 +87,23 @@ def start(targets: StageTargets, source: str, overrides: dict, s3, sfn, account:
         "account": account,
         "detail": {"bucket": bucket, "key": key, "overrides": overrides},
     }
-    result = start_run(event, Caller(account), S3Storage(s3), sfn, targets.state_machine_arn)
+    result = start_run(event, Caller(account), S3Storage(s3), sfn, targets.state_machine_arn, targets.settings())
     if result["status"] == "REJECTED":
         raise AwsCliError(result["reason"])
     return result
 
 
 def follow(
-    sfn, state_machine_arn: str, run_id: str, poll_seconds: float = 5.0, timeout: float = 6 * 3600, report=print
+    sfn,
+    state_machine_arn: str,
+    run_id: str,
+    poll_seconds: float = 5.0,
+    timeout: float = 6 * 3600,
+    report=print,
+    attempt: int = 1,
 ):
-    """Wait for the run's execution to end, reporting each state it enters; returns its final status."""
-    arn = state_machine_arn.replace(":stateMachine:", ":execution:") + f":{run_id}"
+    """Wait for the run's execution (of ``attempt``) to end, reporting each state it enters; returns its status."""
+    arn = state_machine_arn.replace(":stateMachine:", ":execution:") + f":{execution_name_for(run_id, attempt)}"
     seen, deadline = 0, time.monotonic() + timeout
     while True:
         history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]

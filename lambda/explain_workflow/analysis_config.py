@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from explain_workflow.dataset import FROZEN_HEADERS
+from explain_workflow.languages import clarify_language
 from explain_workflow.settings import ClarifyDefaults, WorkflowSettings
 
 
@@ -25,6 +26,16 @@ def build(settings: WorkflowSettings, clarify: ClarifyDefaults, endpoint_name_pr
         }
         if endpoint_name_prefix:
             predictor["endpoint_name_prefix"] = endpoint_name_prefix[:23].rstrip("-")
+    shap: dict = {
+        "baseline": [[clarify.baseline]],
+        "num_samples": clarify.num_samples,
+        "agg_method": clarify.agg_method,
+        "use_logit": False,
+        "save_local_shap_values": True,
+        "text_config": {"granularity": clarify.granularity, "language": clarify_language(clarify.language)},
+    }
+    if clarify.seed is not None:
+        shap["seed"] = clarify.seed  # the same samples on every attempt
     return {
         "version": "1.0",
         "dataset_type": "text/csv",
@@ -32,14 +43,7 @@ def build(settings: WorkflowSettings, clarify: ClarifyDefaults, endpoint_name_pr
         "joinsource_name_or_index": FROZEN_HEADERS[0],
         "predictor": predictor,
         "methods": {
-            "shap": {
-                "baseline": [[clarify.baseline]],
-                "num_samples": clarify.num_samples,
-                "agg_method": clarify.agg_method,
-                "use_logit": False,
-                "save_local_shap_values": True,
-                "text_config": {"granularity": clarify.granularity, "language": clarify.language},
-            },
+            "shap": shap,
             "report": {"name": "report", "title": "Text explanations"},
         },
     }

@@ -13,8 +13,9 @@
 
 from __future__ import annotations
 
-import io
 import json
+import math
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, NamedTuple
@@ -100,6 +101,47 @@ def analysis_document(
 
 
 # ---- reading (postprocess) ----
+#
+# Strict: JSON's own grammar only (NaN and Infinity are not JSON; a number that overflows to infinity is refused),
+# numbers are numbers (``true`` is not 1), text is UTF-8, and every file under explanations_shap/ is one we know.
+# Every error names the file and the line.
+
+_NUMBER_TYPES = frozenset((float, int))
+KNOWN_SIDE_FILES = frozenset(("baseline.csv",))
+_PART = re.compile(r"^out(?:\.jsonl)?(?:[._-]part[-_]?\d+)(?:\.jsonl)?$")
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
+def strict_json(text: str):
+    """json.loads without NaN/Infinity; raises ValueError (json.JSONDecodeError is one) with a message."""
+    return _DECODER.decode(text)
+
+
+def finite_number(value) -> bool:
+    return type(value) in _NUMBER_TYPES and math.isfinite(value)
+
+
+def join_row_id(value) -> int:
+    """A row id from join_source_value: 7, 7.0, "7" and "7.0" all name row 7; ValueError otherwise."""
+    if type(value) is int:
+        return value
+    if type(value) is str:
+        text = value.strip()
+        if text.isdigit():
+            return int(text)
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"join_source_value {value!r} is not a row number") from None
+    if type(value) is float and math.isfinite(value) and value.is_integer():
+        return int(value)
+    raise ValueError(f"join_source_value {value!r} is not a row number")
 
 
 def _attribution_arrays(line: str, count: int) -> tuple[str, ...]:
@@ -121,68 +163,149 @@ def _attribution_arrays(line: str, count: int) -> tuple[str, ...]:
     return tuple(arrays)
 
 
-def parse_local_line(line: str, number: int, n_labels: int) -> LocalExplanation:
-    """One out.jsonl line; ``number`` is its 1-based line number for error messages."""
+def parse_local_line(line: str, number: int, n_labels: int, file: str | None = None) -> LocalExplanation:
+    """One out.jsonl line; ``number`` is its 1-based line number in ``file`` for error messages."""
+
+    def error(reason: str) -> ClarifyOutputError:
+        return ClarifyOutputError(reason, file=file, line=number)
+
     try:
-        record = json.loads(line)
+        record = strict_json(line)
     except json.JSONDecodeError as exc:
-        raise ClarifyOutputError(f"malformed or truncated JSON: {exc.msg}", line=number) from None
+        raise error(f"malformed or truncated JSON: {exc.msg}") from None
+    except ValueError as exc:
+        raise error(f"not strict JSON: {exc}") from None
     try:
         explanation = record["explanations"][0]
         raw_units = explanation["attributions"]
         units = []
         for item in raw_units:
             attribution = item["attribution"]
-            if len(attribution) != n_labels:
-                raise ClarifyOutputError(
-                    f"an attribution has {len(attribution)} values but there are {n_labels} labels",
-                    line=number,
-                )
-            try:
-                sum(attribution)  # rejects a string, null or list among the values, far cheaper than a type scan
-            except TypeError:
-                raise ClarifyOutputError("an attribution holds a value that is not a number", line=number) from None
+            if type(attribution) is not list or len(attribution) != n_labels:
+                size = len(attribution) if type(attribution) is list else type(attribution).__name__
+                raise error(f"an attribution has {size} values but there are {n_labels} labels")
+            if not set(map(type, attribution)) <= _NUMBER_TYPES:
+                raise error("an attribution holds a value that is not a number (a string, null, true/false, ...)")
+            if not math.isfinite(sum(attribution)):
+                raise error("an attribution holds a value that is not finite")
             description = item["description"]
-            units.append(Unit(str(description["partial_text"]), int(description["start_idx"]), tuple(attribution)))
+            text, start = description["partial_text"], description["start_idx"]
+            if type(text) is not str or type(start) is not int:
+                raise error(f"a unit's partial_text {text!r} / start_idx {start!r} is not text / a whole number")
+            units.append(Unit(text, start, tuple(attribution)))
+        join = record.get("join_source_value")
+        if join is not None:
+            try:
+                join = join_row_id(join)
+            except ValueError as exc:
+                raise error(str(exc)) from None
     except ClarifyOutputError:
         raise
     except (KeyError, IndexError, TypeError, ValueError) as exc:
-        raise ClarifyOutputError(f"unexpected record shape ({type(exc).__name__}: {exc})", line=number) from None
+        raise error(f"unexpected record shape ({type(exc).__name__}: {exc})") from None
     return LocalExplanation(
         tuple(units),
-        record.get("join_source_value"),
+        join,
         explanation.get("feature_name", "text"),
         _attribution_arrays(line, len(units)),
     )
 
 
-def iter_local(streams: Iterable[BinaryIO], n_labels: int) -> Iterator[LocalExplanation]:
-    """Every line of out.jsonl (and its part files, in order), parsed, streaming."""
-    number = 0
+def iter_lines(stream: BinaryIO, file: str) -> Iterator[tuple[int, str]]:
+    """(1-based line number, text) of a UTF-8 JSON-lines stream; an invalid byte or empty line is an error."""
+    for number, raw in enumerate(stream, start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ClarifyOutputError(
+                f"not valid UTF-8 (byte {exc.start} of the line)", file=file, line=number
+            ) from None
+        if not line.strip():
+            raise ClarifyOutputError("empty line", file=file, line=number)
+        yield number, line
+
+
+def iter_local(streams: Iterable[BinaryIO], n_labels: int, names: Iterable[str] = ()) -> Iterator[LocalExplanation]:
+    """Every line of out.jsonl (and its part files, in order), parsed strictly, streaming."""
+    names = iter(names)
     for stream in streams:
-        for line in io.TextIOWrapper(stream, encoding="utf-8"):
-            number += 1
-            if not line.strip():
-                raise ClarifyOutputError("empty line", line=number)
-            yield parse_local_line(line, number, n_labels)
+        name = next(names, OUT_FILE)
+        for number, line in iter_lines(stream, name):
+            yield parse_local_line(line, number, n_labels, name)
 
 
 def out_keys(keys: list[str], clarify_prefix: str) -> list[str]:
-    """The local-explanation files under a Clarify output prefix: out.jsonl, or its part files in order."""
+    """The local-explanation files under a Clarify output prefix: out.jsonl, or its part files in name order.
+
+    Any other file under explanations_shap/ (a ``.crc`` checksum, a stray upload) is refused by name rather than
+    read as explanations or silently skipped.
+    """
     prefix = clarify_prefix + SHAP_DIR
-    names = sorted(k for k in keys if k.startswith(prefix) and k[len(prefix) :].startswith("out") and "jsonl" in k)
+    names, unknown = [], []
+    for key in sorted(k for k in keys if k.startswith(prefix)):
+        name = key[len(prefix) :]
+        if name == "out.jsonl" or _PART.match(name):
+            names.append(key)
+        elif name not in KNOWN_SIDE_FILES:
+            unknown.append(name)
+    if unknown:
+        raise ClarifyOutputError(
+            f"unexpected file {SHAP_DIR}{unknown[0]} beside the explanations"
+            + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""),
+            file=prefix + unknown[0],
+        )
     if not names:
         raise ClarifyOutputError(f"no {SHAP_DIR}out.jsonl under {clarify_prefix}")
     return names
 
 
-def expected_values(analysis: dict, labels: list[str]) -> list[float]:
-    """Per-label expected values from analysis.json, checked against the run's labels."""
+def load_analysis(data: bytes, file: str = ANALYSIS_FILE) -> dict:
+    """analysis.json as strict JSON; ClarifyOutputError naming the file otherwise."""
+    try:
+        return strict_json(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ClarifyOutputError(f"{ANALYSIS_FILE} is not valid UTF-8 (byte {exc.start})", file=file) from None
+    except json.JSONDecodeError as exc:
+        raise ClarifyOutputError(f"{ANALYSIS_FILE} is not JSON: {exc.msg}", file=file, line=exc.lineno) from None
+    except ValueError as exc:
+        raise ClarifyOutputError(f"{ANALYSIS_FILE} is not strict JSON: {exc}", file=file) from None
+
+
+def expected_values(analysis: dict, labels: list[str], file: str = ANALYSIS_FILE) -> list[float]:
+    """Per-label expected values from analysis.json, checked against the run's labels: each a finite number."""
     try:
         per_label = analysis["explanations"]["kernel_shap"]
     except (KeyError, TypeError):
-        raise ClarifyOutputError("analysis.json has no explanations.kernel_shap") from None
+        raise ClarifyOutputError("analysis.json has no explanations.kernel_shap", file=file) from None
+    if not isinstance(per_label, dict):
+        raise ClarifyOutputError("analysis.json's explanations.kernel_shap is not an object", file=file)
     missing = [label for label in labels if label not in per_label]
     if missing:
-        raise ClarifyOutputError(f"analysis.json lacks labels {missing}; it has {sorted(per_label)}")
-    return [float(per_label[label]["expected_value"]) for label in labels]
+        raise ClarifyOutputError(f"analysis.json lacks labels {missing}; it has {sorted(per_label)}", file=file)
+    values = []
+    for label in labels:
+        entry = per_label[label]
+        if not isinstance(entry, dict) or "expected_value" not in entry:
+            raise ClarifyOutputError(f"analysis.json has no expected_value for label {label!r}", file=file)
+        value = entry["expected_value"]
+        if not finite_number(value):
+            raise ClarifyOutputError(
+                f"analysis.json's expected_value for label {label!r} is {value!r}, not a finite number", file=file
+            )
+        values.append(float(value))
+    return values
+
+
+def global_top_tokens(analysis: dict, label: str, file: str = ANALYSIS_FILE) -> dict:
+    """Clarify's own ``global_top_shap_text`` of a label ({feature: {token: value}}), checked to be finite numbers."""
+    value = analysis["explanations"]["kernel_shap"][label].get("global_top_shap_text", {})
+    ok = isinstance(value, dict) and all(
+        isinstance(tokens, dict) and all(isinstance(t, str) and finite_number(v) for t, v in tokens.items())
+        for tokens in value.values()
+    )
+    if not ok:
+        raise ClarifyOutputError(
+            f"analysis.json's global_top_shap_text for label {label!r} is not {{feature: {{token: number}}}}",
+            file=file,
+        )
+    return value

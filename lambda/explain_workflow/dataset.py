@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -120,14 +121,24 @@ def iter_texts(stream: BinaryIO, text_column: str | int, limits: Limits) -> Iter
         raise InputValidationError("the file is not valid UTF-8", line=reader.line_num) from None
 
 
-def freeze(source: BinaryIO, target: BinaryIO, text_column: str | int, limits: Limits) -> DatasetSummary:
-    """Validate ``source`` and write the frozen dataset to ``target``; returns what was read."""
+def prediction_line(row_id: int, text: str) -> bytes:
+    """One line of predict/input/rows.jsonl, the Batch Transform input (its filter sends only ``text``)."""
+    return (json.dumps({"row_id": row_id, "text": text}, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def freeze(
+    source: BinaryIO, target: BinaryIO, text_column: str | int, limits: Limits, rows_target: BinaryIO | None = None
+) -> DatasetSummary:
+    """Validate ``source`` and write the frozen dataset to ``target`` (and the same rows as JSON lines to
+    ``rows_target``, for the model's own predictions); returns what was read."""
     counted = _HashingReader(source)
     out = io.TextIOWrapper(target, encoding="utf-8", newline="", write_through=True)
     writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
     rows = 0
     for row_id, value in iter_texts(counted, text_column, limits):
         writer.writerow((row_id, value))
+        if rows_target is not None:
+            rows_target.write(prediction_line(row_id, value))
         rows += 1
     out.flush()
     out.detach()  # leave ``target`` open for the caller

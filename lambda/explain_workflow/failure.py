@@ -1,4 +1,8 @@
-"""The workflow's catch-all: make a failed run visible as a FAILED manifest, never overwrite a manifest."""
+"""The workflow's catch-all: make a failed run visible as a FAILED manifest.
+
+It never overwrites this attempt's own manifest (postprocess's, more precise) nor a SUCCEEDED one; a FAILED
+manifest left by an earlier attempt is replaced, so the manifest always speaks of the latest attempt.
+"""
 
 from __future__ import annotations
 
@@ -42,12 +46,17 @@ def record_failure(storage: Storage, event: dict, settings: WorkflowSettings) ->
                 "reason": f"{reason}; bad request: {exc}",
                 "manifest_s3_uri": None,
             }
+    attempt = prepared.get("attempt") or request.get("attempt") or 1
     layout = RunLayout(settings.results_bucket, run_id)
     manifest = read_manifest(storage, layout)
-    if manifest is None:
-        manifest = write_manifest(storage, layout, FAILED, stage="workflow", reason=reason, error=error)
+    stale = manifest is not None and manifest.get("status") == FAILED and manifest.get("attempt", 1) < attempt
+    if manifest is None or stale:
+        manifest = write_manifest(
+            storage, layout, FAILED, stage="workflow", attempt=attempt, reason=reason, error=error
+        )
     return {
         "run_id": run_id,
+        "attempt": manifest.get("attempt", attempt),
         "status": manifest["status"],
         "reason": manifest.get("reason", reason),
         "manifest_s3_uri": layout.uri(layout.manifest_key),

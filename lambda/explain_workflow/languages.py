@@ -21,6 +21,20 @@ CODES: dict[str, str] = {
 }  # fmt: skip
 
 
+def clarify_language(language: str) -> str:
+    """The language as Clarify's ``text_config.language`` takes it: a known name or code, trimmed, lower case.
+
+    The SDK's schema lower-cases but does not trim, and its ``TextConfig`` takes only the exact lower-case
+    spelling, so " en " and "EN" are written as "en". ValueError for a language Clarify does not know.
+    """
+    if not isinstance(language, str):
+        raise ValueError(f"language must be a string, got {language!r}")
+    value = language.strip().lower()
+    if value in CODES or value in CODES.values():
+        return value
+    raise ValueError(f"language {language!r} is not supported by Clarify; use one of {sorted(CODES)}")
+
+
 def language_code(language: str) -> str:
     """ISO code for a Clarify language given by name or code; ValueError for an unknown one."""
     value = language.strip().lower()

@@ -1,7 +1,14 @@
-"""Turn Clarify's raw output into per-record and per-class results, a report, and the manifest (last).
+"""Turn Clarify's raw output and the model's predictions into per-record and per-class results, a report, and the
+manifest (last).
 
-Streams the frozen input and ``out.jsonl`` line by line in lockstep; memory grows only with the
-vocabulary (per-token sums for the class summary) and the records kept for the report.
+Streams the frozen input in row order and joins Clarify's lines to it by ``join_source_value`` (in any order:
+lines that arrive early wait in a spill file on disk, not in memory) and the model's predictions by ``row_id``
+(flat arrays). Memory grows only with the vocabulary (per-token sums for the class summary), the predictions
+(8 bytes per row and label) and the records kept for the report.
+
+What is published is the model's own (``probabilities``, ``predicted_label``) or Clarify's own (attributions,
+expected values, ``global_top_shap_text``). The one derived figure, how far expected value + Σφ lies from the
+model's probability, goes into the manifest's ``quality`` and is named as derived.
 """
 
 from __future__ import annotations
@@ -9,6 +16,9 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+import math
+import tempfile
+from array import array
 from collections.abc import Iterator
 from json.encoder import encode_basestring  # the C string encoder json.dumps(ensure_ascii=False) uses
 from operator import add
@@ -20,55 +30,110 @@ from explain_workflow.clarify_format import (
     LocalExplanation,
     Unit,
     expected_values,
+    global_top_tokens,
+    iter_lines,
     iter_local,
+    load_analysis,
     out_keys,
+    parse_local_line,
 )
 from explain_workflow.dataset import read_frozen
+from explain_workflow.predictions import Predictions, read_predictions
 from explain_workflow.runs import FAILED, SUCCEEDED, RunLayout, Stopwatch, read_manifest, write_manifest
 from explain_workflow.settings import WorkflowSettings
 from explain_workflow.storage import Storage, StorageError, read_bytes
 
 TOP_TOKENS = 20
+MIN_SUPPORT = 5  # a token must occur this often in a view to be ranked there (fewer for small views, see below)
 REPORT_MAX_RECORDS = 1000
 # Written by the local mode's faithfulness check; a Clarify job in AWS has no such file.
 LOCAL_FAITHFULNESS = "local/faithfulness.json"
+GAP_DEFINITION = (
+    "derived, not a prediction: per record, the largest |expected_value_k + sum of the units' attributions_k - "
+    "the model's probability_k| over labels k; Clarify's expected value is the run's mean over fully masked "
+    "texts while each record's own base is its own masked text, so this measures that difference plus any "
+    "sampling error"
+)
 
 
-class TokenTotals:
-    """Per token (stripped, lower-cased): how often it was explained and its summed attribution per class."""
+def min_support(records: int) -> int:
+    """Occurrences a token needs in a view of ``records`` records: 1 per 10 records, from 1 up to MIN_SUPPORT."""
+    return max(1, min(MIN_SUPPORT, math.ceil(records / 10)))
 
-    def __init__(self) -> None:
+
+class TokenStats:
+    """Per token (stripped, lower-cased): occurrences and summed attribution, in two views.
+
+    - predicted: per class c, over the records the model predicted as c, the attribution towards c;
+    - all records: per class, over every record.
+    A token is ranked by its mean attribution per occurrence (with a minimum support), so a word that is merely
+    frequent everywhere does not lead a class.
+    """
+
+    def __init__(self, n_labels: int) -> None:
+        self.n_labels = n_labels
         self._sums: dict[str, list[float]] = {}
         self._counts: dict[str, int] = {}
+        self._predicted_sums: dict[str, list[float]] = {}
+        self._predicted_counts: dict[str, list[int]] = {}
+        self.records = 0
+        self.records_predicted = [0] * n_labels
 
-    def add(self, units: tuple[Unit, ...]) -> None:
+    def add(self, units: tuple[Unit, ...], predicted: int | None) -> None:
         sums, counts = self._sums, self._counts
+        p_sums, p_counts, k = self._predicted_sums, self._predicted_counts, self.n_labels
+        self.records += 1
+        if predicted is not None:
+            self.records_predicted[predicted] += 1
         for unit in units:
             key = unit.text.strip().lower()
+            if not key:
+                continue
             known = sums.get(key)
             sums[key] = list(unit.attribution) if known is None else list(map(add, known, unit.attribution))
             counts[key] = counts.get(key, 0) + 1
+            if predicted is not None:
+                if key not in p_sums:
+                    p_sums[key], p_counts[key] = [0.0] * k, [0] * k
+                p_sums[key][predicted] += unit.attribution[predicted]
+                p_counts[key][predicted] += 1
 
-    def top(self, label_index: int, n: int = TOP_TOKENS) -> tuple[list[dict], list[dict]]:
-        """Tokens with the largest total positive and negative attribution to one class."""
-        column = [(token, sums[label_index]) for token, sums in self._sums.items() if token]
+    @staticmethod
+    def _ranked(rows: list[tuple[str, float, int]], n: int) -> tuple[list[dict], list[dict]]:
+        def row(token: str, mean: float, count: int) -> dict:
+            return {"token": token, "mean": mean, "count": count}
 
-        def row(token: str, total: float) -> dict:
-            count = self._counts[token]
-            return {"token": token, "total": total, "mean": total / count, "count": count}
+        positive = heapq.nlargest(n, (r for r in rows if r[1] > 0), key=lambda r: (r[1], r[2]))
+        negative = heapq.nsmallest(n, (r for r in rows if r[1] < 0), key=lambda r: (r[1], -r[2]))
+        return [row(*r) for r in positive], [row(*r) for r in negative]
 
-        positive = heapq.nlargest(n, (c for c in column if c[1] > 0), key=lambda c: c[1])
-        negative = heapq.nsmallest(n, (c for c in column if c[1] < 0), key=lambda c: c[1])
-        return [row(*c) for c in positive], [row(*c) for c in negative]
+    def predicted_view(self, c: int, n: int = TOP_TOKENS) -> dict:
+        support = min_support(self.records_predicted[c])
+        rows = [
+            (token, self._predicted_sums[token][c] / count[c], count[c])
+            for token, count in self._predicted_counts.items()
+            if count[c] >= support
+        ]
+        positive, negative = self._ranked(rows, n)
+        return {
+            "records": self.records_predicted[c],
+            "min_support": support,
+            "top_positive_tokens": positive,
+            "top_negative_tokens": negative,
+        }
 
-
-def _prediction(explanation: LocalExplanation, labels: list[str], base: list[float]) -> tuple[str, dict]:
-    """Predicted label and probabilities by SHAP additivity: expected value + sum of attributions."""
-    attributions = (u.attribution for u in explanation.units)
-    column_sums = [sum(column) for column in zip(*attributions, strict=True)] or [0.0] * len(labels)
-    probs = [b + s for b, s in zip(base, column_sums, strict=True)]
-    predicted = labels[max(range(len(probs)), key=probs.__getitem__)]
-    return predicted, {label: round(p, 6) for label, p in zip(labels, probs, strict=True)}
+    def all_records_view(self, c: int, n: int = TOP_TOKENS) -> dict:
+        support = min_support(self.records)
+        rows = [
+            (token, self._sums[token][c] / count, count) for token, count in self._counts.items() if count >= support
+        ]
+        positive, negative = self._ranked(rows, n)
+        return {
+            "records": self.records,
+            "min_support": support,
+            "top_positive_tokens": positive,
+            "top_negative_tokens": negative,
+        }
 
 
 def _aligned(text: str, unit: Unit) -> bool:
@@ -76,12 +141,35 @@ def _aligned(text: str, unit: Unit) -> bool:
     return unit.start_idx >= 0 and text.startswith(unit.text, unit.start_idx)
 
 
-def record_of(row_id: int, text: str, explanation: LocalExplanation, labels: list[str], base: list[float]) -> dict:
+def additivity_gap(explanation: LocalExplanation, base: list[float], probabilities: list[float]) -> float:
+    """max_k |base_k + Σφ_k - p_k| (derived; see GAP_DEFINITION)."""
+    sums = [sum(column) for column in zip(*(u.attribution for u in explanation.units), strict=True)]
+    sums = sums or [0.0] * len(base)
+    return max(abs(b + s - p) for b, s, p in zip(base, sums, probabilities, strict=True))
+
+
+def _head(row_id: int, text: str, labels: list[str], prediction: tuple[str, list[float]] | None) -> dict:
+    if prediction is None:
+        return {"row_id": row_id, "text": text, "predicted_label": None, "probabilities": None,
+                "prediction_missing": True}  # fmt: skip
+    label, probs = prediction
+    return {
+        "row_id": row_id,
+        "text": text,
+        "predicted_label": label,
+        "probabilities": dict(zip(labels, probs, strict=True)),
+        "prediction_missing": False,
+    }
+
+
+def record_of(
+    row_id: int, text: str, explanation: LocalExplanation, labels: list[str], prediction: tuple[str, list[float]] | None
+) -> dict:
     """One results/records.jsonl entry (the report's view of a record).
 
-    ``attributions`` of a unit are in the order of ``labels`` (listed in classes.json and the manifest).
+    ``predicted_label`` and ``probabilities`` are the model's own answer for the text (None when the model gave
+    none); ``attributions`` of a unit are Clarify's, in the order of ``labels`` (in classes.json and the manifest).
     """
-    predicted, probabilities = _prediction(explanation, labels, base)
     units = [
         {
             "text": u.text,
@@ -91,61 +179,150 @@ def record_of(row_id: int, text: str, explanation: LocalExplanation, labels: lis
         }
         for u in explanation.units
     ]
-    return {
-        "row_id": row_id,
-        "text": text,
-        "predicted_label": predicted,
-        "probabilities": probabilities,
-        "units": units,
-    }
+    return {**_head(row_id, text, labels, prediction), "units": units}
 
 
 def record_line(
-    row_id: int, text: str, explanation: LocalExplanation, labels: list[str], base: list[float]
-) -> tuple[str, str, int]:
-    """``record_of``'s entry as one JSON line (no newline), with its predicted label and misaligned-unit count.
+    row_id: int, text: str, explanation: LocalExplanation, labels: list[str], prediction: tuple[str, list[float]] | None
+) -> tuple[str, int]:
+    """``record_of``'s entry as one JSON line (no newline), with its misaligned-unit count.
 
     Formatting 14 floats per token is most of json.dumps' cost here and Clarify already wrote them as JSON, so the
     attribution arrays are copied from out.jsonl whenever the parser could match them to the units.
     """
     raw = explanation.raw_attributions
     if not raw:
-        record = record_of(row_id, text, explanation, labels, base)
+        record = record_of(row_id, text, explanation, labels, prediction)
         misaligned = sum(not u["aligned"] for u in record["units"])
-        return json.dumps(record, ensure_ascii=False), record["predicted_label"], misaligned
-    predicted, probabilities = _prediction(explanation, labels, base)
-    head = json.dumps(
-        {"row_id": row_id, "text": text, "predicted_label": predicted, "probabilities": probabilities},
-        ensure_ascii=False,
-    )
+        return json.dumps(record, ensure_ascii=False), misaligned
+    head = json.dumps(_head(row_id, text, labels, prediction), ensure_ascii=False)
     units, misaligned = [], 0
-    for unit, array in zip(explanation.units, raw, strict=True):
+    for unit, array_text in zip(explanation.units, raw, strict=True):
         aligned = _aligned(text, unit)
         misaligned += not aligned
         units.append(
             f'{{"text":{encode_basestring(unit.text)},"start_idx":{unit.start_idx},'
-            f'"aligned":{"true" if aligned else "false"},"attributions":{array}}}'
+            f'"aligned":{"true" if aligned else "false"},"attributions":{array_text}}}'
         )
-    return f'{head[:-1]},"units":[{",".join(units)}]}}', predicted, misaligned
+    return f'{head[:-1]},"units":[{",".join(units)}]}}', misaligned
 
 
-def _joined(layout: RunLayout, storage: Storage, n_labels: int) -> Iterator[tuple[int, str, LocalExplanation]]:
+class _Joiner:
+    """Clarify's lines matched to the frozen rows by join_source_value (or, without one, by position).
+
+    Rows are read in order; a line for a later row is parked in a spill file on disk and re-read when its row
+    comes, so an out-of-order output costs disk, not memory, and an in-order one costs nothing extra.
+    """
+
+    def __init__(self, lines: Iterator[tuple[str, int, LocalExplanation, str]], n_labels: int, rows: int):
+        self.lines, self.n_labels, self.rows = lines, n_labels, rows
+        self.position = 0  # lines read so far
+        self.parked: dict[int, tuple[int, int, str, int]] = {}  # row -> (offset, length, file, line)
+        self.spill = None
+        self.last: tuple[str | None, int] = (None, 0)
+        self.done = 0  # the last row asked for
+
+    def _park(self, row: int, raw: str, file: str, number: int) -> None:
+        if self.spill is None:
+            self.spill = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+        data = raw.encode("utf-8")
+        offset = self.spill.seek(0, 2)
+        self.spill.write(data)
+        self.parked[row] = (offset, len(data), file, number)
+
+    def _unpark(self, row: int) -> LocalExplanation:
+        offset, length, file, number = self.parked.pop(row)
+        self.spill.seek(offset)
+        return parse_local_line(self.spill.read(length).decode("utf-8"), number, self.n_labels, file)
+
+    def _row_of(self, explanation: LocalExplanation) -> int:
+        return explanation.join_source_value if explanation.join_source_value is not None else self.position
+
+    def find(self, row_id: int) -> LocalExplanation:
+        self.done = row_id
+        if row_id in self.parked:
+            return self._unpark(row_id)
+        for file, number, explanation, raw in self.lines:
+            self.position += 1
+            self.last = (file, number)
+            row = self._row_of(explanation)
+            if row == row_id:
+                return explanation
+            if row < row_id or row in self.parked:
+                raise ClarifyOutputError(f"a second line for row {row} (join_source_value)", file=file, line=number)
+            if row > self.rows:
+                raise ClarifyOutputError(
+                    f"join_source_value {row} names no input row (rows 1 to {self.rows})", file=file, line=number
+                )
+            self._park(row, raw, file, number)
+        file, number = self.last
+        raise ClarifyOutputError(
+            f"out.jsonl ends after {self.position} lines with no line for row {row_id}; the input has more rows",
+            file=file,
+            line=number + 1,
+        )
+
+    def finish(self) -> None:
+        """After the last row: any line left over is one too many."""
+        if self.parked:
+            row, (_, _, file, number) = min(self.parked.items())
+            raise ClarifyOutputError(
+                f"join_source_value {row} names no input row (the input has {self.done} rows)",
+                file=file,
+                line=number,
+            )
+        for file, number, explanation, _ in self.lines:
+            self.position += 1
+            row = self._row_of(explanation)
+            what = f"a second line for row {row}" if 1 <= row <= self.done else f"line for row {row}"
+            raise ClarifyOutputError(
+                f"out.jsonl has more lines than the {self.done} input rows: {what}", file=file, line=number
+            )
+
+    def close(self) -> None:
+        if self.spill is not None:
+            self.spill.close()
+
+
+def _with_raw(storage: Storage, layout: RunLayout, keys: list[str], n_labels: int):
+    """(file, line, explanation, raw line) for every Clarify line; raw lines are kept only to park them."""
+    for key in keys:
+        with storage.open(layout.bucket, key) as stream:
+            for number, line in iter_lines(stream, key):
+                yield key, number, parse_local_line(line, number, n_labels, key), line
+
+
+def _joined(
+    layout: RunLayout, storage: Storage, n_labels: int, rows: int
+) -> Iterator[tuple[int, str, LocalExplanation]]:
     keys = out_keys(storage.list(layout.bucket, layout.clarify_prefix), layout.clarify_prefix)
-    streams = (storage.open(layout.bucket, key) for key in keys)
-    explanations = iter_local(streams, n_labels)
-    with storage.open(layout.bucket, layout.dataset_key) as frozen:
-        line = 0
-        for row_id, text in read_frozen(frozen):
-            line += 1
-            explanation = next(explanations, None)
-            if explanation is None:
-                raise ClarifyOutputError(f"out.jsonl ends after {line - 1} lines; the input has more rows", line=line)
-            joined = explanation.join_source_value
-            if joined is not None and str(joined) != str(row_id):
-                raise ClarifyOutputError(f"join_source_value {joined!r} where row {row_id} was expected", line=line)
-            yield row_id, text, explanation
-        if next(explanations, None) is not None:
-            raise ClarifyOutputError(f"out.jsonl has more lines than the {line} input rows", line=line + 1)
+    joiner = _Joiner(_with_raw(storage, layout, keys, n_labels), n_labels, rows)
+    try:
+        with storage.open(layout.bucket, layout.dataset_key) as frozen:
+            for row_id, text in read_frozen(frozen):
+                yield row_id, text, joiner.find(row_id)
+        joiner.finish()
+    finally:
+        joiner.close()
+
+
+def _quantile(values: array, q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
+
+
+def _quality(gaps: array) -> dict:
+    if not gaps:
+        return {"additivity_gap": {"definition": GAP_DEFINITION, "records": 0}}
+    return {
+        "additivity_gap": {
+            "definition": GAP_DEFINITION,
+            "records": len(gaps),
+            "max": max(gaps),
+            "mean": sum(gaps) / len(gaps),
+            "p95": _quantile(gaps, 0.95),
+        }
+    }
 
 
 def postprocess_run(storage: Storage, run_id: str, settings: WorkflowSettings) -> dict:
@@ -154,38 +331,54 @@ def postprocess_run(storage: Storage, run_id: str, settings: WorkflowSettings) -
     existing = read_manifest(storage, layout)
     if existing is not None and existing.get("status") == SUCCEEDED:
         return _answer(layout, existing)
+    prepared = _optional_json(storage, layout, "request.json")
+    attempt = prepared.get("attempt", 1)
     clock = Stopwatch()
     labels = settings.labels
     try:
+        analysis_key = layout.clarify_prefix + ANALYSIS_FILE
         try:
-            analysis = json.loads(read_bytes(storage, layout.bucket, layout.clarify_prefix + ANALYSIS_FILE))
+            analysis = load_analysis(read_bytes(storage, layout.bucket, analysis_key), analysis_key)
         except StorageError:
             raise ClarifyOutputError(f"no {ANALYSIS_FILE} under {layout.clarify_prefix}") from None
-        except json.JSONDecodeError as exc:
-            raise ClarifyOutputError(f"{ANALYSIS_FILE} is not JSON: {exc.msg}") from None
-        base = expected_values(analysis, labels)
-        totals = TokenTotals()
+        base = expected_values(analysis, labels, analysis_key)
+        clarify_top = {label: global_top_tokens(analysis, label, analysis_key) for label in labels}
+        expected_rows = prepared.get("rows") or settings.limits.max_rows
+        predictions = read_predictions(storage, layout.bucket, layout.predict_output_prefix, labels, expected_rows)
+        clock.lap("analysis_and_predictions")
+        stats = TokenStats(len(labels))
         kept: list[dict] = []
         rows = misaligned = 0
         predicted = dict.fromkeys(labels, 0)
+        gaps = array("d")
+        missing: list[int] = []
         digest = hashlib.sha256()
+        index = {label: i for i, label in enumerate(labels)}
         with storage.writer(layout.bucket, layout.results_prefix + "records.jsonl", "application/jsonlines") as out:
-            for row_id, text, explanation in _joined(layout, storage, len(labels)):
-                text_line, label, unaligned = record_line(row_id, text, explanation, labels, base)
+            for row_id, text, explanation in _joined(layout, storage, len(labels), expected_rows):
+                prediction = predictions.get(row_id)
+                text_line, unaligned = record_line(row_id, text, explanation, labels, prediction)
                 line = (text_line + "\n").encode("utf-8")
                 out.write(line)
                 digest.update(line)
                 rows += 1
-                predicted[label] += 1
                 misaligned += unaligned
-                totals.add(explanation.units)
+                if prediction is None:
+                    missing.append(row_id)
+                    stats.add(explanation.units, None)
+                else:
+                    predicted[prediction[0]] += 1
+                    gaps.append(additivity_gap(explanation, base, prediction[1]))
+                    stats.add(explanation.units, index[prediction[0]])
                 if len(kept) < REPORT_MAX_RECORDS:
-                    kept.append(record_of(row_id, text, explanation, labels, base))
+                    kept.append(record_of(row_id, text, explanation, labels, prediction))
     except ClarifyOutputError as exc:
-        write_manifest(storage, layout, FAILED, stage="postprocess", reason=exc.reason, where=exc.where)
+        write_manifest(
+            storage, layout, FAILED, stage="postprocess", attempt=attempt, reason=exc.reason, where=exc.where
+        )
         raise
     clock.lap("records")
-    classes = _classes(labels, base, totals, analysis)
+    classes = _classes(labels, base, stats, clarify_top)
     storage.put(
         layout.bucket,
         layout.results_prefix + "classes.json",
@@ -193,6 +386,8 @@ def postprocess_run(storage: Storage, run_id: str, settings: WorkflowSettings) -
         "application/json",
     )
     faithfulness = _optional_json(storage, layout, LOCAL_FAITHFULNESS)
+    gaps_missing = _missing(missing, predictions)
+    quality = _quality(gaps)
     summary = {
         "faithfulness": {k: v for k, v in faithfulness.items() if k != "per_record"} if faithfulness else None,
         "run_id": run_id,
@@ -201,6 +396,8 @@ def postprocess_run(storage: Storage, run_id: str, settings: WorkflowSettings) -
         "predicted_counts": predicted,
         "misaligned_units": misaligned,
         "records_in_report": len(kept),
+        "quality": quality,
+        "missing": gaps_missing,
     }
     html = report.render(summary, classes, kept)
     storage.put(layout.bucket, layout.results_prefix + "report.html", html.encode(), "text/html; charset=utf-8")
@@ -209,12 +406,23 @@ def postprocess_run(storage: Storage, run_id: str, settings: WorkflowSettings) -
         storage,
         layout,
         SUCCEEDED,
+        attempt=attempt,
+        complete=not gaps_missing,
+        **({"missing": gaps_missing} if gaps_missing else {}),
+        identity=prepared.get("identity"),
         labels=labels,
-        counts={"rows": rows, "misaligned_units": misaligned, "predicted": predicted},
+        counts={
+            "rows": rows,
+            "misaligned_units": misaligned,
+            "predicted": predicted,
+            "predictions_missing": len(missing),
+        },
+        quality=quality,
         digests={
             "records_sha256": digest.hexdigest(),
             "analysis_sha256": hashlib.sha256(json.dumps(analysis, sort_keys=True).encode()).hexdigest(),
-            **_request_digests(storage, layout),
+            "input_sha256": prepared.get("input_sha256"),
+            "config_sha256": prepared.get("config_sha256"),
         },
         results={
             "records": layout.uri(layout.results_prefix + "records.jsonl"),
@@ -227,6 +435,22 @@ def postprocess_run(storage: Storage, run_id: str, settings: WorkflowSettings) -
     return _answer(layout, manifest)
 
 
+def _missing(missing: list[int], predictions: Predictions) -> dict:
+    """What the results lack, said exactly (empty when nothing is missing)."""
+    if not missing:
+        return {}
+    return {
+        "predictions": {
+            "rows": len(missing),
+            "row_ids": missing[:100],
+            "row_ids_truncated": len(missing) > 100,
+            "reason": predictions.absent_reason or f"{predictions.source} has no line for these rows",
+            "effect": "these records have predicted_label and probabilities null and count in no class's "
+            "predicted view",
+        }
+    }
+
+
 def _optional_json(storage: Storage, layout: RunLayout, name: str) -> dict:
     try:
         return json.loads(read_bytes(storage, layout.bucket, layout.prefix + name))
@@ -234,21 +458,15 @@ def _optional_json(storage: Storage, layout: RunLayout, name: str) -> dict:
         return {}
 
 
-def _request_digests(storage: Storage, layout: RunLayout) -> dict:
-    prepared = _optional_json(storage, layout, "request.json")
-    return {"input_sha256": prepared.get("input_sha256"), "config_sha256": prepared.get("config_sha256")}
-
-
-def _classes(labels: list[str], base: list[float], totals: TokenTotals, analysis: dict) -> dict:
-    per_label = analysis["explanations"]["kernel_shap"]
+def _classes(labels: list[str], base: list[float], stats: TokenStats, clarify_top: dict) -> dict:
     classes = {}
     for i, label in enumerate(labels):
-        positive, negative = totals.top(i)
         classes[label] = {
             "expected_value": float(base[i]),
-            "top_positive_tokens": positive,
-            "top_negative_tokens": negative,
-            "clarify_global_top_shap_text": per_label[label].get("global_top_shap_text", {}),
+            "ranking": "mean attribution per occurrence, tokens with at least min_support occurrences",
+            "predicted_as_this_class": stats.predicted_view(i),
+            "all_records": stats.all_records_view(i),
+            "clarify_global_top_shap_text": clarify_top[label],
         }
     return classes
 
@@ -257,10 +475,12 @@ def _answer(layout: RunLayout, manifest: dict) -> dict:
     return {
         "run_id": layout.run_id,
         "status": manifest["status"],
+        "attempt": manifest.get("attempt", 1),
+        "complete": manifest.get("complete", manifest["status"] == SUCCEEDED),
         "manifest_s3_uri": layout.uri(layout.manifest_key),
         "results_prefix": layout.uri(layout.results_prefix),
         "records": manifest.get("counts", {}).get("rows", 0),
     }
 
 
-__all__ = ["ClarifyOutputError", "postprocess_run", "record_line", "record_of"]
+__all__ = ["ClarifyOutputError", "iter_local", "postprocess_run", "record_line", "record_of"]

@@ -1,6 +1,7 @@
-"""Prepare a run: identify it, stop if it exists, validate and freeze the input, write the config.
+"""Prepare a run: identify it, stop if it succeeded before, validate and freeze the input, write the config.
 
-The caller (Lambda handler or local mode) passes a ``Storage``; nothing here knows which.
+A run whose manifest says FAILED is not done: a new attempt clears what the failed one left and computes
+again. The caller (Lambda handler or local mode) passes a ``Storage``; nothing here knows which.
 """
 
 from __future__ import annotations
@@ -10,8 +11,17 @@ import json
 
 from explain_workflow import analysis_config
 from explain_workflow.dataset import InputValidationError, first_invalid_utf8_byte, freeze
-from explain_workflow.request import RunRequest, apply_overrides
-from explain_workflow.runs import FAILED, RunLayout, Stopwatch, job_name_for, read_manifest, run_id_for, write_manifest
+from explain_workflow.identity import RunIdentity, rejected_identity, run_id_for, run_identity
+from explain_workflow.request import RunRequest
+from explain_workflow.runs import (
+    SUCCEEDED,
+    RunLayout,
+    Stopwatch,
+    job_name_for,
+    read_manifest,
+    transform_job_name_for,
+    write_manifest,
+)
 from explain_workflow.settings import WorkflowSettings
 from explain_workflow.storage import Storage, StorageError
 
@@ -19,24 +29,32 @@ READY, ALREADY_DONE = "READY", "ALREADY_DONE"
 
 
 def layout_for(request: RunRequest, settings: WorkflowSettings) -> RunLayout:
-    return RunLayout(
-        settings.results_bucket, run_id_for(request.bucket, request.key, request.version, request.overrides)
-    )
+    try:
+        run_id = run_identity(request, settings).run_id
+    except InputValidationError:
+        run_id = run_id_for(rejected_identity(request, settings))
+    return RunLayout(settings.results_bucket, run_id)
 
 
-def result(layout: RunLayout, settings: WorkflowSettings, status: str, rows: int) -> dict:
-    """What the state machine's Clarify step needs (the ▶ contract of prepare's output)."""
+def result(layout: RunLayout, settings: WorkflowSettings, status: str, rows: int, attempt: int) -> dict:
+    """What the state machine's Clarify and transform steps need (the ▶ contract of prepare's output)."""
     p = settings.processing
     return {
         "run_id": layout.run_id,
         "status": status,
-        "job_name": job_name_for(layout.run_id),
+        "attempt": attempt,
+        "job_name": job_name_for(layout.run_id, attempt),
         "results_bucket": layout.bucket,
         "run_prefix": layout.prefix,
         "dataset_s3_uri": layout.uri(layout.input_prefix),
         "config_s3_uri": layout.uri(layout.config_prefix),
         "output_s3_uri": layout.uri(layout.clarify_prefix),
         "manifest_s3_uri": layout.uri(layout.manifest_key),
+        "predict": {
+            "job_name": transform_job_name_for(layout.run_id, attempt),
+            "input_s3_uri": layout.uri(layout.predict_input_prefix),
+            "output_s3_uri": layout.uri(layout.predict_output_prefix),
+        },
         "processing": {
             "instance_type": p.instance_type,
             "instance_count": p.instance_count,
@@ -47,45 +65,58 @@ def result(layout: RunLayout, settings: WorkflowSettings, status: str, rows: int
     }
 
 
+def _previous_attempt(manifest: dict) -> int:
+    value = manifest.get("attempt", 1)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else 1
+
+
 def prepare_run(storage: Storage, event: dict, settings: WorkflowSettings) -> dict:
-    """Validate the request and its CSV, write ``input/`` and ``config/``; see module doc.
+    """Validate the request and its CSV, write ``input/``, ``predict/input/`` and ``config/``; see module doc.
 
     Raises ``InputValidationError`` after writing a FAILED manifest when the input is unusable.
     """
     request = RunRequest.from_event(event)
-    layout = layout_for(request, settings)
+    try:
+        identity = run_identity(request, settings)
+    except InputValidationError as exc:
+        # a bad override still gets a run of its own, so the failure is visible
+        layout = RunLayout(settings.results_bucket, run_id_for(rejected_identity(request, settings)))
+        _fail(storage, layout, request, exc, request.attempt, None)
+        raise
+    layout = RunLayout(settings.results_bucket, identity.run_id)
     existing = read_manifest(storage, layout)
+    attempt = request.attempt
     if existing is not None:
-        return result(layout, settings, ALREADY_DONE, existing.get("counts", {}).get("rows", 0))
+        if existing.get("status") == SUCCEEDED:
+            counts = existing.get("counts", {})
+            return result(layout, settings, ALREADY_DONE, counts.get("rows", 0), _previous_attempt(existing))
+        # FAILED (or unreadable): a new attempt, never reusing the failed attempt's job names
+        attempt = max(attempt, _previous_attempt(existing) + 1)
+    _clear(storage, layout)
     clock = Stopwatch()
     try:
-        clarify, limits = apply_overrides(settings.defaults, settings.limits, request.overrides)
-        info = _check_object(storage, request, limits.max_object_bytes)
+        info = _check_object(storage, request, identity.limits.max_object_bytes)
         with (
             storage.open(request.bucket, request.key, request.version_id or None) as source,
             storage.writer(layout.bucket, layout.dataset_key, "text/csv") as target,
+            storage.writer(layout.bucket, layout.predict_input_key, "application/jsonlines") as rows,
         ):
-            summary = _freeze_or_locate(storage, request, source, target, clarify.text_column, limits)
+            summary = _freeze_or_locate(storage, request, source, target, rows, identity)
     except InputValidationError as exc:
-        write_manifest(
-            storage,
-            layout,
-            FAILED,
-            stage="prepare",
-            reason=exc.reason,
-            where=exc.where,
-            request=request.as_event(),
-        )
+        _fail(storage, layout, request, exc, attempt, identity)
         raise
     clock.lap("validate_and_freeze")
-    config = analysis_config.build(settings, clarify, endpoint_name_prefix=f"sm-clarify-{layout.run_id[:11]}")
+    config = analysis_config.build(settings, identity.options, endpoint_name_prefix=f"sm-clarify-{layout.run_id[:11]}")
     body = json.dumps(config, indent=2, sort_keys=True).encode()
     storage.put(layout.bucket, layout.config_key, body, "application/json")
     storage.put(
         layout.bucket,
-        layout.prefix + "request.json",
+        layout.request_key,
         json.dumps(
             {
+                "run_id": layout.run_id,
+                "attempt": attempt,
+                "identity": identity.parts,
                 "request": request.as_event(),
                 "object": {"size": info.size, "etag": info.etag, "version_id": info.version_id},
                 "input_sha256": summary.sha256,
@@ -95,10 +126,35 @@ def prepare_run(storage: Storage, event: dict, settings: WorkflowSettings) -> di
             },
             indent=2,
             sort_keys=True,
+            ensure_ascii=False,
         ).encode(),
         "application/json",
     )
-    return result(layout, settings, READY, summary.rows)
+    return result(layout, settings, READY, summary.rows, attempt)
+
+
+def _fail(storage, layout, request, exc, attempt, identity: RunIdentity | None) -> None:
+    write_manifest(
+        storage,
+        layout,
+        "FAILED",
+        stage="prepare",
+        attempt=attempt,
+        reason=exc.reason,
+        where=exc.where,
+        request=request.as_event(),
+        **({"identity": identity.parts} if identity else {}),
+    )
+
+
+def _clear(storage: Storage, layout: RunLayout) -> None:
+    """Remove what an earlier, failed attempt left (its manifest first, so the run reads as not finished)."""
+    keys = storage.list(layout.bucket, layout.prefix)
+    if not keys:
+        return
+    if layout.manifest_key in keys:
+        storage.delete(layout.bucket, [layout.manifest_key])
+    storage.delete(layout.bucket, [k for k in keys if k != layout.manifest_key])
 
 
 def _check_object(storage: Storage, request: RunRequest, max_bytes: int):
@@ -117,9 +173,9 @@ def _check_object(storage: Storage, request: RunRequest, max_bytes: int):
     return info
 
 
-def _freeze_or_locate(storage, request, source, target, text_column, limits):
+def _freeze_or_locate(storage, request, source, target, rows, identity: RunIdentity):
     try:
-        return freeze(source, target, text_column, limits)
+        return freeze(source, target, identity.options.text_column, identity.limits, rows)
     except InputValidationError as exc:
         if exc.reason == "the file is not valid UTF-8":
             with storage.open(request.bucket, request.key, request.version_id or None) as again:

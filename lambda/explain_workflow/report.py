@@ -41,22 +41,55 @@ document.querySelectorAll('.record').forEach(function(rec){
 
 
 def _bars(rows: list[dict], colour: str, width: int = 330) -> str:
-    """A horizontal SVG bar chart of token totals."""
+    """A horizontal SVG bar chart of tokens' mean attribution per occurrence, with their counts."""
     if not rows:
-        return '<p class="meta">none</p>'
-    peak = max(abs(r["total"]) for r in rows) or 1.0
+        return '<p class="meta">no token with enough occurrences</p>'
+    peak = max(abs(r["mean"]) for r in rows) or 1.0
     height = 16
     parts = [f'<svg class="bars" width="{width}" height="{height * len(rows) + 4}" role="img">']
     for i, r in enumerate(rows):
         y = i * height + 2
-        length = max(1.0, abs(r["total"]) / peak * (width - 130))
+        length = max(1.0, abs(r["mean"]) / peak * (width - 170))
         parts.append(
             f'<text x="0" y="{y + 11}" font-size="11">{html.escape(r["token"][:18])}</text>'
-            f'<rect x="120" y="{y}" width="{length:.1f}" height="{height - 4}" fill="{colour}">'
-            f"<title>total {r['total']:.4f}, mean {r['mean']:.4f}, n={r['count']}</title></rect>"
+            f'<text x="118" y="{y + 11}" font-size="10" fill="#666">n={r["count"]}</text>'
+            f'<rect x="160" y="{y}" width="{length:.1f}" height="{height - 4}" fill="{colour}">'
+            f"<title>mean {r['mean']:.4f} per occurrence, n={r['count']}</title></rect>"
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _view(label: str, view: dict, heading: str) -> str:
+    escaped = html.escape(label)
+    return (
+        f'<div class="meta">{heading} ({view["records"]} records; tokens seen at least {view["min_support"]} '
+        "times, by mean attribution per occurrence)</div>"
+        f"<div>towards {escaped}</div>{_bars(view['top_positive_tokens'][:10], '#d62728')}"
+        f"<div>away from {escaped}</div>{_bars(view['top_negative_tokens'][:10], '#1f77b4')}"
+    )
+
+
+def _clarify_top(tokens_by_feature: dict) -> str:
+    merged: dict[str, float] = {}
+    for tokens in tokens_by_feature.values():
+        merged.update(tokens)
+    top = sorted(merged.items(), key=lambda kv: -kv[1])[:10]
+    if not top:
+        return '<p class="meta">none</p>'
+    return '<p class="meta">' + ", ".join(f"{html.escape(t)} {v:.3g}" for t, v in top) + "</p>"
+
+
+def _card(label: str, info: dict) -> str:
+    return (
+        f'<div class="class"><h3>{html.escape(label)}</h3>'
+        f'<div class="meta">Clarify expected value {info["expected_value"]:.4f}</div>'
+        + _view(label, info["predicted_as_this_class"], f"records the model predicted as {html.escape(label)}")
+        + _view(label, info["all_records"], "all records")
+        + '<div class="meta">Clarify\'s global_top_shap_text</div>'
+        + _clarify_top(info.get("clarify_global_top_shap_text", {}))
+        + "</div>"
+    )
 
 
 def _highlighted(record: dict, labels: list[str]) -> str:
@@ -76,29 +109,27 @@ def _highlighted(record: dict, labels: list[str]) -> str:
 
 
 def _record(record: dict, labels: list[str]) -> str:
-    predicted = labels.index(record["predicted_label"])
+    label = record.get("predicted_label")
+    shown = labels.index(label) if label in labels else 0
     options = "".join(
-        f'<option value="{i}"{" selected" if i == predicted else ""}>{html.escape(label)}</option>'
-        for i, label in enumerate(labels)
+        f'<option value="{i}"{" selected" if i == shown else ""}>{html.escape(name)}</option>'
+        for i, name in enumerate(labels)
     )
-    p = record["probabilities"][record["predicted_label"]]
+    if label is None or record.get("probabilities") is None:
+        prediction = "<b>prediction missing</b> (the model gave no answer for this row)"
+    else:
+        p = record["probabilities"][label]
+        prediction = f"predicted <b>{html.escape(label)}</b> (model probability {p:.3f})"
     return (
         f'<div class="record" id="row-{record["row_id"]}">'
-        f'<div class="meta">row {record["row_id"]} · predicted <b>{html.escape(record["predicted_label"])}</b> '
-        f"(p≈{p:.3f}) · explain class <select>{options}</select></div>"
+        f'<div class="meta">row {record["row_id"]} · {prediction} · explain class <select>{options}</select></div>'
         f'<div class="text">{_highlighted(record, labels)}</div></div>'
     )
 
 
 def render(summary: dict, classes: dict, records: list[dict]) -> str:
     labels = summary["labels"]
-    cards = "".join(
-        f'<div class="class"><h3>{html.escape(label)}</h3>'
-        f'<div class="meta">expected value {info["expected_value"]:.4f}</div>'
-        f"<div>towards {html.escape(label)}</div>{_bars(info['top_positive_tokens'][:10], '#d62728')}"
-        f"<div>away from {html.escape(label)}</div>{_bars(info['top_negative_tokens'][:10], '#1f77b4')}</div>"
-        for label, info in classes.items()
-    )
+    cards = "".join(_card(label, info) for label, info in classes.items())
     counts = "".join(f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in summary["predicted_counts"].items())
     note = ""
     if summary["records_in_report"] < summary["rows"]:
@@ -110,6 +141,19 @@ def render(summary: dict, classes: dict, records: list[dict]) -> str:
         note += (
             f'<p class="note">{summary["misaligned_units"]} explained units were not found at their start_idx in '
             "the input text and are not highlighted.</p>"
+        )
+    missing = (summary.get("missing") or {}).get("predictions")
+    if missing:
+        note += (
+            f'<p class="note">The model\'s prediction is missing for {missing["rows"]} of {summary["rows"]} records '
+            f"({html.escape(missing['reason'])}); they show no predicted class.</p>"
+        )
+    gap = (summary.get("quality") or {}).get("additivity_gap") or {}
+    if gap.get("records"):
+        note += (
+            f'<p class="meta">Derived quality figure: expected value + sum of attributions differs from the '
+            f"model's probability by {gap['mean']:.3f} on average (95th percentile {gap['p95']:.3f}, "
+            f"max {gap['max']:.3f}).</p>"
         )
     check = summary.get("faithfulness")
     if check and check.get("records"):

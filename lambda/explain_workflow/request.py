@@ -6,10 +6,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from explain_workflow.dataset import InputValidationError
-from explain_workflow.languages import language_code
+from explain_workflow.languages import clarify_language
 from explain_workflow.settings import AGG_METHODS, GRANULARITIES, ClarifyDefaults, Limits
 
-OVERRIDABLE = ("text_column", "granularity", "language", "num_samples", "baseline", "agg_method", "max_rows")
+OVERRIDABLE = ("text_column", "granularity", "language", "num_samples", "baseline", "agg_method", "max_rows", "seed")
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -19,6 +23,7 @@ class RunRequest:
     version_id: str = ""
     etag: str = ""
     overrides: dict[str, Any] = field(default_factory=dict)
+    attempt: int = 1  # which try of this run the execution is (the starter counts); not part of the identity
 
     @classmethod
     def from_event(cls, event: dict) -> RunRequest:
@@ -39,6 +44,7 @@ class RunRequest:
             version_id=str(event.get("version_id") or ""),
             etag=str(event.get("etag") or "").strip('"'),
             overrides=overrides,
+            attempt=_attempt(event.get("attempt", 1)),
         )
 
     @property
@@ -52,13 +58,24 @@ class RunRequest:
             "version_id": self.version_id,
             "etag": self.etag,
             "overrides": self.overrides,
+            "attempt": self.attempt,
         }
+
+
+def _attempt(value) -> int:
+    if not _whole(value) or value < 1:
+        raise InputValidationError(f"attempt must be a whole number from 1, got {value!r}")
+    return value
 
 
 def apply_overrides(
     defaults: ClarifyDefaults, limits: Limits, overrides: dict[str, Any]
 ) -> tuple[ClarifyDefaults, Limits]:
-    """The run's effective Clarify settings and limits. A run may lower max_rows, never raise it."""
+    """The run's effective Clarify settings and limits. A run may lower max_rows, never raise it.
+
+    Values are normalised to what Clarify's schema takes (language " EN " -> "en"), so two spellings of one
+    request are one run.
+    """
     values = {k: v for k, v in overrides.items() if k != "max_rows"}
     if "granularity" in values and values["granularity"] not in GRANULARITIES:
         raise InputValidationError(f"granularity {values['granularity']!r} is not one of {list(GRANULARITIES)}")
@@ -66,11 +83,17 @@ def apply_overrides(
         raise InputValidationError(f"agg_method {values['agg_method']!r} is not one of {list(AGG_METHODS)}")
     if "language" in values:
         try:
-            language_code(str(values["language"]))
+            values["language"] = clarify_language(values["language"])
         except ValueError as exc:
             raise InputValidationError(str(exc)) from None
-    if "num_samples" in values and (not isinstance(values["num_samples"], int) or values["num_samples"] < 1):
-        raise InputValidationError(f"num_samples must be a positive whole number, got {values['num_samples']!r}")
+    if "num_samples" in values:
+        n = values["num_samples"]
+        if not _whole(n) or not 1 <= n <= limits.max_num_samples:
+            raise InputValidationError(
+                f"num_samples must be a whole number from 1 to {limits.max_num_samples} (MAX_NUM_SAMPLES), got {n!r}"
+            )
+    if "seed" in values and values["seed"] is not None and not _whole(values["seed"]):
+        raise InputValidationError(f"seed must be a whole number, got {values['seed']!r}")
     if "baseline" in values and (not isinstance(values["baseline"], str) or not values["baseline"].strip()):
         raise InputValidationError("baseline must be a non-empty string such as '<UNK>'")
     if "text_column" in values and not isinstance(values["text_column"], str | int):
@@ -80,7 +103,7 @@ def apply_overrides(
     effective_limits = limits
     if "max_rows" in overrides:
         max_rows = overrides["max_rows"]
-        if not isinstance(max_rows, int) or not 1 <= max_rows <= limits.max_rows:
+        if not _whole(max_rows) or not 1 <= max_rows <= limits.max_rows:
             raise InputValidationError(f"max_rows must be a whole number from 1 to {limits.max_rows}, got {max_rows!r}")
         effective_limits = replace(limits, max_rows=max_rows)
     return replace(defaults, **values), effective_limits

@@ -1,13 +1,13 @@
-"""Run identity and the ▶ run layout: where every file of a run lives, and its manifest.
+"""The ▶ run layout: where every file of a run lives, its job names, and its manifest.
 
-``run_id`` is a pure function of the request, so a duplicate event finds the same run. Everything
-a run writes is under ``runs/<run_id>/``; ``manifest.json`` is written last and is the only sign
-that a run is finished (SUCCEEDED or FAILED).
+``run_id`` (see identity.py) is a pure function of everything that decides the result, so a duplicate
+event finds the same run. Everything a run writes is under ``runs/<run_id>/``; ``manifest.json`` is
+written last and is the only sign that a run is finished (SUCCEEDED or FAILED). A FAILED run can be run
+again: each try is an attempt (1, 2, ...), with job names of its own.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import time
@@ -15,34 +15,34 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from explain_workflow.identity import canonical_json, run_id_for  # noqa: F401 (re-exported for callers)
 from explain_workflow.storage import Storage, StorageError, read_bytes
 
 SUCCEEDED, FAILED = "SUCCEEDED", "FAILED"
-_SLUG_CHARS = re.compile(r"[^a-z0-9]+")
 JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
 
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def run_id_for(bucket: str, key: str, version: str = "", overrides: dict | None = None) -> str:
-    """``<slug of the file name>-<16 hex of a hash of the whole request>``, at most 57 characters.
-
-    Valid as a Step Functions execution name and inside a processing-job name.
-    """
-    identity = canonical_json({"bucket": bucket, "key": key, "version": version, "overrides": overrides or {}})
-    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
-    name = key.rsplit("/", 1)[-1].rsplit(".", 1)[0].lower()
-    slug = _SLUG_CHARS.sub("-", name).strip("-")[:40].strip("-")
-    return f"{slug}-{digest}" if slug else digest
-
-
-def job_name_for(run_id: str) -> str:
-    name = f"cx-{run_id}"[:63]
+def _job_name(prefix: str, run_id: str, attempt: int) -> str:
+    suffix = f"-{attempt}"
+    name = f"{prefix}-{run_id}"[: 63 - len(suffix)].rstrip("-") + suffix
     if not JOB_NAME.match(name):
-        raise ValueError(f"cannot make a processing-job name from run id {run_id!r}")
+        raise ValueError(f"cannot make a job name from run id {run_id!r}")
     return name
+
+
+def job_name_for(run_id: str, attempt: int = 1) -> str:
+    """The Clarify processing job of one attempt: ``cx-<run_id>-<n>`` (≤ 63 characters, unique per attempt)."""
+    return _job_name("cx", run_id, attempt)
+
+
+def transform_job_name_for(run_id: str, attempt: int = 1) -> str:
+    """The Batch Transform job that gets the model's own predictions: ``cp-<run_id>-<n>``."""
+    return _job_name("cp", run_id, attempt)
+
+
+def execution_name_for(run_id: str, attempt: int = 1) -> str:
+    """Step Functions execution of an attempt: the run id, then ``<run_id>-a<n>`` (names are never reused)."""
+    return run_id if attempt == 1 else f"{run_id}-a{attempt}"
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,27 @@ class RunLayout:
     @property
     def clarify_prefix(self) -> str:
         return self.prefix + "clarify/"
+
+    @property
+    def predict_input_prefix(self) -> str:
+        return self.prefix + "predict/input/"
+
+    @property
+    def predict_input_key(self) -> str:
+        return self.predict_input_prefix + "rows.jsonl"
+
+    @property
+    def predict_output_prefix(self) -> str:
+        return self.prefix + "predict/output/"
+
+    @property
+    def predictions_key(self) -> str:
+        """Batch Transform names its output after the input file, with ``.out``."""
+        return self.predict_output_prefix + "rows.jsonl.out"
+
+    @property
+    def request_key(self) -> str:
+        return self.prefix + "request.json"
 
     @property
     def results_prefix(self) -> str:

@@ -10,8 +10,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from explain_workflow.languages import clarify_language
+
 GRANULARITIES = ("token", "sentence", "paragraph")
 AGG_METHODS = ("mean_abs", "median", "mean_sq")
+NUM_SAMPLES_CEILING = 100_000  # no stage may allow more model calls per record than this
 
 
 class SettingsError(ValueError):
@@ -28,6 +31,7 @@ class ClarifyDefaults:
     baseline: str = "<UNK>"
     num_samples: int = 1000
     agg_method: str = "mean_abs"
+    seed: int | None = None  # Clarify's ``shap.seed``: None lets each job draw its own samples
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class Limits:
     max_rows: int = 10_000
     max_text_chars: int = 5_000
     max_object_bytes: int = 100 * 1024 * 1024
+    max_num_samples: int = 5000  # a request asking for more is refused (each sample is a model call per record)
 
 
 @dataclass(frozen=True)
@@ -56,14 +61,27 @@ class WorkflowSettings:
     defaults: ClarifyDefaults = field(default_factory=ClarifyDefaults)
     limits: Limits = field(default_factory=Limits)
     processing: Processing = field(default_factory=Processing)
+    # What identifies the model that makes the predictions (contract: MODEL_IDENTITY); part of the run id.
+    model_identity: dict = field(default_factory=dict)
+
+    def identity_of_model(self) -> dict:
+        """The model part of a run's identity: MODEL_IDENTITY, or what the names alone say when it is not set."""
+        if self.model_identity:
+            return self.model_identity
+        named = {"model_name": self.model_name} if not self.endpoint_name else {"endpoint_name": self.endpoint_name}
+        return {**named, "labels": list(self.labels), "source": "MODEL_NAME/ENDPOINT_NAME (no MODEL_IDENTITY set)"}
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WorkflowSettings:
         env = os.environ if env is None else env
         reader = _Reader(env)
+        labels = reader.labels("LABELS")
+        max_num_samples = reader.number("MAX_NUM_SAMPLES", Limits.max_num_samples)
+        if max_num_samples > NUM_SAMPLES_CEILING:
+            raise SettingsError(f"MAX_NUM_SAMPLES={max_num_samples} is over {NUM_SAMPLES_CEILING}")
         settings = cls(
             results_bucket=reader.text("RESULTS_BUCKET"),
-            labels=reader.labels("LABELS"),
+            labels=labels,
             model_name=reader.text("MODEL_NAME", ""),
             endpoint_name=reader.text("ENDPOINT_NAME", ""),
             endpoint_instance_type=reader.text("ENDPOINT_INSTANCE_TYPE", "ml.m5.xlarge"),
@@ -71,15 +89,17 @@ class WorkflowSettings:
             defaults=ClarifyDefaults(
                 text_column=reader.text("DEFAULT_TEXT_COLUMN", ClarifyDefaults.text_column),
                 granularity=reader.choice("DEFAULT_GRANULARITY", ClarifyDefaults.granularity, GRANULARITIES),
-                language=reader.text("DEFAULT_LANGUAGE", ClarifyDefaults.language),
+                language=reader.language("DEFAULT_LANGUAGE", ClarifyDefaults.language),
                 baseline=reader.text("DEFAULT_BASELINE", ClarifyDefaults.baseline),
                 num_samples=reader.number("DEFAULT_NUM_SAMPLES", ClarifyDefaults.num_samples),
                 agg_method=reader.choice("DEFAULT_AGG_METHOD", ClarifyDefaults.agg_method, AGG_METHODS),
+                seed=reader.optional_number("DEFAULT_SEED"),
             ),
             limits=Limits(
                 max_rows=reader.number("MAX_ROWS", Limits.max_rows),
                 max_text_chars=reader.number("MAX_TEXT_CHARS", Limits.max_text_chars),
                 max_object_bytes=reader.number("MAX_OBJECT_BYTES", Limits.max_object_bytes),
+                max_num_samples=max_num_samples,
             ),
             processing=Processing(
                 instance_type=reader.text("PROCESSING_INSTANCE_TYPE", Processing.instance_type),
@@ -87,7 +107,12 @@ class WorkflowSettings:
                 volume_size_gb=reader.number("PROCESSING_VOLUME_GB", Processing.volume_size_gb),
                 max_runtime_seconds=reader.number("PROCESSING_MAX_RUNTIME_SECONDS", Processing.max_runtime_seconds),
             ),
+            model_identity=reader.model_identity("MODEL_IDENTITY", labels),
         )
+        if settings.defaults.num_samples > max_num_samples:
+            raise SettingsError(
+                f"DEFAULT_NUM_SAMPLES={settings.defaults.num_samples} is over MAX_NUM_SAMPLES={max_num_samples}"
+            )
         if not settings.model_name and not settings.endpoint_name:
             raise SettingsError("set MODEL_NAME (a temporary endpoint per job) or ENDPOINT_NAME (an existing one)")
         return settings
@@ -116,6 +141,37 @@ class _Reader:
             raise SettingsError(f"{name}={raw!r} is not a whole number") from None
         if value < 1:
             raise SettingsError(f"{name}={value} must be at least 1")
+        return value
+
+    def optional_number(self, name: str) -> int | None:
+        if not self.env.get(name, "").strip():
+            return None
+        raw = self.text(name)
+        try:
+            return int(raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+
+    def language(self, name: str, default: str) -> str:
+        raw = self.text(name, default)
+        try:
+            return clarify_language(raw)
+        except ValueError as exc:
+            raise SettingsError(f"{name}: {exc}") from None
+
+    def model_identity(self, name: str, labels: list[str]) -> dict:
+        """MODEL_IDENTITY: a JSON object naming the model (contract §1); its labels, when given, must be LABELS."""
+        raw = self.env.get(name, "").strip()
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            raise SettingsError(f"{name} is not JSON: {raw!r}") from None
+        if not isinstance(value, dict) or not value:
+            raise SettingsError(f"{name} must be a non-empty JSON object, got {raw!r}")
+        if "labels" in value and value["labels"] != labels:
+            raise SettingsError(f"{name} names labels {value['labels']} but LABELS is {labels}")
         return value
 
     def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:

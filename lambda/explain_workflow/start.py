@@ -1,9 +1,12 @@
-"""Turn an incoming event into at most one workflow execution, named by the run id.
+"""Turn an incoming event into at most one running workflow execution per run.
 
-Two kinds of event start a run: S3 "Object Created" for ``incoming/*.csv`` in the input bucket, and a
-custom "Explanation Requested" event (detail: bucket, key, version_id?, etag?, overrides?) from an
-allowed account. The execution is named ``run_id``, so Step Functions itself refuses a duplicate; a
-request that cannot start (wrong shape, object missing, account not allowed) ends in an
+Two kinds of event start a run: S3 "Object Created" for ``incoming/*.csv`` (any letter case) in the input
+bucket, and a custom "Explanation Requested" event (detail: bucket, key, version_id?, etag?, overrides?) from
+an allowed account (or, with ALLOWED_ORG_ID, any account the bus's organisation policy admitted). The run id
+is computed exactly as prepare computes it (identity.py). Attempt 1 runs as execution ``<run_id>``, attempt
+n as ``<run_id>-a<n>``: a run that is running or SUCCEEDED is a DUPLICATE; a run whose last attempt failed
+(execution FAILED, TIMED_OUT or ABORTED, or a FAILED manifest) starts attempt n+1. A request that cannot
+start (wrong shape, object missing, account not allowed, options over the stage's limits) ends in an
 "Explanation Failed" event, never in silence.
 """
 
@@ -14,8 +17,11 @@ from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
 from explain_workflow.errors import InputValidationError
+from explain_workflow.identity import run_identity
 from explain_workflow.request import RunRequest
-from explain_workflow.runs import run_id_for
+from explain_workflow.runs import FAILED as MANIFEST_FAILED
+from explain_workflow.runs import RunLayout, execution_name_for, read_manifest
+from explain_workflow.settings import WorkflowSettings
 from explain_workflow.storage import ObjectInfo, Storage, StorageError
 
 EVENT_SOURCE = "clarify-text-explanations"
@@ -32,6 +38,8 @@ class Caller:
 
     own_account: str
     allowed_accounts: frozenset[str] = frozenset()
+    # With an organisation, the bus policy (aws:PrincipalOrgID) already admitted the sender: trust the bus.
+    allowed_org_id: str = ""
 
 
 def request_from_event(event: dict, caller: Caller) -> dict:
@@ -47,11 +55,12 @@ def request_from_event(event: dict, caller: Caller) -> dict:
             "version_id": obj.get("version-id"),
             "etag": obj.get("etag"),
         }
-        if not str(request["key"]).startswith(INCOMING) or not str(request["key"]).endswith(".csv"):
+        if not str(request["key"]).startswith(INCOMING) or not str(request["key"]).lower().endswith(".csv"):
             raise InputValidationError(f"{request['key']!r} is not a CSV under {INCOMING}")
     elif kind == REQUESTED:
         account = str(event.get("account", ""))
-        if account != caller.own_account and account not in caller.allowed_accounts:
+        admitted = caller.allowed_org_id or account == caller.own_account or account in caller.allowed_accounts
+        if not admitted:
             raise InputValidationError(f"account {account or '(none)'} may not request explanations")
         request = {k: detail.get(k) for k in ("bucket", "key", "version_id", "etag", "overrides") if k in detail}
     else:
@@ -59,35 +68,63 @@ def request_from_event(event: dict, caller: Caller) -> dict:
     return RunRequest.from_event(request).as_event()
 
 
-def start_run(event: dict, caller: Caller, storage: Storage, sfn_client, state_machine_arn: str) -> dict:
+ENDED_BADLY = ("FAILED", "TIMED_OUT", "ABORTED")
+
+
+def start_run(
+    event: dict, caller: Caller, storage: Storage, sfn_client, state_machine_arn: str, settings: WorkflowSettings
+) -> dict:
     """Start (or find) the execution for an event; returns what happened, never raises for a bad request."""
     try:
         request = request_from_event(event, caller)
         request, found = _readable(storage, request, from_s3=event.get("source") == "aws.s3")
+        if not request["version_id"] and not request["etag"]:
+            # "explain this key" means its current content: pin it, so a later upload to the key is a new run
+            request = {**request, "version_id": found.version_id or None, "etag": found.etag or None}
+        run_id = run_identity(RunRequest.from_event(request), settings).run_id
     except InputValidationError as exc:
         return {"status": "REJECTED", "run_id": None, "reason": exc.reason}
-    if not request["version_id"] and not request["etag"]:
-        # "explain this key" means its current content: pin it, so a later upload to the key is a new run
-        request = {**request, "version_id": found.version_id or None, "etag": found.etag or None}
-    run_id = run_id_for(
-        request["bucket"], request["key"], request["version_id"] or request["etag"], request["overrides"]
-    )
-    duplicate = {"status": "DUPLICATE", "run_id": run_id, "reason": "an execution for this request exists already"}
-    try:
-        sfn_client.describe_execution(
-            executionArn=state_machine_arn.replace(":stateMachine:", ":execution:") + f":{run_id}"
-        )
-        return duplicate
-    except sfn_client.exceptions.ExecutionDoesNotExist:
-        pass
+    attempt, why = _next_attempt(sfn_client, state_machine_arn, run_id, storage, settings)
+    if attempt is None:
+        return {"status": "DUPLICATE", "run_id": run_id, "reason": why}
     try:
         # Step Functions itself refuses a second execution of this name (or answers with the running one)
         execution = sfn_client.start_execution(
-            stateMachineArn=state_machine_arn, name=run_id, input=json.dumps(request)
+            stateMachineArn=state_machine_arn,
+            name=execution_name_for(run_id, attempt),
+            input=json.dumps({**request, "attempt": attempt}),
         )
     except sfn_client.exceptions.ExecutionAlreadyExists:
-        return duplicate
-    return {"status": "STARTED", "run_id": run_id, "execution_arn": execution["executionArn"]}
+        return {"status": "DUPLICATE", "run_id": run_id, "reason": "an execution for this attempt exists already"}
+    return {
+        "status": "STARTED",
+        "run_id": run_id,
+        "attempt": attempt,
+        "execution_arn": execution["executionArn"],
+        **({"reason": why} if why else {}),
+    }
+
+
+def _next_attempt(sfn_client, state_machine_arn, run_id, storage, settings) -> tuple[int | None, str]:
+    """The attempt to start (None: none, the run is running or done) and why."""
+    base = state_machine_arn.replace(":stateMachine:", ":execution:")
+    latest, status = 0, None
+    while True:
+        try:
+            answer = sfn_client.describe_execution(executionArn=f"{base}:{execution_name_for(run_id, latest + 1)}")
+        except sfn_client.exceptions.ExecutionDoesNotExist:
+            break
+        latest, status = latest + 1, answer["status"]
+    if latest == 0:
+        return 1, ""
+    if status in ENDED_BADLY:
+        return latest + 1, f"attempt {latest} ended {status}"
+    if status == "SUCCEEDED":
+        manifest = read_manifest(storage, RunLayout(settings.results_bucket, run_id))
+        if manifest is not None and manifest.get("status") == MANIFEST_FAILED:
+            return latest + 1, f"attempt {latest} left a FAILED manifest"
+        return None, f"attempt {latest} of this run succeeded"
+    return None, f"attempt {latest} of this run is {str(status).lower()}"
 
 
 def _readable(storage: Storage, request: dict, from_s3: bool) -> tuple[dict, ObjectInfo]:

@@ -12,15 +12,22 @@ import hashlib
 import io
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 SPOOL_BYTES = 8 * 1024 * 1024
 READ_BUFFER = 1 << 16
+# botocore's standard mode retries throttling (SlowDown, 503), 5xx and connection errors with backoff, per call.
+CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 6}, connect_timeout=10, read_timeout=60)
+STREAM_RETRIES = 4  # a body that breaks mid-read is opened again at the byte it reached, this often
+STREAM_BACKOFF_SECONDS = 0.2
 
 
 class StorageError(RuntimeError):
@@ -47,24 +54,53 @@ class Storage(Protocol):
 
     def list(self, bucket: str, prefix: str) -> list[str]: ...
 
+    def delete(self, bucket: str, keys: list[str]) -> None: ...
+
 
 def read_bytes(storage: Storage, bucket: str, key: str) -> bytes:
     with storage.open(bucket, key) as fh:
         return fh.read()
 
 
-class _BodyStream(io.RawIOBase):
-    """botocore's StreamingBody as a standard raw stream, so io.BufferedReader/TextIOWrapper accept it."""
+def _transient(exc: BaseException) -> bool:
+    """A read that may succeed when tried again: a broken connection, a timeout, throttling or a 5xx."""
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return code in ("SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError") or (
+            status >= 500
+        )
+    return isinstance(exc, BotoCoreError | OSError)  # urllib3's protocol errors arrive wrapped as these
 
-    def __init__(self, body):
-        self.body = body
+
+class _BodyStream(io.RawIOBase):
+    """botocore's StreamingBody as a standard raw stream, so io.BufferedReader/TextIOWrapper accept it.
+
+    When the connection breaks mid-body, the rest is fetched again from the byte reached (a ranged GET pinned to
+    the object's ETag, so a changed object is an error, never a silent splice), at most ``STREAM_RETRIES`` times.
+    """
+
+    def __init__(self, body, reopen=None):
+        self.body, self.reopen, self.position, self.retries = body, reopen, 0, 0
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
-        data = self.body.read(len(buffer))
+        while True:
+            try:
+                data = self.body.read(len(buffer))
+                break
+            except Exception as exc:
+                if self.reopen is None or self.retries >= STREAM_RETRIES or not _transient(exc):
+                    raise
+                self.retries += 1
+                time.sleep(STREAM_BACKOFF_SECONDS * self.retries)
+                with contextlib.suppress(Exception):
+                    self.body.close()
+                self.body = self.reopen(self.position)
         buffer[: len(data)] = data
+        self.position += len(data)
         return len(data)
 
     def close(self) -> None:
@@ -113,12 +149,18 @@ class S3Storage:
     def open(self, bucket, key, version_id=None):
         args = {"Bucket": bucket, "Key": key, **({"VersionId": version_id} if version_id else {})}
         try:
-            body = self.client.get_object(**args)["Body"]
+            response = self.client.get_object(**args)
         except self.client.exceptions.ClientError as exc:
             if error := self._unreadable(exc, bucket, key):
                 raise error from None
             raise
-        return io.BufferedReader(_BodyStream(body), READ_BUFFER)
+        etag = response.get("ETag", "")
+
+        def reopen(position: int):
+            ranged = {**args, "Range": f"bytes={position}-", **({"IfMatch": etag} if etag else {})}
+            return self.client.get_object(**ranged)["Body"]
+
+        return io.BufferedReader(_BodyStream(response["Body"], reopen), READ_BUFFER)
 
     @contextlib.contextmanager
     def writer(self, bucket, key, content_type):
@@ -135,6 +177,14 @@ class S3Storage:
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             keys.extend(obj["Key"] for obj in page.get("Contents", []))
         return sorted(keys)
+
+    def delete(self, bucket, keys):
+        for start in range(0, len(keys), 1000):
+            chunk = [{"Key": k} for k in keys[start : start + 1000]]
+            answer = self.client.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True})
+            if answer.get("Errors"):
+                first = answer["Errors"][0]
+                raise StorageError(f"cannot delete s3://{bucket}/{first['Key']}: {first.get('Code')}")
 
 
 class FileStorage:
@@ -191,3 +241,7 @@ class FileStorage:
             return []
         keys = (p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file())
         return sorted(k for k in keys if k.startswith(prefix) and not Path(k).name.startswith(".partial-"))
+
+    def delete(self, bucket, keys):
+        for key in keys:
+            self._path(bucket, key).unlink(missing_ok=True)

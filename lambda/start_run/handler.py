@@ -18,16 +18,21 @@ logger, tracer, metrics = Logger(), Tracer(), Metrics()
 
 @functools.cache
 def clients():
-    return boto3.client("stepfunctions"), boto3.client("events")
+    config = aws.CLIENT_CONFIG
+    return boto3.client("stepfunctions", config=config), boto3.client("events", config=config)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict, context) -> dict:
-    caller = Caller(os.environ["OWN_ACCOUNT"], frozenset(json.loads(os.environ.get("ALLOWED_ACCOUNTS", "[]"))))
+    caller = Caller(
+        os.environ["OWN_ACCOUNT"],
+        frozenset(json.loads(os.environ.get("ALLOWED_ACCOUNTS", "[]"))),
+        os.environ.get("ALLOWED_ORG_ID", "").strip(),
+    )
     sfn, events = clients()
-    result = start_run(event, caller, aws.storage(), sfn, os.environ["STATE_MACHINE_ARN"])
+    result = start_run(event, caller, aws.storage(), sfn, os.environ["STATE_MACHINE_ARN"], aws.settings())
     logger.append_keys(run_id=result["run_id"])
     logger.info("start", extra=result)
     metrics.add_metric(name=f"Run{result['status'].title()}", unit=MetricUnit.Count, value=1)

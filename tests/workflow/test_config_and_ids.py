@@ -7,31 +7,85 @@ import json
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sagemaker.core.clarify import ANALYSIS_CONFIG_SCHEMA_V1_0
+from sagemaker.core.clarify import ANALYSIS_CONFIG_SCHEMA_V1_0, TextConfig
 
 from explain_workflow import analysis_config
 from explain_workflow.dataset import InputValidationError
+from explain_workflow.identity import run_id_for, run_identity
 from explain_workflow.request import RunRequest, apply_overrides
-from explain_workflow.runs import JOB_NAME, job_name_for, run_id_for
+from explain_workflow.runs import JOB_NAME, execution_name_for, job_name_for, transform_job_name_for
 from explain_workflow.settings import ClarifyDefaults, Limits, SettingsError, WorkflowSettings
 
 ENV = {"RESULTS_BUCKET": "results", "LABELS": json.dumps(["Film", "Album"]), "MODEL_NAME": "text-model"}
 
 
+def identity(env: dict | None = None, **request) -> str:
+    settings = WorkflowSettings.from_env(ENV | (env or {}))
+    event = {"bucket": "in", "key": "incoming/My File.csv", "version_id": "v1"} | request
+    return run_identity(RunRequest.from_event(event), settings)
+
+
 def test_run_id_is_deterministic_and_distinguishes_requests():
-    a = run_id_for("in", "incoming/My File.csv", "v1", {"granularity": "sentence"})
-    assert a == run_id_for("in", "incoming/My File.csv", "v1", {"granularity": "sentence"})
-    assert a.startswith("my-file-")
-    assert a != run_id_for("in", "incoming/My File.csv", "v2", {"granularity": "sentence"})
-    assert a != run_id_for("in", "incoming/My File.csv", "v1", {})
+    a = identity(overrides={"granularity": "sentence"})
+    assert a.run_id == identity(overrides={"granularity": "sentence"}).run_id
+    assert a.run_id.startswith("my-file-")
+    assert a.run_id != identity(version_id="v2", overrides={"granularity": "sentence"}).run_id
+    assert a.run_id != identity().run_id
+    # an override equal to the default, or spelled another way, is the same run
+    assert identity().run_id == identity(overrides={"granularity": "token", "language": " English "}).run_id
 
 
-@given(st.text(), st.text(), st.text())
-def test_run_ids_make_valid_execution_and_job_names(bucket, key, version):
-    run_id = run_id_for(bucket, key, version)
-    assert len(run_id) <= 80
+@pytest.mark.parametrize(
+    ("env", "overrides"),
+    [
+        ({}, {"seed": 7}),
+        ({}, {"max_rows": 5}),
+        ({"DEFAULT_SEED": "3"}, {}),
+        ({"DEFAULT_NUM_SAMPLES": "64"}, {}),
+        ({"MAX_ROWS": "500"}, {}),
+        ({"MAX_TEXT_CHARS": "100"}, {}),
+        ({"MODEL_NAME": "text-model-2"}, {}),
+        ({"MODEL_IDENTITY": json.dumps({"model_name": "m-1", "image": "repo@sha256:aa", "artifact": "s3://a/m"})}, {}),
+        ({"MODEL_IDENTITY": json.dumps({"model_name": "m-1", "image": "repo@sha256:bb", "artifact": "s3://a/m"})}, {}),
+        ({"LABELS": json.dumps(["Album", "Film"])}, {}),
+    ],
+)
+def test_everything_that_decides_the_result_is_in_the_run_id(env, overrides):
+    """Old main hashed only bucket, key, version and the overrides: a new model, seed or default was the same run."""
+    base = identity()
+    other = identity(env, overrides=overrides)
+    assert other.run_id != base.run_id
+    assert other.parts != base.parts
+
+
+def test_identity_shows_each_part():
+    env = {"MODEL_IDENTITY": json.dumps({"model_name": "m-1", "image": "img@sha256:aa", "labels": ["Film", "Album"]})}
+    got = identity(env, overrides={"seed": 5, "max_rows": 9}).parts
+    assert got["input"] == {"bucket": "in", "key": "incoming/My File.csv", "version": "v1"}
+    assert got["options"]["seed"] == 5
+    assert got["limits"]["max_rows"] == 9
+    assert got["model"]["image"] == "img@sha256:aa"
+
+
+def test_model_identity_must_be_an_object_with_the_stage_labels():
+    with pytest.raises(SettingsError, match="MODEL_IDENTITY is not JSON"):
+        WorkflowSettings.from_env(ENV | {"MODEL_IDENTITY": "m-1"})
+    with pytest.raises(SettingsError, match="names labels"):
+        WorkflowSettings.from_env(ENV | {"MODEL_IDENTITY": json.dumps({"model_name": "m", "labels": ["x"]})})
+    # without MODEL_IDENTITY the model part says what it rests on
+    assert "no MODEL_IDENTITY" in WorkflowSettings.from_env(ENV).identity_of_model()["source"]
+
+
+@given(st.text(), st.text(), st.text(), st.integers(1, 999))
+def test_run_ids_make_valid_execution_and_job_names(bucket, key, version, attempt):
+    run_id = run_id_for({"input": {"bucket": bucket, "key": key, "version": version}})
+    assert len(run_id) <= 57
     assert all(c.isalnum() or c == "-" for c in run_id)
-    assert JOB_NAME.match(job_name_for(run_id))
+    for name in (job_name_for(run_id, attempt), transform_job_name_for(run_id, attempt)):
+        assert JOB_NAME.match(name)
+        assert name.endswith(f"-{attempt}")
+    assert len(execution_name_for(run_id, attempt)) <= 80
+    assert len({job_name_for(run_id, n) for n in (1, 2, 3)}) == 3
 
 
 def test_settings_from_env_and_errors():
@@ -47,6 +101,38 @@ def test_settings_from_env_and_errors():
         WorkflowSettings.from_env(ENV | {"LABELS": '["a", "a"]'})
     with pytest.raises(SettingsError, match="MODEL_NAME"):
         WorkflowSettings.from_env({k: v for k, v in ENV.items() if k != "MODEL_NAME"})
+    with pytest.raises(SettingsError, match="over 100000"):
+        WorkflowSettings.from_env(ENV | {"MAX_NUM_SAMPLES": "100001"})
+    with pytest.raises(SettingsError, match="over MAX_NUM_SAMPLES"):
+        WorkflowSettings.from_env(ENV | {"MAX_NUM_SAMPLES": "100", "DEFAULT_NUM_SAMPLES": "1000"})
+    assert WorkflowSettings.from_env(ENV | {"DEFAULT_LANGUAGE": " German "}).defaults.language == "german"
+    assert WorkflowSettings.from_env(ENV).limits.max_num_samples == 5000
+
+
+def test_a_stage_may_allow_more_samples_up_to_its_limit():
+    settings = WorkflowSettings.from_env(ENV | {"MAX_NUM_SAMPLES": "20000"})
+    clarify, _ = apply_overrides(settings.defaults, settings.limits, {"num_samples": 20000})
+    assert clarify.num_samples == 20000
+    with pytest.raises(InputValidationError, match="from 1 to 20000"):
+        apply_overrides(settings.defaults, settings.limits, {"num_samples": 20001})
+
+
+@pytest.mark.parametrize(("given", "written"), [(" en ", "en"), ("EN", "en"), ("English", "english"), ("xx", "xx")])
+def test_language_overrides_are_written_as_clarify_takes_them(given, written):
+    """Old main wrote " en " / "EN" raw: the schema refuses " en " and the SDK's TextConfig refuses both."""
+    settings = WorkflowSettings.from_env(ENV)
+    clarify, _ = apply_overrides(settings.defaults, settings.limits, {"language": given})
+    config = analysis_config.build(settings, clarify)
+    text_config = config["methods"]["shap"]["text_config"]
+    assert text_config["language"] == written
+    ANALYSIS_CONFIG_SCHEMA_V1_0.validate(config)
+    assert TextConfig(granularity="token", language=text_config["language"]).get_text_config()["language"] == written
+
+
+def test_our_languages_are_exactly_the_sdks():
+    from explain_workflow.languages import CODES
+
+    assert set(CODES) | set(CODES.values()) == set(TextConfig._SUPPORTED_LANGUAGES)
 
 
 @pytest.mark.parametrize(
@@ -58,6 +144,12 @@ def test_settings_from_env_and_errors():
         ({"num_samples": 0}, "num_samples"),
         ({"baseline": " "}, "baseline"),
         ({"max_rows": 10**9}, "max_rows"),
+        ({"max_rows": True}, "max_rows"),
+        ({"num_samples": True}, "num_samples"),
+        ({"num_samples": 5001}, "from 1 to 5000 .MAX_NUM_SAMPLES"),
+        ({"num_samples": 10**6}, "MAX_NUM_SAMPLES"),
+        ({"seed": "7"}, "seed"),
+        ({"language": 3}, "language"),
     ],
 )
 def test_bad_overrides_are_named(overrides, message):
@@ -76,6 +168,7 @@ CASES = [
     {},
     {"granularity": "sentence", "language": "de", "num_samples": 64, "agg_method": "median", "baseline": "[MASK]"},
     {"granularity": "paragraph", "language": "multi-language", "agg_method": "mean_sq", "text_column": 2},
+    {"seed": 11, "language": " EN "},
 ]
 
 
@@ -89,6 +182,7 @@ def test_analysis_config_passes_the_sdk_schema(overrides, endpoint):
     assert config["predictor"]["label_headers"] == ["Film", "Album"]
     assert config["headers"] == ["row_id", "text"]
     assert config["methods"]["shap"]["text_config"]["granularity"] == clarify.granularity
+    assert config["methods"]["shap"].get("seed") == overrides.get("seed")
     if endpoint:
         assert config["predictor"]["endpoint_name"] == endpoint
         assert "model_name" not in config["predictor"]

@@ -59,7 +59,8 @@ def s3(s3_url, monkeypatch):
 
 def upload(client, key: str, body: bytes) -> dict:
     client.put_object(Bucket="input", Key=key, Body=body)
-    return {"bucket": "input", "key": key, "etag": client.head_object(Bucket="input", Key=key)["ETag"]}
+    etag = client.head_object(Bucket="input", Key=key)["ETag"].strip('"')
+    return {"bucket": "input", "key": key, "etag": etag}
 
 
 def test_prepare_then_postprocess_through_s3(s3):
@@ -73,7 +74,28 @@ def test_prepare_then_postprocess_through_s3(s3):
     assert prepared["dataset_s3_uri"] == f"s3://results/runs/{prepared['run_id']}/input/"
     keys = all_keys(s3, "results")
     run = f"runs/{prepared['run_id']}/"
-    assert set(keys) == {run + "input/dataset.csv", run + "config/analysis_config.json", run + "request.json"}
+    assert set(keys) == {
+        run + "input/dataset.csv",
+        run + "predict/input/rows.jsonl",
+        run + "config/analysis_config.json",
+        run + "request.json",
+    }
+    assert prepared["attempt"] == 1
+    assert prepared["job_name"] == f"cx-{prepared['run_id']}-1"
+    assert prepared["predict"] == {
+        "job_name": f"cp-{prepared['run_id']}-1",
+        "input_s3_uri": f"s3://results/{run}predict/input/",
+        "output_s3_uri": f"s3://results/{run}predict/output/",
+    }
+    rows = s3.get_object(Bucket="results", Key=run + "predict/input/rows.jsonl")["Body"].read().decode()
+    assert [json.loads(line) for line in rows.splitlines()] == [
+        {"row_id": i, "text": t} for i, t in enumerate(TEXTS, start=1)
+    ]
+    request = json.loads(s3.get_object(Bucket="results", Key=run + "request.json")["Body"].read())
+    assert request["identity"]["input"] == {"bucket": "input", "key": "incoming/good.csv", "version": event["etag"]}
+    assert request["identity"]["options"]["num_samples"] == 1000
+    assert request["identity"]["limits"]["max_rows"] == 50
+    assert request["identity"]["model"]["model_name"] == "text-model"
     config = json.loads(s3.get_object(Bucket="results", Key=run + "config/analysis_config.json")["Body"].read())
     assert config["predictor"]["model_name"] == "text-model"
 
@@ -84,6 +106,8 @@ def test_prepare_then_postprocess_through_s3(s3):
     assert done == {
         "run_id": prepared["run_id"],
         "status": "SUCCEEDED",
+        "attempt": 1,
+        "complete": True,
         "manifest_s3_uri": f"s3://results/{run}manifest.json",
         "results_prefix": f"s3://results/{run}results/",
         "records": 3,
@@ -132,7 +156,7 @@ def test_bad_input_gets_a_failed_manifest_and_nothing_else(s3, body, reason, whe
     assert manifest["status"] == "FAILED"
     assert reason in manifest["reason"]
     assert manifest["where"] == where
-    assert all_keys(s3, "input") == {"incoming/bad.csv": event["etag"]}  # the user's input is untouched
+    assert all_keys(s3, "input") == {"incoming/bad.csv": f'"{event["etag"]}"'}  # the user's input is untouched
 
 
 def test_missing_object_and_changed_etag(s3):
@@ -172,3 +196,111 @@ def test_missing_or_forbidden_objects_are_storage_errors_that_say_which(code, me
     assert message in str(error)
     assert "s3://in/incoming/a.csv" in str(error)
     assert S3Storage._unreadable(ClientError({"Error": {"Code": "SlowDown"}}, "GetObject"), "in", "k") is None
+
+
+def test_a_failed_run_runs_again_as_a_new_attempt(s3):
+    """Old main answered ALREADY_DONE for a FAILED manifest: a failed run could never run again."""
+    from postprocess.handler import handler as postprocess
+    from prepare.handler import handler as prepare
+
+    from explain_workflow.clarify_format import ClarifyOutputError
+    from explain_workflow.runs import RunLayout
+
+    event = upload(s3, "incoming/retry.csv", csv_bytes(TEXTS))
+    first = prepare(event, Context())
+    layout = RunLayout("results", first["run_id"])
+    # attempt 1: Clarify wrote two part files and one line too few
+    write_clarify_output(aws.storage(), layout, known_run(TEXTS[:2], LABELS, seed=1), split=1)
+    with pytest.raises(ClarifyOutputError):
+        postprocess(first, Context())
+    failed = json.loads(s3.get_object(Bucket="results", Key=layout.manifest_key)["Body"].read())
+    assert (failed["status"], failed["attempt"]) == ("FAILED", 1)
+
+    second = prepare(event | {"attempt": 2}, Context())
+    assert (second["status"], second["run_id"], second["attempt"]) == ("READY", first["run_id"], 2)
+    assert second["job_name"] == f"cx-{first['run_id']}-2"
+    assert second["predict"]["job_name"] == f"cp-{first['run_id']}-2"
+    left = set(all_keys(s3, "results"))
+    assert not [k for k in left if "/clarify/" in k or k.endswith("manifest.json")]  # attempt 1's output is gone
+    write_clarify_output(aws.storage(), layout, known_run(TEXTS, LABELS, seed=1))
+    done = postprocess(second, Context())
+    assert (done["status"], done["attempt"]) == ("SUCCEEDED", 2)
+    assert prepare(event | {"attempt": 3}, Context())["status"] == "ALREADY_DONE"
+
+
+def test_a_repeated_attempt_number_never_reuses_job_names(s3):
+    """A request that names attempt 1 again (a direct execution) still gets the next attempt's job names."""
+    from prepare.handler import handler as prepare
+
+    from explain_workflow.runs import RunLayout, write_manifest
+
+    event = upload(s3, "incoming/direct.csv", csv_bytes(TEXTS))
+    first = prepare(event, Context())
+    write_manifest(aws.storage(), RunLayout("results", first["run_id"]), "FAILED", attempt=4, reason="x")
+    again = prepare(event, Context())
+    assert again["attempt"] == 5
+    assert again["job_name"].endswith("-5")
+
+
+def test_record_failure_replaces_an_earlier_attempts_manifest_only(s3):
+    from record_failure.handler import handler as record_failure
+
+    request = {"bucket": "input", "key": "incoming/x.csv", "etag": "abc"}
+    first = record_failure({"request": request, "error": {"Error": "One"}}, Context())
+    later = record_failure({"request": request | {"attempt": 2}, "error": {"Error": "Two"}}, Context())
+    assert (later["run_id"], later["attempt"], later["reason"]) == (first["run_id"], 2, "Two")
+    same = record_failure({"request": request | {"attempt": 2}, "error": {"Error": "Three"}}, Context())
+    assert same["reason"] == "Two"  # this attempt's own manifest stays
+
+
+@pytest.mark.parametrize("fault", ["slow_down", "cut"])
+def test_transient_s3_errors_are_retried_inside_postprocess(s3, s3_url, monkeypatch, fault):
+    """Old main had no retry of a body that broke mid-read: one reset connection failed the run for good."""
+    from explain_workflow import aws as aws_module
+    from explain_workflow.runs import RunLayout
+    from explain_workflow.storage import CLIENT_CONFIG, S3Storage
+    from tests.workflow.faulty_s3 import Fault, faulty_proxy
+
+    event = upload(s3, "incoming/flaky.csv", csv_bytes(TEXTS * 15))
+    from postprocess.handler import handler as postprocess
+    from prepare.handler import handler as prepare
+
+    prepared = prepare(event, Context())
+    layout = RunLayout("results", prepared["run_id"])
+    write_clarify_output(aws.storage(), layout, known_run(TEXTS * 15, LABELS, seed=1))
+    with faulty_proxy(s3_url) as (proxy, plan):
+        is_out = lambda path: "out.jsonl" in path and "list-type" not in path  # noqa: E731
+        is_frozen = lambda path: "dataset.csv" in path  # noqa: E731
+        plan.faults += [Fault(fault, "GET", is_out), Fault(fault, "GET", is_frozen), Fault(fault, "GET", is_out)]
+        if fault == "slow_down":
+            plan.faults.append(Fault(fault, "PUT", lambda path: "records.jsonl" in path))
+        import boto3
+
+        client = boto3.client("s3", endpoint_url=proxy, region_name="us-east-1", config=CLIENT_CONFIG)
+        with monkeypatch.context() as patch:
+            patch.setattr(aws_module, "storage", lambda: S3Storage(client))
+            done = postprocess(prepared, Context())
+    assert done["status"] == "SUCCEEDED"
+    assert done["records"] == 45
+    assert len(plan.injected) >= 3, plan.injected
+    body = s3.get_object(Bucket="results", Key=layout.results_prefix + "records.jsonl")["Body"].read().decode()
+    assert [json.loads(line)["text"] for line in body.splitlines()] == TEXTS * 15
+
+
+def test_a_changed_object_is_never_spliced_into_a_resumed_read(s3, s3_url):
+    """The rest of a broken body is fetched pinned to the first answer's ETag: a changed object is an error."""
+    from explain_workflow.storage import CLIENT_CONFIG, S3Storage
+    from tests.workflow.faulty_s3 import Fault, faulty_proxy
+
+    s3.put_object(Bucket="input", Key="incoming/big.csv", Body=b"a" * 300_000)
+    with faulty_proxy(s3_url) as (proxy, plan):
+        import boto3
+
+        storage = S3Storage(boto3.client("s3", endpoint_url=proxy, region_name="us-east-1", config=CLIENT_CONFIG))
+        plan.faults.append(Fault("cut", "GET", lambda path: "big.csv" in path))
+        with storage.open("input", "incoming/big.csv") as stream:
+            first = stream.read(1000)
+            s3.put_object(Bucket="input", Key="incoming/big.csv", Body=b"b" * 300_000)
+            with pytest.raises(ClientError, match=r"PreconditionFailed|412"):
+                stream.read()
+    assert first == b"a" * 1000

@@ -8,13 +8,30 @@ import boto3
 import pytest
 
 from explain_workflow import aws
-from explain_workflow.runs import run_id_for
+from explain_workflow.identity import run_identity
+from explain_workflow.request import RunRequest
+from explain_workflow.settings import WorkflowSettings
 from tests.support.s3 import CREDENTIALS, moto_server
 from tests.workflow.conftest import TEXTS, csv_bytes
 from tests.workflow.test_handlers_s3 import Context
 
 OWN, FRIEND, STRANGER = "123456789012", "444455556666", "777788889999"
 BUS = "text-explanations-test"
+LABELS = ["NaturalPlace", "Film", "Animal"]
+MODEL = {"model_name": "Model-1a2b", "image": "repo@sha256:aa", "artifact": "s3://art/model.tar.gz", "labels": LABELS}
+WORKFLOW_ENV = {
+    "RESULTS_BUCKET": "results",
+    "LABELS": json.dumps(LABELS),
+    "MODEL_NAME": "Model-1a2b",
+    "MODEL_IDENTITY": json.dumps(MODEL),
+    "MAX_NUM_SAMPLES": "2000",
+}
+
+
+def run_id_for(bucket: str, key: str, version: str, overrides: dict, env: dict | None = None) -> str:
+    """The run id prepare computes for this request on this stage."""
+    settings = WorkflowSettings.from_env(WORKFLOW_ENV | (env or {}))
+    return run_identity(RunRequest(bucket, key, version, "", overrides), settings).run_id
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +48,8 @@ def local_aws(url, monkeypatch):
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Test")
     make = lambda service: boto3.client(service, endpoint_url=url, region_name="us-east-1")  # noqa: E731
     s3, sfn, events, sqs = make("s3"), make("stepfunctions"), make("events"), make("sqs")
-    s3.create_bucket(Bucket="input")
+    for bucket in ("input", "results"):
+        s3.create_bucket(Bucket=bucket)
     machine = sfn.create_state_machine(
         name=f"m{len(sfn.list_state_machines()['stateMachines'])}",
         definition=json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Pass", "End": True}}}),
@@ -48,15 +66,22 @@ def local_aws(url, monkeypatch):
         "EVENT_BUS_NAME": BUS,
         "OWN_ACCOUNT": OWN,
         "ALLOWED_ACCOUNTS": json.dumps([FRIEND]),
+        **WORKFLOW_ENV,
     }.items():
         monkeypatch.setenv(key, value)
     aws.storage.cache_clear()
+    aws.settings.cache_clear()
     from start_run import handler as module
 
     module.clients.cache_clear()
     yield {"s3": s3, "sfn": sfn, "sqs": sqs, "queue": queue, "machine": machine, "handler": module.handler}
     sqs.delete_queue(QueueUrl=queue)
+    for bucket in ("input", "results"):
+        for item in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+            s3.delete_object(Bucket=bucket, Key=item["Key"])
+        s3.delete_bucket(Bucket=bucket)
     aws.storage.cache_clear()
+    aws.settings.cache_clear()
     module.clients.cache_clear()
 
 
@@ -92,12 +117,62 @@ def test_upload_starts_one_execution_named_by_the_run_id_and_a_duplicate_starts_
     first = env["handler"](s3_event(head, "incoming/a.csv"), Context())
     assert first["status"] == "STARTED"
     assert first["run_id"] == run_id_for("input", "incoming/a.csv", head["ETag"].strip('"'), {})
+    assert first["attempt"] == 1
     again = env["handler"](s3_event(head, "incoming/a.csv"), Context())
-    assert again == {"status": "DUPLICATE", "run_id": first["run_id"], "reason": again["reason"]}
+    assert again == {"status": "DUPLICATE", "run_id": first["run_id"], "reason": "attempt 1 of this run is running"}
     executions = env["sfn"].list_executions(stateMachineArn=env["machine"])["executions"]
     assert [e["name"] for e in executions] == [first["run_id"]]
     started = env["sfn"].describe_execution(executionArn=executions[0]["executionArn"])
     assert json.loads(started["input"])["key"] == "incoming/a.csv"
+    assert json.loads(started["input"])["attempt"] == 1
+
+
+def test_a_run_whose_attempt_ended_badly_starts_the_next_attempt(local_aws):
+    """Old main answered DUPLICATE for ever once an execution of the run existed, whatever its end."""
+    env = local_aws
+    head = upload(env, "incoming/again.csv")
+    first = env["handler"](s3_event(head, "incoming/again.csv"), Context())
+    env["sfn"].stop_execution(executionArn=first["execution_arn"])  # ABORTED
+    second = env["handler"](s3_event(head, "incoming/again.csv"), Context())
+    assert second["status"] == "STARTED"
+    assert (second["run_id"], second["attempt"]) == (first["run_id"], 2)
+    assert second["reason"] == "attempt 1 ended ABORTED"
+    assert second["execution_arn"].endswith(f":{first['run_id']}-a2")
+    execution = env["sfn"].describe_execution(executionArn=second["execution_arn"])
+    assert json.loads(execution["input"])["attempt"] == 2
+    assert env["handler"](s3_event(head, "incoming/again.csv"), Context())["status"] == "DUPLICATE"  # a2 runs
+    env["sfn"].stop_execution(executionArn=second["execution_arn"])
+    assert env["handler"](s3_event(head, "incoming/again.csv"), Context())["attempt"] == 3
+
+
+def test_upper_case_csv_suffix_starts_a_run(local_aws):
+    """Old main refused incoming/texts.CSV (a case-sensitive suffix test)."""
+    env = local_aws
+    head = upload(env, "incoming/texts.CSV")
+    assert env["handler"](s3_event(head, "incoming/texts.CSV"), Context())["status"] == "STARTED"
+
+
+def test_with_an_organisation_the_bus_decides_who_may_ask(local_aws, monkeypatch):
+    """docs/events.md: allowed_org_id admits the organisation at the bus; old main then refused its accounts."""
+    env = local_aws
+    upload(env, "incoming/org.csv")
+    detail = {"bucket": "input", "key": "incoming/org.csv"}
+    assert env["handler"](requested(STRANGER, detail), Context())["status"] == "REJECTED"
+    failures(env)
+    monkeypatch.setenv("ALLOWED_ORG_ID", "o-abc123")
+    assert env["handler"](requested(STRANGER, detail), Context())["status"] == "STARTED"
+
+
+def test_a_new_model_is_a_new_run_for_the_same_file(local_aws, monkeypatch):
+    """Old main kept the run id of the file alone: after a new model, the same upload was a DUPLICATE."""
+    env = local_aws
+    head = upload(env, "incoming/model.csv")
+    first = env["handler"](s3_event(head, "incoming/model.csv"), Context())
+    monkeypatch.setenv("MODEL_IDENTITY", json.dumps(MODEL | {"model_name": "Model-9z8y", "image": "repo@sha256:bb"}))
+    aws.settings.cache_clear()
+    second = env["handler"](s3_event(head, "incoming/model.csv"), Context())
+    assert second["status"] == "STARTED"
+    assert second["run_id"] != first["run_id"]
 
 
 def test_allowed_account_request_with_overrides_is_its_own_run(local_aws):
@@ -126,6 +201,10 @@ def test_allowed_account_request_with_overrides_is_its_own_run(local_aws):
         (
             requested(FRIEND, {"bucket": "input", "key": "incoming/b.csv", "overrides": {"colour": 1}}),
             "unknown overrides",
+        ),
+        (
+            requested(FRIEND, {"bucket": "input", "key": "incoming/b.csv", "overrides": {"num_samples": 10**6}}),
+            "num_samples must be a whole number from 1 to 2000 (MAX_NUM_SAMPLES)",
         ),
         ({"source": "x", "detail-type": "Something Else", "detail": {}}, "unexpected event"),
     ],
