@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -18,6 +19,33 @@ from explain_workflow.dataset import InputValidationError
 from explain_workflow.settings import AGG_METHODS, GRANULARITIES, Limits
 
 EXIT_BAD_INPUT = 2
+
+
+def parse_labels(raw: str) -> list[str]:
+    """``--labels``: a JSON list of distinct, non-empty label names, or an error that shows the right form."""
+    example = '--labels \'["Film", "Album"]\''
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        raise ValueError(f"--labels {raw!r} is not JSON; write the labels as a JSON list, e.g. {example}") from None
+    if isinstance(value, str):
+        raise ValueError(f"--labels {raw!r} is one JSON string, not a list; write --labels '{json.dumps([value])}'")
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise ValueError(f"--labels {raw!r} must be a non-empty JSON list of non-empty strings, e.g. {example}")
+    duplicates = sorted({v for v in value if value.count(v) > 1})
+    if duplicates:
+        raise ValueError(f"--labels names {duplicates} more than once; each label must appear exactly once")
+    return value
+
+
+def check_input_file(path: Path, option: str) -> None:
+    """A readable regular file, or an error saying what ``path`` is instead."""
+    if path.is_dir():
+        raise ValueError(f"{option} {path} is a directory; pass the CSV file itself")
+    if not path.exists():
+        raise ValueError(f"{option} {path} does not exist")
+    if not path.is_file():
+        raise ValueError(f"{option} {path} is not a regular file")
 
 
 def _progress(stream, total: int):
@@ -32,20 +60,29 @@ def _explain_parser(sub) -> None:
     source.add_argument("--model", type=Path, help="a model.tar.gz (served locally by the container's serve)")
     source.add_argument("--endpoint-url", help="a running server that speaks the container's contract")
     source.add_argument("--stage", help="run in the deployed stage instead (needs AWS credentials)")
-    p.add_argument("--data", type=Path, help="local mode: CSV with a header row")
+    p.add_argument("--data", type=Path, help="local mode: the CSV file to explain, with a header row")
     p.add_argument("--input", help="with --stage: s3://bucket/key, or a local CSV (uploaded to uploads/)")
     p.add_argument("--no-follow", action="store_true", help="with --stage: start the run and return")
     p.add_argument("--text-column", default=None, help="column name or 0-based index (default: text)")
-    p.add_argument("--granularity", choices=GRANULARITIES, default=None)
+    p.add_argument(
+        "--granularity", choices=GRANULARITIES, default=None, help="units that are explained (default: token)"
+    )
     p.add_argument("--language", default=None, help="Clarify language name or ISO code (default: english)")
     p.add_argument("--num-samples", type=int, default=None, help="coalitions per record (default: 1000)")
     p.add_argument("--baseline", default=None, help="masking token (default: <UNK>)")
-    p.add_argument("--agg-method", choices=AGG_METHODS, default=None)
+    p.add_argument(
+        "--agg-method", choices=AGG_METHODS, default=None, help="how global values aggregate (default: mean_abs)"
+    )
     p.add_argument("--analysis-config", type=Path, help="take the options above from a Clarify analysis config")
-    p.add_argument("--labels", help="JSON list: the answer order of the model (default: the model's, sorted)")
-    p.add_argument("--max-rows", type=int, default=Limits.max_rows)
-    p.add_argument("--out", type=Path, default=Path("textexplain-output"))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--labels",
+        help='JSON list such as \'["Film", "Album"]\': the answer order of the model (default: the model\'s, sorted)',
+    )
+    p.add_argument("--max-rows", type=int, default=Limits.max_rows, help="refuse files with more data rows")
+    p.add_argument(
+        "--out", type=Path, default=Path("textexplain-output"), help="output directory (default: textexplain-output)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed of the coalition sampling (default: 0)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,26 +91,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="the whole pipeline on the built-in corpus, no AWS account")
-    demo.add_argument("--out", type=Path, default=Path("demo-output"))
-    demo.add_argument("--records", type=int, default=24, help="texts to explain")
-    demo.add_argument("--num-samples", type=int, default=500)
+    demo.add_argument("--out", type=Path, default=Path("demo-output"), help="output directory (default: demo-output)")
+    demo.add_argument("--records", type=int, default=24, help="texts to explain (default: 24)")
+    demo.add_argument("--num-samples", type=int, default=500, help="coalitions per record (default: 500)")
     train = sub.add_parser("train", help="train a fastText model.tar.gz from a labelled CSV")
-    train.add_argument("--data", type=Path, required=True)
-    train.add_argument("--text-column", default="text")
-    train.add_argument("--label-column", default="label")
-    train.add_argument("--out", type=Path, default=Path("model.tar.gz"))
+    train.add_argument("--data", type=Path, required=True, help="CSV with a header row, a text and a label column")
+    train.add_argument("--text-column", default="text", help="name of the text column (default: text)")
+    train.add_argument("--label-column", default="label", help="name of the label column (default: label)")
+    train.add_argument("--out", type=Path, default=Path("model.tar.gz"), help="the model package to write")
     train.add_argument("--held-out", type=float, default=0.1, help="share kept aside to report accuracy")
-    train.add_argument("--epochs", type=int, default=25)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--epochs", type=int, default=25, help="training epochs (default: 25)")
+    train.add_argument("--seed", type=int, default=0, help="random seed of the split and training (default: 0)")
     _explain_parser(sub)
     status = sub.add_parser("status", help="a run's manifest in a deployed stage")
-    status.add_argument("run_id")
-    status.add_argument("--stage", required=True)
+    status.add_argument("run_id", help="the run's id, as printed when it started")
+    status.add_argument("--stage", required=True, help="the deployed stage (config/stages/<stage>.json)")
     estimate = sub.add_parser("estimate", help="model calls, job time and cost of explaining a CSV in a stage")
-    estimate.add_argument("--input", type=Path, required=True)
-    estimate.add_argument("--stage", default="dev")
-    estimate.add_argument("--text-column", default=None)
-    estimate.add_argument("--num-samples", type=int, default=None)
+    estimate.add_argument("--input", type=Path, required=True, help="the local CSV file to estimate for")
+    estimate.add_argument("--stage", default="dev", help="stage whose settings and prices apply (default: dev)")
+    estimate.add_argument("--text-column", default=None, help="column name or 0-based index (default: text)")
+    estimate.add_argument("--num-samples", type=int, default=None, help="coalitions per record (default: the stage's)")
     report = sub.add_parser("report", help="re-render report.html of a finished run")
     report.add_argument("run_dir", type=Path, help="<out>/results/runs/<run_id>/")
     return parser
@@ -144,6 +181,7 @@ def cmd_estimate(args) -> int:
     from infra.config import load_stage
     from textexplain import aws_cli
 
+    check_input_file(args.input, "--input")
     config = load_stage(args.stage)
     instances = {
         config.processing.instance_type: config.processing.instance_count,
@@ -176,11 +214,10 @@ def cmd_explain(args) -> int:
     if not args.data:
         raise local.LocalRunError("--data is required (a CSV with a header row)")
 
-    labels = json.loads(args.labels) if args.labels else None
+    labels = parse_labels(args.labels) if args.labels else None
     if args.analysis_config and not labels:
         labels = json.loads(args.analysis_config.read_text(encoding="utf-8")).get("predictor", {}).get("label_headers")
-    if not args.data.is_file():
-        raise local.LocalRunError(f"{args.data} does not exist")
+    check_input_file(args.data, "--data")
     with local.model_endpoint(args.model, args.endpoint_url, labels) as (url, order):
         limits = Limits(max_rows=args.max_rows)
         config = local.LocalRun(args.data, args.out, order, overrides_from(args), limits, args.seed)
@@ -208,6 +245,7 @@ def _print_result(result: dict) -> None:
 def cmd_train(args) -> int:
     from textexplain import training
 
+    check_input_file(args.data, "--data")
     pairs = training.read_labelled_csv(args.data, args.text_column, args.label_column)
     hp = training.Hyperparameters(epoch=args.epochs, seed=args.seed)
     accuracy, model = training.train_with_held_out(pairs, args.held_out, hp)
@@ -273,12 +311,23 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _stop_in_order_on_signals() -> None:
+    """SIGTERM and SIGHUP unwind like Ctrl-C: the local server is stopped, temporary files are removed."""
+
+    def leave(signum, frame):
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, leave)
+
+
 def main(argv: list[str] | None = None) -> int:
     from textexplain.aws_cli import AwsCliError
     from textexplain.local import LocalRunError
     from textexplain.serving import ServeError
 
     args = build_parser().parse_args(argv)
+    _stop_in_order_on_signals()
     commands = {
         "demo": cmd_demo,
         "train": cmd_train,

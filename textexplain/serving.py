@@ -2,6 +2,10 @@
 
 The local mode and the tests use this so that every local explanation goes through the same HTTP
 server, the same code and the same wire format as in AWS; only the process isn't in a container.
+
+The server never outlives its parent: it gets the read end of a pipe whose write end only this process
+holds (``SERVE_PARENT_FD``). When this process ends — normally, on SIGTERM or on SIGKILL — the kernel
+closes the write end, ``serve`` reads end-of-file and stops itself, and its workers follow their master.
 """
 
 from __future__ import annotations
@@ -60,25 +64,34 @@ class ServeProcess:
             **(extra_env or {}),
         }
         self.process: subprocess.Popen | None = None
+        self._parent_end: int | None = None  # write end of the lifeline pipe; closing it stops the server
         self._log = tempfile.TemporaryFile(mode="w+", prefix="serve-log-")  # noqa: SIM115 - lives as long as the process
 
     def start(self) -> ServeProcess:
-        self.process = subprocess.Popen(
-            [sys.executable, str(SERVE_PROGRAM)],
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise ServeError(f"serve exited with code {self.process.returncode}:\n{self.output()}")
-            if self.healthy():
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise ServeError(f"serve did not answer /ping within {self.startup_timeout}s:\n{self.output()}")
+        child_end, self._parent_end = os.pipe()  # both close-on-exec; only child_end is passed on
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, str(SERVE_PROGRAM)],
+                env={**self.env, "SERVE_PARENT_FD": str(child_end)},
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # a Ctrl-C reaches this process, which stops the server in order
+                pass_fds=(child_end,),
+            )
+        finally:
+            os.close(child_end)
+        try:
+            deadline = time.monotonic() + self.startup_timeout
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise ServeError(f"serve exited with code {self.process.returncode}:\n{self.output()}")
+                if self.healthy():
+                    return self
+                time.sleep(0.05)
+            raise ServeError(f"serve did not answer /ping within {self.startup_timeout}s:\n{self.output()}")
+        except BaseException:
+            self.stop()
+            raise
 
     def healthy(self) -> bool:
         try:
@@ -89,15 +102,20 @@ class ServeProcess:
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM, as SageMaker stops a container; returns the exit code."""
-        if self.process is None or self.process.poll() is not None:
-            return None if self.process is None else self.process.returncode
-        self.process.send_signal(signal.SIGTERM)
         try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-            raise
+            if self.process is None or self.process.poll() is not None:
+                return None if self.process is None else self.process.returncode
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+                raise
+        finally:
+            if self._parent_end is not None:
+                os.close(self._parent_end)
+                self._parent_end = None
 
     def output(self) -> str:
         self._log.flush()

@@ -10,7 +10,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from itertools import repeat
 
 import numpy as np
@@ -22,6 +24,13 @@ JSON = "application/json"
 # Aliases seen in the wild for JSON Lines; answered as application/jsonlines.
 _JSONLINES_ALIASES = {JSONLINES, "application/jsonl", "application/x-jsonlines", "application/json-lines"}
 _UTF8_NAMES = {"utf-8", "utf8"}
+# csv's own field limit (131,072 characters by default) must never be the rule that refuses a text:
+# a field cannot be longer than the body, and our own MAX_TEXT_CHARS speaks first.
+csv.field_size_limit(2**31 - 1)
+_PLACEHOLDER = re.compile(r"<[A-Za-z][A-Za-z0-9_]*>")
+_BARE_CR = re.compile(r"\r(?!\n)")
+# The longest JSON number orjson writes for a float32 probability is 15 characters; 20 leaves room.
+NUMBER_BYTES = 20
 
 
 class RequestError(Exception):
@@ -33,6 +42,37 @@ class RequestError(Exception):
 
     def body(self) -> bytes:
         return orjson.dumps({"error": self.error, "detail": self.detail})
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What one request may hold. ``why`` names the settings behind ``max_records`` for the 413 detail."""
+
+    max_records: int = 10_000
+    max_text_chars: int = 5_000
+    why: str = "MAX_RECORDS"
+
+    def too_many(self) -> RequestError:
+        return RequestError(
+            413,
+            "too_many_records",
+            f"more than {self.max_records} records in one request (limit {self.max_records}: {self.why}); "
+            "send the records in smaller batches",
+        )
+
+    def check_text(self, text: str, where: str) -> None:
+        """Refuse a text over MAX_TEXT_CHARS; baseline placeholders such as <UNK> are not counted, so every
+        variant Clarify derives from a text that prepare admitted is admitted too."""
+        if len(text) <= self.max_text_chars:
+            return
+        length = len(_PLACEHOLDER.sub("", text))
+        if length > self.max_text_chars:
+            raise RequestError(
+                413,
+                "text_too_long",
+                f"{where} has {length} characters (not counting placeholders such as <UNK>), over the limit "
+                f"of {self.max_text_chars} (MAX_TEXT_CHARS)",
+            )
 
 
 def parse_media_type(header: str | None) -> tuple[str, dict[str, str]]:
@@ -57,18 +97,34 @@ def _decode_utf8(body: bytes) -> str:
     return text.removeprefix("\ufeff")
 
 
-def _csv_texts(text: str) -> list[str]:
+def _protect_bare_cr(text: str) -> tuple[str, str | None]:
+    """Only LF (or CR LF) ends a record, as csv.writer and pandas.to_csv with lineterminator "\\n" mean it:
+    they write a text holding a bare CR unquoted (``a\\rb\\n``). A bare CR is swapped for a character absent
+    from the body before parsing, and swapped back in the texts."""
+    if "\r" not in text or not _BARE_CR.search(text):
+        return text, None
+    marker = next(chr(c) for c in range(0xE000, 0xF900) if chr(c) not in text)
+    return _BARE_CR.sub(marker, text), marker
+
+
+def _csv_texts(text: str, bounds: Bounds) -> list[str]:
     """One text per CSV record: RFC 4180 quoting, quoted newlines, no header, exactly one column.
 
     A blank line is a record with an empty text (Clarify must get one answer per line it sent).
     """
+    text, marker = _protect_bare_cr(text)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     texts: list[str] = []
-    append = texts.append
+    append, limit = texts.append, bounds.max_records
     try:
         for row in reader:
+            if len(texts) == limit:
+                raise bounds.too_many()
             if len(row) == 1:
-                append(row[0])
+                value = row[0]
+                if len(value) > bounds.max_text_chars:
+                    bounds.check_text(value, f"record {len(texts) + 1} (line {reader.line_num})")
+                append(value)
             elif not row:
                 append("")
             else:
@@ -80,11 +136,15 @@ def _csv_texts(text: str) -> list[str]:
                 )
     except csv.Error as exc:
         raise RequestError(400, "malformed_csv", f"record {len(texts) + 1} (line {reader.line_num}): {exc}") from None
+    if marker is not None:
+        texts = [t.replace(marker, "\r") for t in texts]
     return texts
 
 
-def _jsonlines_texts(text: str) -> list[str]:
+def _jsonlines_texts(text: str, bounds: Bounds) -> list[str]:
     """One text per line: a JSON string, or an object with a string field ``text``."""
+    if text.count("\n", 0, len(text) - 1) >= bounds.max_records:
+        raise bounds.too_many()
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # the newline that ends the last record
@@ -94,11 +154,11 @@ def _jsonlines_texts(text: str) -> list[str]:
             value = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
             raise RequestError(400, "malformed_jsonlines", f"line {number}: {exc}") from None
-        texts.append(_text_of(value, f"line {number}"))
+        texts.append(_text_of(value, f"line {number}", bounds))
     return texts
 
 
-def _json_texts(text: str) -> list[str]:
+def _json_texts(text: str, bounds: Bounds) -> list[str]:
     """BlazingText's request shape ``{"instances": [...]}`` (a ``configuration`` key is ignored)."""
     try:
         value = orjson.loads(text)
@@ -106,22 +166,26 @@ def _json_texts(text: str) -> list[str]:
         raise RequestError(400, "malformed_json", str(exc)) from None
     if not isinstance(value, dict) or not isinstance(value.get("instances"), list):
         raise RequestError(400, "malformed_json", 'expected an object {"instances": [text, ...]}')
-    return [_text_of(item, f"instance {i}") for i, item in enumerate(value["instances"], start=1)]
+    if len(value["instances"]) > bounds.max_records:
+        raise bounds.too_many()
+    return [_text_of(item, f"instance {i}", bounds) for i, item in enumerate(value["instances"], start=1)]
 
 
-def _text_of(value: object, where: str) -> str:
-    if isinstance(value, str):
-        return value
+def _text_of(value: object, where: str, bounds: Bounds) -> str:
     if isinstance(value, dict) and isinstance(value.get("text"), str):
-        return value["text"]
+        value = value["text"]
+    if isinstance(value, str):
+        if len(value) > bounds.max_text_chars:
+            bounds.check_text(value, where)
+        return value
     raise RequestError(400, "invalid_record", f'{where}: expected a string or {{"text": string}}')
 
 
 _DECODERS = {CSV: _csv_texts, JSON: _json_texts, **dict.fromkeys(_JSONLINES_ALIASES, _jsonlines_texts)}
 
 
-def decode_request(body: bytes, content_type: str | None) -> list[str]:
-    """The texts in a request body, in order. Raises ``RequestError`` for anything else."""
+def decode_request(body: bytes, content_type: str | None, bounds: Bounds | None = None) -> list[str]:
+    """The texts in a request body, in order, within ``bounds``. Raises ``RequestError`` for anything else."""
     kind, params = parse_media_type(content_type)
     decoder = _DECODERS.get(kind)
     if decoder is None:
@@ -135,7 +199,7 @@ def decode_request(body: bytes, content_type: str | None) -> list[str]:
         raise RequestError(415, "unsupported_charset", f"charset {charset!r} is not supported; send UTF-8")
     if not body:
         raise RequestError(400, "empty_body", "the request body is empty; send at least one record")
-    return decoder(_decode_utf8(body))
+    return decoder(_decode_utf8(body), bounds or Bounds())
 
 
 def choose_accept(header: str | None) -> str:
@@ -162,6 +226,11 @@ class ResponseEncoder:
         self.labels = list(labels)
         self._prefixes = [b'{"label":' + orjson.dumps(lab) + b',"prob":[' for lab in self.labels]
 
+    def max_rows(self, max_bytes: int) -> int:
+        """How many rows always fit in ``max_bytes``, whatever the probabilities (either Accept type)."""
+        row = max(map(len, self._prefixes)) + len(self.labels) * (NUMBER_BYTES + 1) + 3
+        return max(1, (max_bytes - len(b'{"predictions":[]}')) // row)
+
     def _rows(self, probs: np.ndarray) -> list[bytes]:
         if len(probs) == 0:
             return []
@@ -171,10 +240,18 @@ class ResponseEncoder:
         return list(map(b"".join, zip(prefixes, numbers, repeat(b"]}"), strict=False)))
 
     def encode(self, probs: np.ndarray, accept: str = JSONLINES) -> bytes:
-        rows = self._rows(probs)
+        return b"".join(self.encode_parts([probs], accept))
+
+    def encode_parts(self, chunks: Iterable[np.ndarray], accept: str = JSONLINES) -> list[bytes]:
+        """The body as consecutive parts, one per (n_i, K) block: a block's per-row objects are freed as soon
+        as it is encoded, and the parts are sent as they are, never copied into one buffer."""
         if accept == JSON:
-            return b'{"predictions":[' + b",".join(rows) + b"]}"
-        return b"\n".join(rows) + b"\n" if rows else b""
+            parts = [b'{"predictions":[']
+            for rows in map(self._rows, chunks):
+                if rows:
+                    parts += [b",", b",".join(rows)] if len(parts) > 1 else [b",".join(rows)]
+            return [*parts, b"]}"]
+        return [b"\n".join(rows) + b"\n" for rows in map(self._rows, chunks) if rows]
 
 
 def encode_csv_batch(texts: Sequence[str]) -> bytes:

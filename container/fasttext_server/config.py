@@ -21,8 +21,17 @@ class ServerConfig:
     workers: int = 1
     timeout: int = 60
     max_payload_bytes: int = 6 * 1024 * 1024
+    # Bounded work per request (docs/container.md, "Limits"): records, answer size, text length.
+    max_records: int = 10_000
+    max_response_bytes: int = 5 * 1024 * 1024  # below InvokeEndpoint's 6 MB answer limit
+    max_text_chars: int = 5_000  # the same default as the workflow's MAX_TEXT_CHARS (prepare)
     log_level: str = "info"
     mode: str = "model"  # model | blazingtext | pre-adapter | post-adapter (Option A pipelines)
+
+    @property
+    def request_budget(self) -> float:
+        """Seconds a request may take, body included: answered before the worker timeout can fire."""
+        return max(0.5, min(self.timeout * 0.9, self.timeout - 2.0))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServerConfig:
@@ -35,6 +44,9 @@ class ServerConfig:
             workers=_int(env, "SAGEMAKER_MODEL_SERVER_WORKERS", os.cpu_count() or 1, 1, 256),
             timeout=_int(env, "SAGEMAKER_MODEL_SERVER_TIMEOUT", cls.timeout, 1, 3600),
             max_payload_bytes=_int(env, "MAX_PAYLOAD_BYTES", cls.max_payload_bytes, 1, 1 << 31),
+            max_records=_int(env, "MAX_RECORDS", cls.max_records, 1, 10_000_000),
+            max_response_bytes=_int(env, "MAX_RESPONSE_BYTES", cls.max_response_bytes, 1024, 1 << 31),
+            max_text_chars=_int(env, "MAX_TEXT_CHARS", cls.max_text_chars, 1, 1 << 31),
             log_level=env.get("LOG_LEVEL", cls.log_level).lower(),
             mode=_mode(env.get("SERVE_MODE", cls.mode)),
         )

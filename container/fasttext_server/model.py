@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from fasttext_server.normalize import normalize
 
 LABEL_PREFIX = "__label__"
 MODEL_SUFFIXES = (".bin", ".ftz")
+BLOCK_ROWS = 1024  # rows scored together: large enough to amortise the calls, small enough to bound memory
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +76,10 @@ class _NormalizedChunks(dict):
         return value
 
 
-def normalize_batch(texts: list[str]) -> list[str]:
-    """``[normalize(t) for t in texts]``, computed once per distinct white-space chunk."""
-    cache = _NormalizedChunks()
+def normalize_batch(texts: list[str], cache: dict | None = None) -> list[str]:
+    """``[normalize(t) for t in texts]``, computed once per distinct white-space chunk (``cache`` may be
+    shared by the blocks of one request)."""
+    cache = _NormalizedChunks() if cache is None else cache
     lookup = cache.__getitem__
     # filter(None, ...) drops chunks that normalise to nothing (control characters only)
     return [" ".join(filter(None, map(lookup, text.split()))) for text in texts]
@@ -122,3 +125,13 @@ class Classifier:
     def predict(self, texts: list[str]) -> np.ndarray:
         """Probabilities for raw texts, normalised exactly as in training."""
         return self.predict_normalized(normalize_batch(texts))
+
+    def predict_blocks(self, texts: list[str], block: int = BLOCK_ROWS, check=None) -> Iterator[np.ndarray]:
+        """``predict(texts)`` in consecutive blocks of ``block`` rows, so the per-row objects fastText returns
+        (K label strings and an array per row) live for one block only; ``check()`` runs before each block
+        (the request's deadline)."""
+        cache = _NormalizedChunks()
+        for start in range(0, len(texts), block):
+            if check is not None:
+                check()
+            yield self.predict_normalized(normalize_batch(texts[start : start + block], cache))

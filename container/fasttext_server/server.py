@@ -3,12 +3,19 @@
 The model is loaded in the master before the fork (``preload_app``), so N workers share one copy
 of its matrices copy-on-write instead of holding N private copies. A model or label problem stops
 start-up with a message that says what was found and exits non-zero, before any port is bound.
+
+``SERVE_PARENT_FD`` (set by the local mode, never in SageMaker) names the read end of a pipe whose
+write end only the parent holds: when the parent dies, however it dies, the read sees end-of-file and
+the server stops itself as on SIGTERM, so no server outlives the program that started it.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
+import threading
 
 from gunicorn.app.base import BaseApplication
 
@@ -18,6 +25,8 @@ from fasttext_server.config import ConfigError, ServerConfig
 from fasttext_server.model import Classifier, ModelError
 
 log = logging.getLogger("fasttext_server")
+# Idle time a kept-alive connection may wait for its next request, and the time a request's headers may take.
+KEEPALIVE_SECONDS = 5
 
 
 class _Gunicorn(BaseApplication):
@@ -30,9 +39,12 @@ class _Gunicorn(BaseApplication):
         settings = {
             "bind": f"[{c.host}]:{c.port}" if ":" in c.host else f"{c.host}:{c.port}",
             "workers": c.workers,
-            "worker_class": "sync",
+            "worker_class": "fasttext_server.worker.Worker",
+            "worker_connections": 1000,  # open connections per worker, slow ones included
+            "keepalive": KEEPALIVE_SECONDS,
             "timeout": c.timeout,
-            "graceful_timeout": min(c.timeout, 20),
+            # SageMaker sends SIGKILL 30 s after SIGTERM: requests in flight get 25 s to finish
+            "graceful_timeout": min(c.timeout, 25),
             "preload_app": True,
             "loglevel": c.log_level,
             "accesslog": None,
@@ -49,25 +61,51 @@ class _Gunicorn(BaseApplication):
 
 
 def _invoke_for(config: ServerConfig) -> modes.Invoke:
+    limits = modes.Limits(config.max_records, config.max_response_bytes, config.max_text_chars)
     if config.mode not in modes.NEEDS_MODEL:
         if config.labels is None:
             raise ConfigError(f"SERVE_MODE={config.mode} needs LABELS: the answer order of the pipeline")
-        return modes.pre_adapter(config.labels) if config.mode == "pre-adapter" else modes.post_adapter(config.labels)
+        adapter = modes.pre_adapter if config.mode == "pre-adapter" else modes.post_adapter
+        return adapter(config.labels, limits)
     classifier = Classifier.load(config.model_dir, config.labels)
     if config.labels is None:
         log.info("LABELS is not set; answering in sorted label order %s", classifier.labels)
-    return modes.model(classifier) if config.mode == "model" else modes.blazingtext(classifier)
+    return modes.model(classifier, limits) if config.mode == "model" else modes.blazingtext(classifier, limits)
+
+
+def _stop_with_parent(env=os.environ) -> None:
+    """Watch the pipe named by SERVE_PARENT_FD: its end-of-file means the parent is gone."""
+    raw = env.get("SERVE_PARENT_FD", "").strip()
+    if not raw.isdigit():
+        return
+    fd = int(raw)
+
+    def watch() -> None:
+        try:
+            while os.read(fd, 1):
+                pass
+        except OSError:
+            pass
+        log.warning("the parent process is gone; stopping")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    _stop_with_parent()
     try:
         config = ServerConfig.from_env()
         invoke = _invoke_for(config)
     except (ConfigError, ModelError) as exc:
         log.error("cannot start: %s", exc)
         return 2
-    app = InferenceApp(invoke, config.max_payload_bytes, config.workers)
-    log.info("serving (%s) on %s:%d with %d workers", config.mode, config.host, config.port, config.workers)
+    app = InferenceApp(invoke, config.max_payload_bytes, config.workers, config.request_budget)
+    log.info(
+        "serving (%s) on %s:%d with %d workers; per request at most %d records, %d-byte answers, %d-character texts",
+        config.mode, config.host, config.port, config.workers,
+        config.max_records, config.max_response_bytes, config.max_text_chars,
+    )  # fmt: skip
     _Gunicorn(app, config).run()
     return 0

@@ -1,0 +1,183 @@
+"""The container under hostile load: slow clients, tiny-record floods, memory per record, SIGTERM with queued work.
+
+Every figure comes from the real ``serve`` program (2 workers) on 127.0.0.1, driven by real sockets:
+
+  slow clients   C clients send a body one byte every 2 s while /ping is probed every 0.25 s (2 s timeout):
+                 probes answered, the slowest probe, what the slow clients got back;
+  tiny records   one body just under the payload limit made of 2-byte records: status, seconds to the answer;
+  memory         peak RSS growth of one worker from a request of N/2 to one of N short records, per record;
+  SIGTERM        Q requests in flight or queued, then SIGTERM: how many were answered with a 200.
+
+Usage: python -m bench hostile [--slow-clients C] [--seconds S] [--records N] [--queued Q]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import signal
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from fasttext_server.codec import encode_csv_batch
+from textexplain import synthetic, training
+from textexplain.serving import ServeProcess
+
+PAYLOAD_LIMIT = 6 * 1024 * 1024
+
+
+def _post(url: str, body: bytes, timeout: float = 120) -> tuple[int, bytes, float]:
+    host, port = url.removeprefix("http://").split(":")
+    started = time.perf_counter()
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request("POST", "/invocations", body, {"Content-Type": "text/csv"})
+        resp = conn.getresponse()
+        return resp.status, resp.read(), time.perf_counter() - started
+    except OSError as exc:
+        return -1, repr(exc).encode(), time.perf_counter() - started
+    finally:
+        conn.close()
+
+
+def _children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def slow_clients(url: str, clients: int, seconds: float) -> dict:
+    """``clients`` connections trickle a body while /ping is probed; what each side saw."""
+    host, port = url.removeprefix("http://").split(":")
+    stop = time.monotonic() + seconds
+    answers: list[str] = []
+
+    def trickle() -> None:
+        sock = socket.create_connection((host, int(port)), timeout=seconds + 70)
+        body = b'"a slow text"\n' * 8
+        head = f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: {len(body)}\r\n\r\n"
+        try:
+            sock.sendall(head.encode())
+            for byte in body:
+                if time.monotonic() > stop:
+                    break
+                sock.sendall(bytes([byte]))
+                time.sleep(2)
+            sock.settimeout(70)
+            reply = sock.recv(300).decode("latin-1")
+            answers.append(reply.split("\r\n", 1)[0] + (" (json)" if "application/json" in reply else ""))
+        except OSError as exc:
+            answers.append(f"socket error {exc.__class__.__name__}")
+        finally:
+            sock.close()
+
+    threads = [threading.Thread(target=trickle) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    probes, ok, worst = 0, 0, 0.0
+    while time.monotonic() < stop:
+        probes += 1
+        started = time.perf_counter()
+        try:
+            conn = http.client.HTTPConnection(host, int(port), timeout=2)
+            conn.request("GET", "/ping")
+            ok += conn.getresponse().status == 200
+            conn.close()
+        except OSError:
+            pass
+        worst = max(worst, time.perf_counter() - started)
+        time.sleep(0.25)
+    for t in threads:
+        t.join(timeout=90)
+    return {"probes": probes, "ok": ok, "worst_s": worst, "slow_answers": sorted(set(answers))}
+
+
+def tiny_records(url: str) -> dict:
+    body = b"a\n" * (PAYLOAD_LIMIT // 2 - 16)
+    status, data, seconds = _post(url, body, timeout=120)
+    return {"bytes": len(body), "status": status, "seconds": seconds, "answer": data[:120]}
+
+
+def memory_per_record(url: str, master: int, records: int) -> dict:
+    """One worker: a warm-up request, then ``records // 2`` and ``records`` short records; the growth of the
+    worker's peak RSS between the two, per added record (one-time costs cancel out)."""
+    (worker,) = _children(master)
+    _post(url, encode_csv_batch(["warm up"] * 1000))
+    half = records // 2
+    _post(url, encode_csv_batch([f"w{i % 97}" for i in range(half)]))
+    low = _kib(worker, "VmHWM")
+    status, _, seconds = _post(url, encode_csv_batch([f"w{i % 97}" for i in range(records)]))
+    high = _kib(worker, "VmHWM")
+    return {
+        "status": status,
+        "seconds": seconds,
+        "kib_per_record": (high - low) / (records - half),
+        "rss_after_mib": _kib(worker, "VmRSS") / 1024,
+    }
+
+
+def sigterm_with_queue(model_dir: Path, queued: int, records: int) -> dict:
+    server = ServeProcess(model_dir, workers=2).start()
+    body = encode_csv_batch([f"text number {i} about a river" for i in range(records)])
+    results: list[int] = []
+
+    def one() -> None:
+        results.append(_post(server.url, body, timeout=60)[0])
+
+    threads = [threading.Thread(target=one) for _ in range(queued)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    started = time.perf_counter()
+    server.process.send_signal(signal.SIGTERM)
+    for t in threads:
+        t.join(timeout=90)
+    code = server.process.wait(60)
+    return {"answered_200": results.count(200), "sent": queued, "exit": code, "stop_s": time.perf_counter() - started}
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench hostile", description=__doc__.split("\n")[0])
+    parser.add_argument("--slow-clients", type=int, default=4, help="connections trickling a body")
+    parser.add_argument("--seconds", type=float, default=20, help="how long the slow clients trickle")
+    parser.add_argument("--records", type=int, default=10_000, help="records in the memory-per-record request")
+    parser.add_argument("--queued", type=int, default=18, help="requests in flight when SIGTERM arrives")
+    args = parser.parse_args(argv)
+    print(f"load average before: {os.getloadavg()[0]:.2f}, cpus: {os.cpu_count()} (shared machine)")
+    model = training.train([(e.label, e.text) for e in synthetic.generate(1400, seed=1)])
+    with tempfile.TemporaryDirectory(prefix="bench-hostile-") as tmp:
+        model_dir = Path(tmp)
+        model.save_model(str(model_dir / "model.bin"))
+        with ServeProcess(model_dir, workers=2) as server:
+            slow = slow_clients(server.url, args.slow_clients, args.seconds)
+            print(
+                f"slow clients: {args.slow_clients} for {args.seconds:.0f} s -> /ping {slow['ok']}/{slow['probes']} "
+                f"answered, slowest probe {slow['worst_s']:.2f} s; slow clients got {slow['slow_answers']}"
+            )
+        with ServeProcess(model_dir, workers=1) as server:
+            mem = memory_per_record(server.url, server.process.pid, args.records)
+            print(
+                f"memory: {args.records} records of 2-3 characters -> {mem['status']} in {mem['seconds']:.2f} s, "
+                f"peak RSS growth {mem['kib_per_record'] * 1024:.0f} bytes/record (slope from {args.records // 2}), "
+                f"worker RSS after {mem['rss_after_mib']:.0f} MiB"
+            )
+            tiny = tiny_records(server.url)
+            print(
+                f"tiny records: {tiny['bytes']} bytes of 2-byte records -> {tiny['status']} in "
+                f"{tiny['seconds']:.2f} s: {tiny['answer']!r}"
+            )
+        stop = sigterm_with_queue(model_dir, args.queued, 8000)
+        print(
+            f"SIGTERM: {stop['answered_200']}/{stop['sent']} requests answered 200, exit code {stop['exit']}, "
+            f"stopped in {stop['stop_s']:.2f} s"
+        )

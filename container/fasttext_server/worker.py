@@ -1,0 +1,103 @@
+"""The gunicorn worker: gevent, so a client that trickles its request holds a greenlet, not a worker.
+
+Scoring is CPU-bound and runs to completion between socket waits, so a worker still answers one request
+at a time; what gevent adds is that waiting for a slow client's bytes no longer blocks /ping or anyone
+else. On top of gunicorn's gevent worker, three things our contract needs:
+
+- every error gunicorn answers itself (a malformed request line or header) is our JSON, not HTML;
+- on SIGTERM, connections already queued on the listening socket are accepted and answered before the
+  socket closes (gunicorn closes it at once, and the kernel resets whatever was queued);
+- if the master aborts a worker on its timeout, requests still unanswered get our JSON 503 first.
+"""
+
+from __future__ import annotations
+
+import functools
+import socket
+import time
+
+import gevent
+import gevent.pool
+import orjson
+from gevent.server import StreamServer
+from gunicorn import util
+from gunicorn.workers.ggevent import GeventWorker
+
+_ERROR_NAMES = {400: "malformed_request", 403: "forbidden", 414: "uri_too_long", 417: "expectation_failed",
+                431: "headers_too_large", 500: "internal_error", 501: "not_implemented"}  # fmt: skip
+
+
+def json_error_response(status: int, reason: str, error: str, detail: str) -> bytes:
+    body = orjson.dumps({"error": error, "detail": detail})
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+def _write_json_error(sock, status_int, reason, mesg):
+    detail = mesg or reason
+    util.write_nonblock(sock, json_error_response(status_int, reason, _ERROR_NAMES.get(status_int, "error"), detail))
+
+
+# gunicorn writes its own error answers through util.write_error: ours is JSON like every other answer.
+util.write_error = _write_json_error
+
+
+class _Named:
+    def __init__(self, name):
+        self.name = name
+
+    def getsockname(self):
+        return self.name
+
+
+class Worker(GeventWorker):
+    def run(self):
+        servers = []
+        for listener in self.sockets:
+            listener.setblocking(1)
+            pool = gevent.pool.Pool(self.worker_connections)
+            named = _Named(listener.getsockname())  # the listener closes before drained requests finish
+            server = StreamServer(listener, handle=functools.partial(self.handle, named), spawn=pool)
+            server.max_accept = 1  # take one connection per turn: the other workers get theirs
+            server.start()
+            servers.append(server)
+        while self.alive:
+            self.notify()
+            gevent.sleep(0.5)
+        for server in servers:
+            self._drain(server)
+            server.close()
+        deadline = time.monotonic() + self.cfg.graceful_timeout
+        while time.monotonic() < deadline and any(s.pool.free_count() != s.pool.size for s in servers):
+            self.notify()
+            gevent.sleep(0.1)
+        for server in servers:
+            server.stop(timeout=1)
+
+    @staticmethod
+    def _drain(server: StreamServer) -> None:
+        """Accept what is already queued on the listener, so it is answered instead of reset."""
+        server.stop_accepting()
+        server.socket.setblocking(False)
+        while True:
+            try:
+                accepted = server.do_read()  # None once nothing is queued
+            except OSError:
+                return
+            if not accepted:
+                return
+            server.do_handle(*accepted)
+
+    def handle_abort(self, sig, frame):
+        detail = f"the worker passed its {self.cfg.timeout}-second timeout and was stopped; send fewer records"
+        answer = json_error_response(503, "Service Unavailable", "worker_timeout", detail)
+        for sock in list(getattr(self.wsgi, "unanswered", {}).values()):
+            try:
+                util.write_nonblock(sock, answer)
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        super().handle_abort(sig, frame)
