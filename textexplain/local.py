@@ -8,13 +8,14 @@ container's ``serve`` started here on 127.0.0.1 from a ``model.tar.gz``, or any 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import shutil
 import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,16 +23,28 @@ import numpy as np
 from explain_workflow import clarify_format
 from explain_workflow.dataset import read_frozen
 from explain_workflow.postprocess import LOCAL_FAITHFULNESS, postprocess_run
+from explain_workflow.predictions import prediction_lines
 from explain_workflow.prepare import ALREADY_DONE, prepare_run
-from explain_workflow.runs import RunLayout
+from explain_workflow.request import apply_overrides
+from explain_workflow.runs import FAILED, RunLayout, write_manifest
 from explain_workflow.settings import ClarifyDefaults, Limits, WorkflowSettings
 from explain_workflow.storage import FileStorage
-from textexplain.explainer.explain import GlobalAggregate, ShapOptions, explain_records, to_clarify
-from textexplain.explainer.scorer import HttpScorer
+from textexplain.explainer import kernel_shap
+from textexplain.explainer.explain import (
+    GlobalAggregate,
+    RecordResult,
+    ShapOptions,
+    explain_records,
+    restored,
+    to_clarify,
+)
+from textexplain.explainer.journal import Entry, Journal
+from textexplain.explainer.scorer import HttpScorer, InProcessScorer
 from textexplain.explainer.units import mask
 from textexplain.serving import ServeProcess
 
 INPUT_BUCKET, RESULTS_BUCKET = "input", "results"
+JOURNAL = "local/journal.jsonl"  # rows explained so far by an unfinished run (removed when it succeeds)
 
 
 class LocalRunError(RuntimeError):
@@ -46,11 +59,39 @@ class LocalRun:
     overrides: dict = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
     seed: int = 0
+    # What identifies the model (part of the run id); empty: what model_endpoint recorded for the URL
+    model: dict = field(default_factory=dict)
 
-    def settings(self) -> WorkflowSettings:
+    def settings(self, url: str | None = None) -> WorkflowSettings:
         return WorkflowSettings(
-            results_bucket=RESULTS_BUCKET, labels=self.labels, model_name="local", limits=self.limits
+            results_bucket=RESULTS_BUCKET,
+            labels=self.labels,
+            model_name="local",
+            defaults=ClarifyDefaults(seed=self.seed),
+            limits=self.limits,
+            model_identity=self.model or model_identity_of(url, self.labels),
         )
+
+
+# url -> identity of the model served there by model_endpoint (a loopback port says nothing about the model)
+_SERVED: dict[str, dict] = {}
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def model_identity_of(url: str | LocalModel | None, labels: list[str]) -> dict:
+    """The model behind ``url``: the served model.tar.gz's sha256, else the endpoint URL itself, with the labels."""
+    if isinstance(url, LocalModel):
+        return url.identity
+    if url in _SERVED:
+        return _SERVED[url]
+    return {"endpoint_url": url or "", "labels": list(labels)}
 
 
 def extract_model(tarball: Path, into: Path) -> Path:
@@ -72,9 +113,20 @@ def model_labels(model_dir: Path) -> list[str]:
         raise LocalRunError(str(exc)) from None
 
 
+@dataclass
+class LocalModel:
+    """A ``model.tar.gz`` loaded in this process through the container's own ``Classifier``."""
+
+    scorer: InProcessScorer
+    identity: dict
+
+
 @contextlib.contextmanager
-def model_endpoint(tarball: Path | None, endpoint_url: str | None, labels: list[str] | None, workers: int = 2):
-    """Yields (url, labels): a served ``model.tar.gz`` on loopback, or the given endpoint."""
+def model_endpoint(
+    tarball: Path | None, endpoint_url: str | None, labels: list[str] | None, workers: int = 2, serve: bool = False
+):
+    """Yields (target, labels) for ``run``: the given endpoint URL, or a ``model.tar.gz`` scored in-process
+    (``serve=True``: served on loopback by the container's ``serve`` and called over HTTP instead)."""
     if endpoint_url:
         if not labels:
             raise LocalRunError("--labels is required with --endpoint-url (the endpoint's answer order)")
@@ -83,8 +135,22 @@ def model_endpoint(tarball: Path | None, endpoint_url: str | None, labels: list[
     with tempfile.TemporaryDirectory(prefix="opt-ml-model-") as tmp:
         model_dir = extract_model(Path(tarball), Path(tmp))
         order = labels or model_labels(model_dir)
+        identity = {"artifact_sha256": file_sha256(Path(tarball)), "labels": list(order)}
+        if not serve:
+            from fasttext_server.model import ModelError
+
+            try:
+                scorer = InProcessScorer.load(model_dir, order)
+            except ModelError as exc:
+                raise LocalRunError(str(exc)) from None
+            yield LocalModel(scorer, identity), order
+            return
         with ServeProcess(model_dir, order, workers=workers) as server:
-            yield server.url, order
+            _SERVED[server.url] = identity
+            try:
+                yield server.url, order
+            finally:
+                _SERVED.pop(server.url, None)
 
 
 def faithfulness(results, score: Callable[[list[str]], np.ndarray], k: int = 3, seed: int = 0) -> dict:
@@ -125,41 +191,61 @@ def faithfulness(results, score: Callable[[list[str]], np.ndarray], k: int = 3, 
     }
 
 
-def run(config: LocalRun, url: str, progress: Callable[[Iterator, int], Iterator] | None = None) -> dict:
-    """Prepare, explain through ``url``, write Clarify's files, postprocess. Idempotent by run id."""
+def run(config: LocalRun, url: str | LocalModel, progress: Callable[[Iterator, int], Iterator] | None = None) -> dict:
+    """Prepare, explain through ``url`` (or an in-process model), write Clarify's files, postprocess.
+
+    Idempotent by run id; an interrupted run resumes from its journal: rows it explained are kept,
+    the rest computed, and the files equal those of an uninterrupted run byte for byte (each record's
+    random stream depends on the seed and its row id only).
+    """
     storage = FileStorage(config.out)
     key = f"incoming/{config.data.name}"
     target = config.out / INPUT_BUCKET / key
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(config.data, target)  # the user's own file is only read
     etag = storage.head(INPUT_BUCKET, key).etag
-    settings = config.settings()
+    settings = config.settings(url)
     prepared = prepare_run(
         storage, {"bucket": INPUT_BUCKET, "key": key, "etag": etag, "overrides": config.overrides}, settings
     )
     layout = RunLayout(RESULTS_BUCKET, prepared["run_id"])
-    if prepared["status"] == ALREADY_DONE:
+    if prepared["status"] == ALREADY_DONE:  # only a SUCCEEDED run; a FAILED one is prepared again
         return {"status": ALREADY_DONE, "run_dir": config.out / RESULTS_BUCKET / layout.prefix, **prepared}
-    clarify = _effective(settings.defaults, config.overrides)
+    clarify, _ = apply_overrides(settings.defaults, settings.limits, config.overrides)
+    seed = config.seed if clarify.seed is None else clarify.seed
     options = ShapOptions(
-        clarify.granularity, clarify.language, clarify.baseline, clarify.num_samples, clarify.agg_method, config.seed
+        clarify.granularity, clarify.language, clarify.baseline, clarify.num_samples, clarify.agg_method, seed
     )
-    scorer = HttpScorer(url)
+    scorer = url.scorer if isinstance(url, LocalModel) else HttpScorer(url)
+    journal = Journal(
+        config.out / RESULTS_BUCKET / layout.prefix / JOURNAL,
+        {"run_id": layout.run_id, "options": asdict(options), "labels": settings.labels, **ESTIMATOR},
+        len(settings.labels),
+    )
     started = time.perf_counter()
     try:
         with storage.open(layout.bucket, layout.dataset_key) as frozen:
             rows = list(read_frozen(frozen))
         aggregate = GlobalAggregate(settings.labels, options.agg_method)
         results = []
-        stream = explain_records(rows, scorer.score, options)
+        journal.open()
+        resumed = len(journal.done)
+        if resumed:
+            _remove_partials(config.out / RESULTS_BUCKET / layout.prefix)
+        stream = _resumed(rows, journal, scorer, options)
         if progress is not None:
             stream = progress(stream, len(rows))
         out_key = layout.clarify_prefix + clarify_format.OUT_FILE
-        with storage.writer(layout.bucket, out_key, "application/jsonlines") as out:
+        with (
+            storage.writer(layout.bucket, out_key, "application/jsonlines") as out,
+            storage.writer(layout.bucket, layout.predictions_key, "application/jsonlines") as predicted,
+        ):
             for result in stream:
                 aggregate.add(result)
                 results.append(result)
                 out.write(clarify_format.local_line(to_clarify(result)).encode("utf-8"))
+                # the model's own answer for the whole text, as a Batch Transform would have written it
+                predicted.writelines(prediction_lines([(result.row_id, result.f_all.tolist())], settings.labels))
         explain_seconds = time.perf_counter() - started
         document = clarify_format.analysis_document(settings.labels, *aggregate.document_parts())
         storage.put(
@@ -168,13 +254,22 @@ def run(config: LocalRun, url: str, progress: Callable[[Iterator, int], Iterator
             json.dumps(document, indent=2).encode(),
             "application/json",
         )
-        check = faithfulness(results, scorer.score, seed=config.seed)
+        check = faithfulness(results, scorer.score, seed=seed)
         storage.put(layout.bucket, layout.prefix + LOCAL_FAITHFULNESS, json.dumps(check, indent=2).encode(), "x")
+        journal.close()
+    except Exception as exc:
+        # never leave a run without a word: the next run of the same request sees FAILED and computes again
+        write_manifest(storage, layout, FAILED, stage="explain", attempt=prepared["attempt"], reason=str(exc))
+        raise
     finally:
+        journal.close()
         scorer.close()
     answer = postprocess_run(storage, layout.run_id, settings)
+    if answer.get("status") == "SUCCEEDED":
+        journal.remove()
     return {
         **answer,
+        "resumed_records": resumed,
         "run_dir": config.out / RESULTS_BUCKET / layout.prefix,
         "explain_seconds": explain_seconds,
         "model_requests": scorer.requests,
@@ -182,8 +277,32 @@ def run(config: LocalRun, url: str, progress: Callable[[Iterator, int], Iterator
     }
 
 
-def _effective(defaults: ClarifyDefaults, overrides: dict) -> ClarifyDefaults:
-    from explain_workflow.request import apply_overrides
+# what the rows of a journal were computed with, beyond the run's own options
+ESTIMATOR = {"estimator": "kernel_shap/stratified-paired-v1", "allocation": kernel_shap.DEFAULT_ALLOCATION}
 
-    clarify, _ = apply_overrides(defaults, Limits(), {k: v for k, v in overrides.items() if k != "max_rows"})
-    return clarify
+
+def _resumed(rows: list[tuple[int, str]], journal: Journal, scorer, options: ShapOptions) -> Iterator[RecordResult]:
+    """Every row's result in input order: from the journal where an earlier run explained it, else computed
+    (and journaled as soon as it is)."""
+    kept = {}
+    for row_id, text in rows:
+        entry = journal.done.get(row_id)
+        if entry is not None:
+            result = restored(row_id, text, options, entry.f_all, entry.f_none, entry.attributions)
+            if result is not None:
+                kept[row_id] = result
+    todo = [(row_id, text) for row_id, text in rows if row_id not in kept]
+    fresh = explain_records(todo, scorer.score, options, overlap=not isinstance(scorer, InProcessScorer))
+    for row_id, _ in rows:
+        if row_id in kept:
+            yield kept[row_id]
+            continue
+        result = next(fresh)
+        journal.add(Entry(result.row_id, result.f_all, result.f_none, result.attributions))
+        yield result
+
+
+def _remove_partials(run_dir: Path) -> None:
+    """Half-written files a killed run of this run id left behind (its writers never finished)."""
+    for stale in run_dir.rglob(".partial-*"):
+        stale.unlink(missing_ok=True)

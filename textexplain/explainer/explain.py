@@ -24,6 +24,7 @@ class ShapOptions:
     num_samples: int = 1000
     agg_method: str = "mean_abs"
     seed: int = 0
+    allocation: str = kernel_shap.DEFAULT_ALLOCATION  # not a Clarify option: how the sample is spread over sizes
 
 
 @dataclass
@@ -36,20 +37,42 @@ class RecordResult:
     f_none: np.ndarray  # (K,) model output with every unit masked
 
 
-def perturbations(text: str, units: list[Span], options: ShapOptions, rng) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Texts to score: [full, all masked, coalition_1, ...], with the coalition masks and weights."""
-    masks, weights = kernel_shap.coalitions(len(units), options.num_samples, rng)
-    texts = [text, mask(text, units, [False] * len(units), options.baseline)]
-    if len(masks):
-        # the text as a template: gap, unit, gap, unit, ..., gap; each coalition fills the unit slots
-        gaps = [
+def record_rng(seed: int, row_id: int) -> np.random.Generator:
+    """The random stream of one record: from (seed, row id) only, so a record's coalitions do not
+    depend on which records came before it (a resumed run equals an uninterrupted one)."""
+    return np.random.default_rng([seed % 2**63, row_id % 2**63, 0x5EED])
+
+
+class Template:
+    """A text as gap, unit, gap, unit, ..., gap; a coalition fills each unit slot with the unit or the baseline."""
+
+    def __init__(self, text: str, units: list[Span], baseline: str):
+        self.units, self.baseline = units, baseline
+        self.gaps = [
             text[a.end if a else 0 : b.start if b else len(text)]
             for a, b in zip([None, *units], [*units, None], strict=True)
         ]
-        template = np.empty((len(masks), 2 * len(units) + 1), dtype=object)
-        template[:, 0::2] = gaps
-        template[:, 1::2] = np.where(masks, np.array([u.text for u in units], dtype=object), options.baseline)
-        texts += ["".join(row) for row in template.tolist()]
+        self._words = np.array([u.text for u in units], dtype=object)
+
+    def texts(self, masks: np.ndarray) -> list[str]:
+        """One text per row of ``masks`` (True = unit kept)."""
+        if len(masks) == 0:
+            return []
+        if not self.units:
+            return [self.gaps[0]] * len(masks)
+        rows = np.empty((len(masks), 2 * len(self.units) + 1), dtype=object)
+        rows[:, 0::2] = self.gaps
+        rows[:, 1::2] = np.where(masks, self._words, self.baseline)
+        return ["".join(row) for row in rows.tolist()]
+
+
+def perturbations(
+    text: str, units: list[Span], options: ShapOptions, rng: np.random.Generator
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Texts to score: [full, all masked, coalition_1, ...], with the coalition masks and weights."""
+    masks, weights = kernel_shap.coalitions(len(units), options.num_samples, rng, options.allocation)
+    texts = [text, mask(text, units, [False] * len(units), options.baseline)]
+    texts += Template(text, units, options.baseline).texts(masks)
     return texts, masks, weights
 
 
@@ -58,18 +81,19 @@ def explain_records(
     score: Callable[[list[str]], np.ndarray],
     options: ShapOptions,
     chunk: int = 8,
+    overlap: bool = True,
 ) -> Iterator[RecordResult]:
-    """Explain rows, ``chunk`` records' perturbations per scoring call (so batches stay full).
+    """Explain rows in input order, ``chunk`` records' perturbations per scoring call (so batches stay full).
 
-    One chunk is scored while the next is built: the server works while this process makes texts.
+    With ``overlap`` one chunk is scored in a thread while the next is built: right for a model server in
+    another process. An in-process model holds the interpreter while it scores, so there it is off.
     """
-    rng = np.random.default_rng(options.seed)
 
     def build(chunk_rows):
         planned, texts = [], []
         for row_id, text in chunk_rows:
             units = split_units(text, options.granularity, options.language)
-            batch, masks, weights = perturbations(text, units, options, rng)
+            batch, masks, weights = perturbations(text, units, options, record_rng(options.seed, row_id))
             planned.append((row_id, text, units, masks, weights, len(texts), len(texts) + len(batch)))
             texts.extend(batch)
         return planned, texts
@@ -83,6 +107,12 @@ def explain_records(
             )
 
     iterator = iter(rows)
+    if not overlap:
+        while True:
+            planned, texts = build(itertools.islice(iterator, chunk))
+            if not planned:
+                return
+            yield from finish(planned, score(texts))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="score-chunk") as pool:
         in_flight = None
         while True:
@@ -93,6 +123,14 @@ def explain_records(
             if not planned:
                 break
             in_flight = (planned, pool.submit(score, texts))
+
+
+def restored(row_id: int, text: str, options: ShapOptions, f_all, f_none, attributions) -> RecordResult | None:
+    """A record explained by an earlier, interrupted run, or None when its units no longer match."""
+    units = split_units(text, options.granularity, options.language)
+    if len(units) != len(attributions):
+        return None
+    return RecordResult(row_id, text, units, attributions, f_all, f_none)
 
 
 def to_clarify(result: RecordResult) -> LocalExplanation:

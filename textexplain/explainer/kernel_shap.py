@@ -1,11 +1,27 @@
-"""Kernel SHAP for one record with K outputs: coalitions, kernel weights, constrained least squares.
+"""Kernel SHAP for one record with K outputs: which coalitions to score, their weights, the solver.
 
-With M units there are 2^M - 2 non-trivial coalitions. When ``num_samples`` covers them all, every
-coalition is used with its exact kernel weight and the solution equals the exact Shapley values.
-Otherwise ``num_samples`` coalitions are drawn: a size s with probability proportional to the
-kernel's total weight for that size, then a uniform subset of that size, each drawn together with
-its complement; drawn coalitions then count equally. The efficiency constraint (attributions sum
-to f(all) - f(none)) is imposed exactly by eliminating the last unit, as Kernel SHAP does.
+With M units there are 2^M - 2 non-trivial coalitions; Clarify scores ``min(num_samples, 2^M - 2)``
+of them and so do we. Kernel SHAP's answer is the weighted least-squares fit over all coalitions
+(weight of a coalition of size s: (M-1) / (C(M,s) s (M-s))); a budget below 2^M - 2 estimates
+that objective from a sample. How the sample is drawn decides the error; here:
+
+- **Strata by size, without repeats.** The budget is split over the sizes 1..M-1 in advance,
+  then each size gets that many *distinct* coalitions, uniform among its C(M,s). A size whose
+  share covers all of its coalitions is enumerated; this happens first to the small and large
+  sizes, as in shap's KernelExplainer. Each coalition of size s carries weight W_s / k_s
+  (W_s the kernel's total weight of the size, k_s the count drawn), so an enumerated size gets
+  its exact kernel weights and a sampled one an unbiased estimate of its part of the objective.
+- **Paired.** Every sampled coalition comes with its complement (sizes s and M-s get the same
+  count), the antithetic sampling of Covert & Lee (2021); an odd budget leaves one coalition
+  unpaired.
+- **Share per size:** ``leverage`` gives every size the same share (the leverage scores of the
+  Kernel SHAP regression are equal across sizes: Musco & Witter, 2024), ``kernel`` a share
+  proportional to W_s (what KernelExplainer samples from). Which one is the default was decided
+  by ``python -m bench compare`` (docs/local.md).
+- **Exact** when the budget covers all 2^M - 2 coalitions: every one is used with its weight.
+
+The efficiency constraint (attributions sum to f(all) - f(none)) is imposed exactly by
+eliminating the last unit, as Kernel SHAP does.
 """
 
 from __future__ import annotations
@@ -14,6 +30,12 @@ import itertools
 import math
 
 import numpy as np
+
+ALLOCATIONS = ("leverage", "kernel", "sqrt", "leverage-ends")
+DEFAULT_ALLOCATION = "leverage"
+# a size whose coalitions number at most this many times its draw is enumerated and subsampled,
+# so drawing distinct coalitions never loops on collisions
+_ENUMERATE_FACTOR = 4
 
 
 def sample_count(m: int, num_samples: int) -> int:
@@ -27,24 +49,119 @@ def _kernel_weight(m: int, s: int) -> float:
     return (m - 1) / (math.comb(m, s) * s * (m - s))
 
 
-def coalitions(m: int, num_samples: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(masks of shape (n, M) with True = unit kept, weights of shape (n,))."""
+def size_counts(m: int, n: int, allocation: str = DEFAULT_ALLOCATION) -> dict[int, int]:
+    """How many distinct coalitions of each size 1..M-1 to score, summing to ``n`` (< 2^M - 2).
+
+    Water-filling: each size wants a share of the budget proportional to its allocation weight;
+    sizes whose wish exceeds their number of coalitions get all of them, the rest is shared again.
+    Sizes s and M-s are one stratum of complementary pairs.
+    """
+    if allocation not in ALLOCATIONS:
+        raise ValueError(f"allocation {allocation!r} is not one of {ALLOCATIONS}")
+    # strata: the smaller size s of each complementary pair (s, M-s); capacity in coalitions
+    strata = list(range(1, m // 2 + 1))
+    capacity = {s: (2 * math.comb(m, s) if 2 * s != m else math.comb(m, s)) for s in strata}
+    power = {"leverage": 0.0, "sqrt": 0.5, "kernel": 1.0, "leverage-ends": 0.0}[allocation]
+    share = {s: (s * (m - s)) ** -power * (2 if 2 * s != m else 1) for s in strata}
+    full: set[int] = set()
+    budget = n
+    if allocation == "leverage-ends" and 2 * capacity[1] <= n and m > 2:
+        full.add(1)  # sizes 1 and M-1 carry the most weight: enumerate them when they take at most half
+        budget -= capacity[1]
+    while True:
+        open_ = [s for s in strata if s not in full]
+        total = sum(share[s] for s in open_)
+        saturated = [s for s in open_ if budget * share[s] / total >= capacity[s]]
+        if not saturated:
+            break
+        for s in saturated:
+            full.add(s)
+            budget -= capacity[s]
+    counts = {s: capacity[s] for s in full}
+    open_ = [s for s in strata if s not in full]
+    if open_:
+        # whole pairs per stratum by largest remainder; an odd coalition left over goes unpaired
+        total = sum(share[s] for s in open_)
+        wish = {s: budget * share[s] / total / 2 for s in open_}
+        pairs = {s: int(wish[s]) for s in open_}
+        left = budget // 2 - sum(pairs.values())
+        for s in sorted(open_, key=lambda s: (pairs[s] - wish[s], s))[:left]:
+            pairs[s] += 1
+        counts |= {s: 2 * p for s, p in pairs.items()}
+        if budget % 2:
+            room = [s for s in open_ if counts[s] < capacity[s]]
+            counts[min(room, key=lambda s: (counts[s] / capacity[s], s))] += 1
+    per_size: dict[int, int] = {}
+    for s, c in counts.items():
+        if 2 * s == m:
+            per_size[s] = c
+        else:  # the pairs' two sides; an unpaired extra is on the smaller size
+            per_size[s], per_size[m - s] = (c + 1) // 2, c // 2
+    return {s: per_size[s] for s in sorted(per_size) if per_size[s]}
+
+
+def _distinct_subsets(m: int, s: int, k: int, rng: np.random.Generator, fixed: bool) -> np.ndarray:
+    """``k`` distinct uniform subsets of size ``s`` of range(m) as (k, m) masks; with ``fixed`` all hold unit 0."""
+    pool, size = (m - 1, s - 1) if fixed else (m, s)
+    offset = 1 if fixed else 0
+    masks = np.zeros((k, m), dtype=bool)
+    if fixed:
+        masks[:, 0] = True
+    if k == 0 or size == 0:
+        return masks
+    if math.comb(pool, size) <= _ENUMERATE_FACTOR * k:
+        every = list(itertools.combinations(range(offset, pool + offset), size))
+        for row, idx in zip(masks, rng.choice(len(every), size=k, replace=False), strict=True):
+            row[list(every[idx])] = True
+        return masks
+    seen: set[bytes] = set()
+    filled = 0
+    while filled < k:
+        want = k - filled
+        picks = np.argpartition(rng.random((want, pool)), size - 1, axis=1)[:, :size] + offset
+        for row in picks:
+            candidate = np.zeros(m, dtype=bool)
+            if fixed:
+                candidate[0] = True
+            candidate[row] = True
+            key = np.packbits(candidate).tobytes()
+            if key not in seen:
+                seen.add(key)
+                masks[filled] = candidate
+                filled += 1
+    return masks
+
+
+def coalitions(
+    m: int, num_samples: int, rng: np.random.Generator, allocation: str = DEFAULT_ALLOCATION
+) -> tuple[np.ndarray, np.ndarray]:
+    """(masks of shape (n, M) with True = unit kept, weights of shape (n,)); no coalition twice."""
     n = sample_count(m, num_samples)
     if n == 0:
         return np.zeros((0, m), dtype=bool), np.zeros(0)
     if n == 2**m - 2:  # full enumeration: exact
-        masks = np.array([bits for bits in itertools.product((False, True), repeat=m)][1:-1], dtype=bool)
+        masks = np.array(list(itertools.product((False, True), repeat=m))[1:-1], dtype=bool)
         sizes = masks.sum(axis=1)
         weights = np.array([_kernel_weight(m, int(s)) for s in sizes])
         return masks, weights
-    sizes = np.arange(1, m)
-    size_weight = (m - 1) / (sizes * (m - sizes))
-    chosen = rng.choice(sizes, size=(n + 1) // 2, p=size_weight / size_weight.sum())
-    masks = np.zeros((2 * len(chosen), m), dtype=bool)
-    for i, s in enumerate(chosen):
-        masks[2 * i, rng.choice(m, size=int(s), replace=False)] = True
-        masks[2 * i + 1] = ~masks[2 * i]
-    return masks[:n], np.ones(n)
+    counts = size_counts(m, n, allocation)
+    blocks, weights = [], []
+    for s in range(1, m // 2 + 1):
+        k_small, k_large = counts.get(s, 0), counts.get(m - s, 0)
+        if not k_small and not k_large:
+            continue
+        if 2 * s == m:
+            # complementary pairs within one size: draw the member holding unit 0, pair it with the other
+            reps = _distinct_subsets(m, s, (k_small + 1) // 2, rng, fixed=True)
+            block = np.vstack([reps, ~reps])[:k_small] if k_small % 2 == 0 else np.vstack([reps, ~reps[:-1]])
+            blocks.append(block)
+            weights.append(np.full(len(block), (m - 1) / (s * (m - s)) / k_small))
+            continue
+        reps = _distinct_subsets(m, s, k_small, rng, fixed=False)
+        blocks += [reps, ~reps[:k_large]]
+        total = (m - 1) / (s * (m - s))  # the kernel's total weight of size s (and of M-s)
+        weights += [np.full(k_small, total / k_small), np.full(k_large, total / max(k_large, 1))]
+    return np.vstack(blocks), np.concatenate(weights)
 
 
 def solve(

@@ -52,3 +52,33 @@ class HttpScorer:
 
     def close(self) -> None:
         self._pool.shutdown()
+
+
+class InProcessScorer:
+    """``score(texts) -> (n, K)`` through the container's own ``Classifier`` (same normalisation, same
+    fastText call, same label order as the served model), in this process: no HTTP, CSV or JSON.
+
+    Probabilities are the model's float32 values widened exactly to float64; over HTTP the same values
+    arrive as their shortest decimal (they differ below 1e-7).
+    """
+
+    def __init__(self, classifier):
+        self.classifier = classifier
+        self.requests = 0
+
+    @classmethod
+    def load(cls, model_dir, labels: list[str] | None = None) -> InProcessScorer:
+        from fasttext_server.model import Classifier
+
+        return cls(Classifier.load(model_dir, labels))
+
+    @property
+    def labels(self) -> list[str]:
+        return self.classifier.labels
+
+    def score(self, texts: list[str]) -> np.ndarray:
+        self.requests += 1
+        return self.classifier.predict(texts).astype(np.float64)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,340 @@
+"""Our Kernel SHAP against shap's KernelExplainer and Partition explainer and LIME, at equal model budgets.
+
+On AG News (``../shared/data/agnews``, read in place): a fastText model trained on train.csv with the
+project's training code, scored in-process through the container's ``Classifier``. Each method
+explains the predicted class of the same records through the same value function (units masked
+with ``<UNK>`` exactly as the explainer builds its texts), with the same number of model
+evaluations per record (the budget plus the full and the fully masked text):
+
+- short texts (8-16 tokens): error against the exact Shapley values (all 2^M coalitions);
+- long texts (more than 16 tokens): error against a reference from antithetic permutation
+  sampling (its own standard error is printed: it is far below the errors measured);
+- deletion AOPC: mean drop of the predicted class's probability when the top 10 %, 20 %, ...,
+  50 % of the units by attribution are deleted (replaced by nothing);
+- seed stability: mean over records of the largest difference between two seeds' attributions;
+- time per record, model calls included (one thread, the same scorer for every method).
+
+Usage: python -m bench compare [--quick] [--short 60] [--long 30] [--budgets 100,300,1000] [--methods ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fasttext_server.model import Classifier
+from textexplain import training
+from textexplain.explainer import kernel_shap
+from textexplain.explainer.explain import Template
+from textexplain.explainer.units import Span, mask, split_units
+
+AGNEWS = Path(__file__).resolve().parents[2] / "shared" / "data" / "agnews"
+BASELINE = "<UNK>"
+SHORT = range(8, 17)  # units: exact Shapley values need 2^M evaluations
+
+
+@dataclass
+class Game:
+    """One record as a cooperative game: masks (n, M) -> model probabilities (n, K)."""
+
+    text: str
+    units: list[Span]
+    score: Callable[[list[str]], np.ndarray]
+    template: Template
+    calls: int = 0
+
+    @property
+    def m(self) -> int:
+        return len(self.units)
+
+    def __call__(self, masks: np.ndarray) -> np.ndarray:
+        masks = np.atleast_2d(np.asarray(masks) > 0.5)
+        self.calls += len(masks)
+        return self.score(self.template.texts(masks))
+
+
+def make_game(text: str, score) -> Game:
+    units = split_units(text)
+    return Game(text, units, score, Template(text, units, BASELINE))
+
+
+# --- references -------------------------------------------------------------------------------
+
+
+def exact_shapley(game: Game) -> np.ndarray:
+    """(M, K) exact Shapley values from all 2^M coalitions."""
+    m = game.m
+    codes = np.arange(2**m)
+    masks = (codes[:, None] >> np.arange(m)) & 1
+    values = game(masks.astype(bool))
+    sizes = masks.sum(axis=1)
+    weight = np.array([math.factorial(s) * math.factorial(m - s - 1) / math.factorial(m) for s in range(m)])
+    phi = np.zeros((m, values.shape[1]))
+    for i in range(m):
+        without = codes[(codes >> i) & 1 == 0]
+        phi[i] = (weight[sizes[without]][:, None] * (values[without | (1 << i)] - values[without])).sum(axis=0)
+    return phi
+
+
+def permutation_reference(game: Game, permutations: int, seed: int = 12345) -> tuple[np.ndarray, float]:
+    """(M, K) Shapley values from antithetic permutation sampling, and the largest standard error."""
+    m, rng = game.m, np.random.default_rng(seed)
+    samples = []
+    for _ in range(permutations // 2):
+        order = rng.permutation(m)
+        pair = []
+        for perm in (order, order[::-1]):
+            steps = np.zeros((m + 1, m), dtype=bool)
+            for j, unit in enumerate(perm):
+                steps[j + 1 :, unit] = True
+            values = game(steps)
+            contrib = np.zeros((m, values.shape[1]))
+            contrib[perm] = values[1:] - values[:-1]
+            pair.append(contrib)
+        samples.append((pair[0] + pair[1]) / 2)
+    stacked = np.array(samples)
+    return stacked.mean(axis=0), float((stacked.std(axis=0, ddof=1) / math.sqrt(len(samples))).max())
+
+
+# --- methods: each returns (M, K) or (M,) attributions for the class ``cls`` --------------------
+
+
+def ours(allocation: str):
+    def run(game: Game, budget: int, seed: int, cls: int) -> np.ndarray:
+        rng = np.random.default_rng([seed, 7])
+        masks, weights = kernel_shap.coalitions(game.m, budget, rng, allocation)
+        ends = game(np.array([np.ones(game.m), np.zeros(game.m)], dtype=bool))
+        values = game(masks) if len(masks) else np.zeros((0, ends.shape[1]))
+        return kernel_shap.solve(masks, weights, values, ends[0], ends[1])[:, cls]
+
+    return run
+
+
+def previous_sampler(game: Game, budget: int, seed: int, cls: int) -> np.ndarray:
+    """The sampler this project had before: sizes and subsets drawn with replacement, repeats scored."""
+    m, rng = game.m, np.random.default_rng([seed, 7])
+    n = kernel_shap.sample_count(m, budget)
+    ends = game(np.array([np.ones(m), np.zeros(m)], dtype=bool))
+    if n == 2**m - 2:
+        masks, weights = kernel_shap.coalitions(m, budget, rng)
+    else:
+        sizes = np.arange(1, m)
+        size_weight = 1 / (sizes * (m - sizes))
+        chosen = rng.choice(sizes, size=(n + 1) // 2, p=size_weight / size_weight.sum())
+        masks = np.zeros((2 * len(chosen), m), dtype=bool)
+        for i, s in enumerate(chosen):
+            masks[2 * i, rng.choice(m, size=int(s), replace=False)] = True
+            masks[2 * i + 1] = ~masks[2 * i]
+        masks, weights = masks[:n], np.ones(n)
+    return kernel_shap.solve(masks, weights, game(masks), ends[0], ends[1])[:, cls]
+
+
+def shap_kernel(l1_reg):
+    def run(game: Game, budget: int, seed: int, cls: int) -> np.ndarray:
+        import shap
+
+        np.random.seed(seed)  # KernelExplainer draws from numpy's global generator
+        explainer = shap.KernelExplainer(lambda z: game(z)[:, cls], np.zeros((1, game.m)))
+        return np.asarray(explainer.shap_values(np.ones((1, game.m)), nsamples=budget, l1_reg=l1_reg, silent=True))[0]
+
+    return run
+
+
+def shap_partition(game: Game, budget: int, seed: int, cls: int) -> np.ndarray:
+    """shap's Partition explainer (Owen values) over the token tree shap's Text masker builds."""
+    import shap
+    from shap.maskers._text import partition_tree
+
+    segments = [u.text + gap for u, gap in zip(game.units, game.template.gaps[1:], strict=True)]
+    masker = shap.maskers.Partition(np.zeros((1, game.m)), clustering=partition_tree(segments, []))
+    explainer = shap.explainers.Partition(lambda z: game(z)[:, cls], masker)
+    return np.asarray(explainer(np.ones((1, game.m)), max_evals=budget + 2, silent=True).values)[0]
+
+
+def lime_text(game: Game, budget: int, seed: int, cls: int) -> np.ndarray:
+    """LIME's text explainer on our units (positions, not bag of words), masking with <UNK>."""
+    from lime.lime_text import LimeTextExplainer
+
+    words = [u.text for u in game.units]
+    explainer = LimeTextExplainer(
+        split_expression=lambda _: words, bow=False, mask_string=BASELINE, random_state=seed, class_names=None
+    )
+
+    # LIME builds the texts itself; this gives them the same scorer and counts the calls
+    def classify(texts):
+        game.calls += len(texts)
+        return game.score(list(texts))
+
+    exp = explainer.explain_instance(game.text, classify, labels=(cls,), num_features=game.m, num_samples=budget + 2)
+    phi = np.zeros(game.m)
+    for index, weight in exp.local_exp[cls]:
+        phi[index] = weight
+    return phi
+
+
+METHODS = {
+    "ours": ours(kernel_shap.DEFAULT_ALLOCATION),
+    "ours-kernel-share": ours("kernel"),
+    "ours-sqrt-share": ours("sqrt"),
+    "previous": previous_sampler,
+    "kernel-l1off": shap_kernel(False),
+    "kernel-default": shap_kernel("num_features(10)"),
+    "partition": shap_partition,
+    "lime": lime_text,
+}
+
+
+# --- metrics ----------------------------------------------------------------------------------
+
+
+def aopc(game: Game, phi: np.ndarray, cls: int, p_full: float) -> float:
+    order = np.argsort(-phi, kind="stable")
+    drops = []
+    texts = []
+    for share in (0.1, 0.2, 0.3, 0.4, 0.5):
+        k = max(1, round(share * game.m))
+        keep = np.ones(game.m, dtype=bool)
+        keep[order[:k]] = False
+        texts.append(mask(game.text, game.units, keep, ""))
+    probs = game.score(texts)[:, cls]
+    drops = p_full - probs
+    return float(np.mean(drops))
+
+
+def read_agnews(name: str) -> list[tuple[str, str]]:
+    names = dict(line.split(": ", 1) for line in (AGNEWS / "meta.txt").read_text().splitlines() if ": " in line)
+    with (AGNEWS / name).open(encoding="utf-8", newline="") as fh:
+        return [(names[i].replace("/", ""), text) for i, text in csv.reader(fh)]
+
+
+def pick_records(texts: list[str], n_short: int, n_long: int) -> tuple[list[str], list[str]]:
+    short, long_ = [], []
+    for text in texts:
+        m = len(split_units(text))
+        if m in SHORT and len(short) < n_short:
+            short.append(text)
+        elif m > SHORT.stop - 1 and len(long_) < n_long:
+            long_.append(text)
+        if len(short) >= n_short and len(long_) >= n_long:
+            break
+    return short, long_
+
+
+def evaluate(methods, games, references, budgets, seeds) -> dict:
+    """{(method, budget): metrics} over ``games`` against ``references``."""
+    table = {}
+    for name in methods:
+        fn = METHODS[name]
+        for budget in budgets:
+            errors, rel, aopcs, stability, seconds, calls = [], [], [], [], [], []
+            for game, (ref, cls, p_full) in zip(games, references, strict=True):
+                runs = []
+                for seed in seeds:
+                    game.calls = 0
+                    start = time.perf_counter()
+                    phi = np.asarray(fn(game, budget, seed, cls), dtype=float).reshape(game.m)
+                    seconds.append(time.perf_counter() - start)
+                    calls.append(game.calls)
+                    runs.append(phi)
+                    errors.append(np.abs(phi - ref).max())
+                    rel.append(np.linalg.norm(phi - ref) / max(np.linalg.norm(ref), 1e-12))
+                aopcs.append(aopc(game, runs[0], cls, p_full))
+                if len(runs) > 1:
+                    stability.append(np.mean([np.abs(a - b).max() for a, b in itertools.combinations(runs, 2)]))
+            table[name, budget] = {
+                "max_err": float(np.mean(errors)),
+                "rel_l2": float(np.mean(rel)),
+                "aopc": float(np.mean(aopcs)),
+                "seed_diff": float(np.mean(stability)) if stability else float("nan"),
+                "ms": 1000 * float(np.mean(seconds)),
+                "calls": float(np.mean(calls)),
+            }
+    return table
+
+
+WIDTHS = (18, 7, 8, 10, 9, 8, 11, 9)
+
+
+def print_table(title: str, table: dict, methods, budgets) -> None:
+    print(f"\n{title}")
+    print(
+        f"{'method':<18}{'budget':>7}{'calls':>8}{'max|err|':>10}{'rel L2':>9}{'AOPC':>8}{'seed diff':>11}{'ms/rec':>9}"
+    )
+    for budget in budgets:
+        for name in methods:
+            r = table[name, budget]
+            print(
+                f"{name:<18}{budget:>7}{r['calls']:>8.0f}{r['max_err']:>10.4f}{r['rel_l2']:>9.3f}"
+                f"{r['aopc']:>8.3f}{r['seed_diff']:>11.4f}{r['ms']:>9.1f}"
+            )
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench compare", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="few records, two seeds: a couple of minutes")
+    parser.add_argument("--short", type=int, default=60, help="records with 8-16 units (exact reference)")
+    parser.add_argument("--long", type=int, default=30, help="records with more than 16 units")
+    parser.add_argument("--budgets", default="100,300,1000")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--reference-permutations", type=int, default=4000)
+    parser.add_argument("--methods", default=",".join(METHODS))
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.short, args.long, args.seeds, args.reference_permutations = 12, 6, 2, 2000
+    budgets = [int(b) for b in args.budgets.split(",")]
+    methods = args.methods.split(",")
+    unknown = set(methods) - set(METHODS)
+    if unknown:
+        raise SystemExit(f"unknown methods {sorted(unknown)}; choose from {list(METHODS)}")
+    if not AGNEWS.is_dir():
+        print(f"(AG News sample not found at {AGNEWS}: skipped)")
+        return
+    warnings.filterwarnings("ignore")
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)  # every method on one thread, like the model
+    except ImportError:
+        pass
+    print(f"load average before: {os.getloadavg()[0]:.2f}, cpus: {os.cpu_count()}")
+    model = training.train(read_agnews("train.csv"))
+    labels = sorted(training.model_labels(model))
+    classifier = Classifier(model, labels)
+
+    def score(texts: list[str]) -> np.ndarray:
+        return classifier.predict(texts).astype(np.float64)
+
+    short, long_ = pick_records([t for _, t in read_agnews("explain.csv")], args.short, args.long)
+    seeds = list(range(args.seeds))
+    for title, texts, exact in (("short texts (exact Shapley values)", short, True), ("long texts", long_, False)):
+        games, references, worst_se = [], [], 0.0
+        start = time.perf_counter()
+        for text in texts:
+            game = make_game(text, score)
+            full = game(np.ones((1, game.m), dtype=bool))[0]
+            cls = int(full.argmax())
+            if exact:
+                ref = exact_shapley(game)[:, cls]
+            else:
+                ref_all, se = permutation_reference(game, args.reference_permutations)
+                ref, worst_se = ref_all[:, cls], max(worst_se, se)
+            games.append(game)
+            references.append((ref, cls, float(full[cls])))
+        units = [g.m for g in games]
+        note = f"; reference: {args.reference_permutations} permutations, largest std. error {worst_se:.4f}"
+        print(
+            f"\n{len(games)} {title}: units median {np.median(units):.0f} (range {min(units)}-{max(units)})"
+            f"{'' if exact else note}; references in {time.perf_counter() - start:.1f} s"
+        )
+        table = evaluate(methods, games, references, budgets, seeds)
+        print_table(title, table, methods, budgets)
