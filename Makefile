@@ -3,11 +3,12 @@ PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.deps-stamp
+NODE_STAMP := node_modules/.deps-stamp
 
 .PHONY: test demo lint format bench lock system-deps clean
 
 ## make test — create the virtualenv, install everything pinned, lint, run the whole suite
-test: $(STAMP) system-deps
+test: $(STAMP) system-deps $(NODE_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
@@ -36,6 +37,11 @@ lock:
 
 system-deps:
 	bash scripts/ensure-system-packages.sh
+
+# the CDK CLI (the documented `npx aws-cdk@2` commands) and CDK's template diff engine, pinned in package-lock.json
+$(NODE_STAMP): package.json package-lock.json | system-deps
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

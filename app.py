@@ -13,14 +13,16 @@ from infra.config import load_stage
 from infra.stack import add_stage_stacks
 
 
-def new_app(outdir: str | None = None) -> cdk.App:
+def new_app(outdir: str | None = None, context: dict | None = None) -> cdk.App:
     """An App with cdk.json's context (feature flags), also when built in-process, e.g. by the tests."""
-    context = json.loads((Path(__file__).parent / "cdk.json").read_text())["context"]
+    context = {**json.loads((Path(__file__).parent / "cdk.json").read_text())["context"], **(context or {})}
     return cdk.App(outdir=outdir, context=context) if outdir else cdk.App(context=context)
 
 
-def build_app(stages: list[str] | None = None, outdir: str | None = None) -> cdk.App:
-    app = new_app(outdir)
+def build_app(stages: list[str] | None = None, outdir: str | None = None, context: dict | None = None) -> cdk.App:
+    """What `cdk synth` builds: the stage's stacks (``-c stage=``), and with ``-c multi_account=true`` also the
+    artifact account's stack and the pipeline (with every stage inside); both nag packs over all of it."""
+    app = new_app(outdir, context)
     chosen = stages or [app.node.try_get_context("stage") or "dev"]
     for stage in chosen:
         add_stage_stacks(app, load_stage(stage))

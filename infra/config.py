@@ -33,10 +33,15 @@ class ClarifySettings(_Strict):
     agg_method: Literal["mean_abs", "median", "mean_sq"] = "mean_abs"
 
 
+NUM_SAMPLES_CEILING = 100_000  # the most samples per record any stage may allow (each is a model call)
+
+
 class Limits(_Strict):
     max_rows: int = Field(10_000, ge=1)
     max_text_chars: int = Field(5_000, ge=1)
     max_object_bytes: int = Field(100 * 1024 * 1024, ge=1)
+    # a request (or the stage default) asking for more samples per record is refused: cost is rows x samples
+    max_num_samples: int = Field(5_000, ge=1, le=NUM_SAMPLES_CEILING)
 
 
 class ModelSettings(_Strict):
@@ -44,8 +49,12 @@ class ModelSettings(_Strict):
     # exactly one of: an s3:// URI of a model.tar.gz, or a local file uploaded as an asset
     artifact_s3_uri: str | None = None
     artifact_path: str | None = None
-    # when the artifact bucket (often in another account) encrypts with its own KMS key
-    artifact_kms_key_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/.+$")
+    # a version of the artifact at that URI (an S3 version id, a training run id): part of the model's identity,
+    # so a new artifact at the same URI makes a new model and new runs
+    artifact_version: str = Field("", max_length=1024)
+    # when the artifact bucket (often in another account) encrypts with its own KMS key: the key's ARN, or an alias
+    # ARN (arn:...:alias/<name>) when the key is made by another stack and its id is not known in advance
+    artifact_kms_key_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/.+$")
     # image: "asset" builds container/ as a CDK image asset; "repository" uses image_tag in the stack's ECR repository
     image_source: Literal["asset", "repository"] = "asset"
     image_tag: str | None = None
@@ -103,6 +112,13 @@ class EventSettings(_Strict):
         return accounts
 
 
+class PredictSettings(_Strict):
+    """The Batch Transform job that records the model's own predictions for every row, beside the Clarify job."""
+
+    instance_type: str = "ml.m5.xlarge"
+    instance_count: int = Field(1, ge=1)
+
+
 class ProcessingSettings(_Strict):
     instance_type: str = "ml.m5.xlarge"
     instance_count: int = Field(1, ge=1)
@@ -118,18 +134,27 @@ class StageConfig(_Strict):
     clarify: ClarifySettings = ClarifySettings()
     limits: Limits = Limits()
     processing: ProcessingSettings = ProcessingSettings()
+    predict: PredictSettings = PredictSettings()
     hosting: HostingSettings = HostingSettings()
     events: EventSettings = EventSettings()
     retain_data: bool = True  # prod keeps buckets and keys when the stack is deleted
     results_expire_days: int = Field(90, ge=1)
     log_retention_days: int = 90
     alarm_email: str | None = None
-    powertools_layer_version: int = Field(27, ge=1)
     # reserved concurrency of each of the four functions; their sum must leave the account's unreserved minimum
     # (new accounts may have a small concurrency quota: lower this, or raise the quota)
     function_concurrency: int = Field(10, ge=1)
     # on-demand USD per instance-hour, for `textexplain estimate` (check your region's prices)
     prices_per_hour: dict[str, float] = {"ml.m5.xlarge": 0.23, "ml.m5.2xlarge": 0.461, "ml.c5.xlarge": 0.204}
+
+    @model_validator(mode="after")
+    def _samples_within_the_limit(self) -> StageConfig:
+        if self.clarify.num_samples > self.limits.max_num_samples:
+            raise ValueError(
+                f"clarify.num_samples {self.clarify.num_samples} is over limits.max_num_samples "
+                f"{self.limits.max_num_samples}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _artifact_in_this_region(self) -> StageConfig:

@@ -55,8 +55,8 @@ def clarify_image_uri(region: str) -> str:
     return f"{CLARIFY_REGISTRIES[region]}.dkr.ecr.{region}.{ecr_domain(region)}/sagemaker-clarify-processing:1.0"
 
 
-def powertools_layer_arn(region: str, version: int) -> str:
-    """The AWS-published Powertools for AWS Lambda (Python) v3 layer for Python 3.11 on x86_64."""
-    partition = "aws-cn" if region.startswith("cn-") else "aws"
-    account = "498634801083" if region.startswith("cn-") else "017000801446"
-    return f"arn:{partition}:lambda:{region}:{account}:layer:AWSLambdaPowertoolsPythonV3-python311-x86_64:{version}"
+def clarify_repository_arn(region: str) -> str:
+    """The ECR repository of ``clarify_image_uri(region)``: a job role may pull from exactly this repository."""
+    account = clarify_image_uri(region).split(".", 1)[0]
+    partition = "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
+    return f"arn:{partition}:ecr:{region}:{account}:repository/sagemaker-clarify-processing"

@@ -28,11 +28,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# The pipeline's own build: the suite, then the synth of every stack the pipeline deploys (itself and the stages).
+# Without `-c multi_account=true` the synth holds no pipeline, and self-mutation and the stage deploys find nothing.
+SYNTH_COMMANDS = ["make test", "npx aws-cdk@2 synth -c multi_account=true"]
+
+
 class ArtifactsConfig(_Strict):
     account: str = Field(pattern=r"^\d{12}$")
     region: str
     bucket_name: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{2,62}$")
+    # the artifacts key's alias: its key id is made at deploy time, so stages name the key by this alias
+    key_alias: str = Field("alias/text-explainer-models", pattern=r"^alias/[a-zA-Z0-9/_-]{1,250}$")
     readers: list[str]  # stage names whose model roles may read
+
+    @property
+    def key_alias_arn(self) -> str:
+        return f"arn:aws:kms:{self.region}:{self.account}:{self.key_alias}"
 
 
 class PipelineConfig(_Strict):
@@ -50,11 +61,17 @@ def model_role_pattern(stage: StageConfig) -> str:
 
 
 def _check_readers(config: ArtifactsConfig, readers: list[StageConfig]) -> None:
-    """Each reader stage must take its artifact from this bucket, in this bucket's region."""
+    """Each reader stage must take its artifact from this bucket, in this bucket's region, decrypted with its key."""
     for stage in readers:
         uri = stage.model.artifact_s3_uri or ""
         if not uri.startswith(f"s3://{config.bucket_name}/"):
             raise ConfigError(f"stage {stage.stage} reads its model from {uri or 'a local file'}, not this bucket")
+        if stage.model.artifact_kms_key_arn != config.key_alias_arn:
+            raise ConfigError(
+                f"stage {stage.stage}: model.artifact_kms_key_arn is {stage.model.artifact_kms_key_arn!r}; the "
+                f"artifacts bucket is encrypted with the key behind {config.key_alias_arn} (a key id made at deploy "
+                "time)"
+            )
         if stage.region != config.region:
             raise ConfigError(
                 f"stage {stage.stage} is in {stage.region} and the artifacts bucket in {config.region}: SageMaker "
@@ -66,7 +83,14 @@ class ModelArtifactsStack(Stack):
     def __init__(self, scope: Construct, id: str, *, config: ArtifactsConfig, readers: list[StageConfig]):
         _check_readers(config, readers)
         super().__init__(scope, id, env=cdk.Environment(account=config.account, region=config.region))
-        key = kms.Key(self, "ArtifactsKey", enable_key_rotation=True, removal_policy=RemovalPolicy.RETAIN)
+        key = kms.Key(
+            self,
+            "ArtifactsKey",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN,
+            alias=config.key_alias,
+            description="Encrypts the model artifacts the stages read",
+        )
         logs = s3.Bucket(
             self,
             "AccessLogs",
@@ -107,9 +131,38 @@ class ModelArtifactsStack(Stack):
                     principals=[principal],
                     actions=["kms:Decrypt"],
                     resources=["*"],  # in a key policy, "*" is this key
-                    conditions=condition,
+                    conditions={**condition, "StringEquals": {"kms:ViaService": f"s3.{config.region}.amazonaws.com"}},
                 )
             )
+        self.key = key
+        cdk.CfnOutput(self, "ArtifactsBucketName", value=self.bucket.bucket_name)
+        cdk.CfnOutput(self, "ArtifactsKeyArn", value=key.key_arn, export_name="text-explainer-models-key-arn")
+        cdk.CfnOutput(self, "ArtifactsKeyAlias", value=config.key_alias_arn)
+        for bucket in (self.bucket, logs):
+            NagSuppressions.add_resource_suppressions(
+                bucket,
+                [
+                    NagPackSuppression(
+                        id="NIST.800.53.R5-S3BucketReplicationEnabled",
+                        reason="model artifacts are reproducible from training and versioned here; a copy in another "
+                        "region is of no use to SageMaker, which reads an artifact only in its own region",
+                    )
+                ],
+            )
+        NagSuppressions.add_resource_suppressions(
+            logs,
+            [
+                NagPackSuppression(
+                    id="NIST.800.53.R5-S3DefaultEncryptionKMS",
+                    reason="S3 server access logs cannot be delivered to a bucket encrypted with SSE-KMS; SSE-S3 is "
+                    "the strongest encryption the log delivery supports",
+                ),
+                NagPackSuppression(
+                    id="NIST.800.53.R5-S3BucketLoggingEnabled",
+                    reason="this is the access-log bucket of the artifacts bucket; logging it into itself would loop",
+                ),
+            ],
+        )
 
 
 class ExplanationStage(Stage):
@@ -133,33 +186,67 @@ class PipelineStack(Stack):
             cross_account_keys=True,  # artifacts encrypted with a key the stage accounts may use
             enable_key_rotation=True,
             pipeline_type=codepipeline.PipelineType.V2,
-            synth=pipelines.ShellStep("Synth", input=source, commands=["make test", "npx aws-cdk@2 synth"]),
+            synth=pipelines.ShellStep("Synth", input=source, commands=SYNTH_COMMANDS),
         )
         self._stages(config)
         self.pipeline.build_pipeline()  # now, so its generated roles exist to be annotated below
-        NagSuppressions.add_resource_suppressions(
-            self.pipeline,
-            [
-                NagPackSuppression(
-                    id="AwsSolutions-IAM5",
-                    reason="CDK Pipelines generates these roles: its artifact bucket and key, CodeBuild log groups and "
-                    "report groups named per project, and self-mutation assuming the cdk bootstrap roles of the "
-                    "stage accounts (arn:*:iam::<account>:role/*)",
-                ),
-                NagPackSuppression(
-                    id="AwsSolutions-S1",
-                    reason="the pipeline artifact bucket holds transient build artifacts, read and written only by "
-                    "the pipeline's roles; it is KMS-encrypted with a rotating key and TLS-only",
-                ),
-            ],
-            apply_to_children=True,
-        )
+        NagSuppressions.add_resource_suppressions(self.pipeline, PIPELINE_FINDINGS, apply_to_children=True)
+        # CodePipeline adds a support stack (its replication bucket and key) for each other region it deploys to
+        for support in cross_region_support_stacks(self):
+            NagSuppressions.add_stack_suppressions(support, SUPPORT_STACK_FINDINGS, apply_to_nested_stacks=True)
 
     def _stages(self, config: PipelineConfig) -> None:
         last = config.stages[-1]
         for name in config.stages:
             approval = [pipelines.ManualApprovalStep(f"Promote to {name}")] if name == last else []
             self.pipeline.add_stage(ExplanationStage(self, name.title(), config=load_stage(name)), pre=approval)
+
+
+PIPELINE_FINDINGS = [
+    NagPackSuppression(
+        id="AwsSolutions-IAM5",
+        reason="CDK Pipelines generates these roles: its artifact bucket and key, CodeBuild log groups and "
+        "report groups named per project, and self-mutation assuming the cdk bootstrap roles of the "
+        "stage accounts (arn:*:iam::<account>:role/*)",
+    ),
+    NagPackSuppression(
+        id="NIST.800.53.R5-IAMNoInlinePolicy",
+        reason="CDK Pipelines writes one policy per generated role (source, build, assets, self-mutation, pipeline), "
+        "each for that role's own action; shared managed policies could only be broader",
+    ),
+    *[
+        NagPackSuppression(
+            id=rule,
+            reason="the pipeline artifact bucket holds transient build artifacts, read and written only by "
+            "the pipeline's roles; it is KMS-encrypted with a rotating key and TLS-only, and every artifact is "
+            "rebuilt from the source repository",
+        )
+        for rule in (
+            "AwsSolutions-S1",
+            "NIST.800.53.R5-S3BucketLoggingEnabled",
+            "NIST.800.53.R5-S3BucketReplicationEnabled",
+            "NIST.800.53.R5-S3BucketVersioningEnabled",
+        )
+    ],
+]
+SUPPORT_STACK_FINDINGS = [
+    NagPackSuppression(
+        id=rule,
+        reason="CodePipeline's cross-region replication bucket: it holds copies of the pipeline's transient "
+        "artifacts for deploy actions in that region, KMS-encrypted, rebuilt on every pipeline run",
+    )
+    for rule in (
+        "AwsSolutions-S1",
+        "NIST.800.53.R5-S3BucketLoggingEnabled",
+        "NIST.800.53.R5-S3BucketReplicationEnabled",
+        "NIST.800.53.R5-S3BucketVersioningEnabled",
+    )
+]
+
+
+def cross_region_support_stacks(pipeline_stack: Stack) -> list[Stack]:
+    app = pipeline_stack.node.scope
+    return [c for c in app.node.children if isinstance(c, Stack) and c.node.id.startswith("cross-region-stack-")]
 
 
 def load_json(name: str, model):

@@ -78,12 +78,13 @@ def suppress_known_findings(stack: Stack) -> None:
         [
             NagPackSuppression(
                 id="AwsSolutions-IAM5",
-                reason="the starter looks up the execution named by a run id that is made at run time, among the "
-                "executions of this one state machine",
+                reason="the starter looks up the executions named by a run id that is made at run time (<run_id>, "
+                "<run_id>-a<n>), among the executions of this one state machine, and reads that run's manifest",
                 applies_to=[
                     _regex(
                         r"^Resource::arn:aws[a-z-]*:states:[a-z0-9-]+:\d+:execution:<Workflow[A-Za-z0-9]+\.Name>:\*$"
-                    )
+                    ),
+                    _regex(r"^Resource::<StorageResults[A-Z0-9]+\.Arn>\/runs\/\*\/manifest\.json$"),
                 ],
             )
         ],
@@ -117,12 +118,12 @@ def suppress_known_findings(stack: Stack) -> None:
             NagPackSuppression(
                 id="AwsSolutions-IAM5",
                 reason="X-Ray and the delivery of execution logs have no resource-level permissions; the state "
-                "machine may invoke the versions of its three functions (<arn>:*); processing jobs are named "
-                "cx-<run_id> at run time",
+                "machine may invoke the versions of its three functions (<arn>:*); processing and transform jobs are "
+                "named cx-<run_id>-<n> and cp-<run_id>-<n> at run time",
                 applies_to=[
                     "Resource::*",
                     _regex(r"^Resource::<Workflow(Prepare|Postprocess|RecordFailure)Fn[A-Z0-9]+\.Arn>:\*$"),
-                    _regex(r"^Resource::arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d+:processing-job\/cx-\*$"),
+                    _regex(r"^Resource::arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d+:(processing|transform)-job\/c[xp]-\*$"),
                 ],
             )
         ],

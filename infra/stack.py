@@ -6,10 +6,12 @@ the repository exists: so the stage's image repository is a stack of its own, de
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aws_cdk import CfnOutput, Environment, RemovalPolicy, Stack, Tags
 from constructs import Construct
 
-from infra.config import StageConfig
+from infra.config import ROOT, StageConfig
 from infra.constructs.model import ModelHosting
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.online import OnlineExplainer
@@ -34,7 +36,9 @@ class ImageRepositoryStack(Stack):
 
 
 class TextExplanationStack(Stack):
-    def __init__(self, scope: Construct, id: str, *, config: StageConfig, **kwargs):
+    def __init__(
+        self, scope: Construct, id: str, *, config: StageConfig, container_dir: Path = ROOT / "container", **kwargs
+    ):
         super().__init__(scope, id, env=Environment(account=config.account, region=config.region), **kwargs)
         _tag_for_stage(self, config)
         self.storage = ExplanationStorage(
@@ -46,11 +50,10 @@ class TextExplanationStack(Stack):
             settings=config.model,
             hosting=config.hosting,
             repository_name=image_repository_name(config),
-            model_name=f"text-explainer-{config.stage}",
+            container_dir=container_dir,
         )
         if config.hosting.online_explainer:
             self.online = OnlineExplainer(self, "Online", config=config, model=self.hosting.model, key=self.storage.key)
-        model_arn = self.format_arn(service="sagemaker", resource="model", resource_name=self.hosting.model_name)
         self.workflow = ExplanationWorkflow(
             self,
             "Workflow",
@@ -58,8 +61,7 @@ class TextExplanationStack(Stack):
             input_bucket=self.storage.input_bucket,
             results_bucket=self.storage.results_bucket,
             key=self.storage.key,
-            model_name=self.hosting.model_name,
-            model_arn=model_arn,
+            hosting=self.hosting,
         )
         self.trigger = RunTriggers(
             self,
@@ -69,6 +71,8 @@ class TextExplanationStack(Stack):
             state_machine=self.workflow.state_machine,
             key=self.storage.key,
             settings=config.events,
+            results_bucket=self.storage.results_bucket,
+            workflow_env=self.workflow.env,
             layer=self.workflow.layer,
             log_retention=self.workflow.retention,
             removal=RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY,
@@ -82,15 +86,17 @@ class TextExplanationStack(Stack):
             key=self.storage.key,
             email=config.alarm_email,
             bus=self.workflow.bus,
+            dead_letters=self.trigger.dead_letters,
         )
         CfnOutput(self, "InputBucket", value=self.storage.input_bucket.bucket_name)
         CfnOutput(self, "ResultsBucket", value=self.storage.results_bucket.bucket_name)
         CfnOutput(self, "StateMachineArn", value=self.workflow.state_machine.state_machine_arn)
         CfnOutput(self, "EventBusName", value=self.workflow.bus.event_bus_name)
+        CfnOutput(self, "ModelName", value=self.hosting.model_name)
         suppress_known_findings(self)
 
 
-def add_stage_stacks(scope, config: StageConfig) -> TextExplanationStack:
+def add_stage_stacks(scope, config: StageConfig, container_dir: Path = ROOT / "container") -> TextExplanationStack:
     """The stage's image repository, then the stage itself (its model may pull a tag pushed in between)."""
     images = ImageRepositoryStack(
         scope,
@@ -99,7 +105,11 @@ def add_stage_stacks(scope, config: StageConfig) -> TextExplanationStack:
         stack_name=f"TextExplanations-{config.stage}-images",
     )
     stack = TextExplanationStack(
-        scope, f"TextExplanations-{config.stage}", config=config, stack_name=f"TextExplanations-{config.stage}"
+        scope,
+        f"TextExplanations-{config.stage}",
+        config=config,
+        container_dir=container_dir,
+        stack_name=f"TextExplanations-{config.stage}",
     )
-    stack.add_dependency(images, "the model pulls its image from the stage's repository")
+    stack.add_stack_dependency(images, "the model pulls its image from the stage's repository")
     return stack

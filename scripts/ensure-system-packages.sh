@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the suite needs when they are missing: Node.js (the CDK synthesizes
-# through jsii) and Chromium (the report is opened in a real browser). Tests that need a tool which
+# Installs the Debian packages the suite needs when they are missing: Node.js and npm (the CDK synthesizes
+# through jsii; the CDK CLI and its diff engine are npm packages) and Chromium (the report is opened in a real browser). Tests that need a tool which
 # could not be installed skip with a message naming it.
 set -uo pipefail
 
 need=()
 command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 
 [ ${#need[@]} -eq 0 ] && exit 0

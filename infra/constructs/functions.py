@@ -3,7 +3,7 @@ environment and log group, and a role of their own that may write only to that l
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -39,6 +39,25 @@ def project_function(
         iam.PolicyStatement(
             actions=["logs:CreateLogStream", "logs:PutLogEvents"],
             resources=[log_group.log_group_arn, f"{log_group.log_group_arn}:log-stream:*"],
+        )
+    )
+    # Lambda decrypts a customer-key environment with the function's own role, before the handler runs; the
+    # encryption context Lambda uses names the function (a function's own ARN here would be a circular reference)
+    role.add_to_policy(
+        iam.PolicyStatement(
+            sid="DecryptOwnEnvironment",
+            actions=["kms:Decrypt"],
+            resources=[key.key_arn],
+            conditions={
+                "StringLike": {
+                    "kms:EncryptionContext:aws:lambda:FunctionArn": Stack.of(scope).format_arn(
+                        service="lambda",
+                        resource="function",
+                        resource_name="*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                }
+            },
         )
     )
     return lambda_.Function(

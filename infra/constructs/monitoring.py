@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
@@ -12,8 +12,11 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
+
+from infra.constructs.triggers import results_pattern
 
 
 class Monitoring(Construct):
@@ -27,24 +30,67 @@ class Monitoring(Construct):
         key: kms.IKey,
         email: str | None,
         bus: events.IEventBus,
+        dead_letters: sqs.IQueue,
     ):
         super().__init__(scope, id)
+        stack = Stack.of(self)
         self.topic = sns.Topic(self, "Alarms", master_key=key, enforce_ssl=True)
         if email:
             self.topic.add_subscription(subs.EmailSubscription(email))
-        # people get each run's outcome too, as one readable line (EventBridge publishes to the encrypted topic)
-        key.grant(iam.ServicePrincipal("events.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey")
-        # alarm actions publish to the same encrypted topic: CloudWatch needs the key too
-        key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey")
+        alarms = stack.format_arn(
+            service="cloudwatch", resource="alarm", resource_name="*", arn_format=ArnFormat.COLON_RESOURCE_NAME
+        )
+        # A topic policy replaces SNS's default one, which is what let CloudWatch publish: admit this account's
+        # alarms by name, or no alarm reaches anyone.
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AlarmsOfThisAccount",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={"ArnLike": {"aws:SourceArn": alarms}, "StringEquals": {"aws:SourceAccount": stack.account}},
+            )
+        )
+        # The topic (and the dead-letter queue) are encrypted with the data key: the services that publish to them
+        # need the key too, only on behalf of this account's rules and alarms.
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AlarmsPublishToTheEncryptedTopic",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=["*"],  # in a key policy, "*" is this key
+                conditions={"ArnLike": {"aws:SourceArn": alarms}, "StringEquals": {"aws:SourceAccount": stack.account}},
+            )
+        )
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="RulesDeliverToTheEncryptedTopicAndQueue",
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=["*"],
+                conditions={
+                    "ArnLike": {
+                        "aws:SourceArn": stack.format_arn(
+                            service="events",
+                            resource="rule",
+                            resource_name="*",
+                            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+                        )
+                    },
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                },
+            )
+        )
         self.results_rule = events.Rule(
             self,
             "RunResultsToPeople",
             description="Each run's outcome, as a message on the alarms topic",
             event_bus=bus,
-            event_pattern=events.EventPattern(detail_type=["Explanation Succeeded", "Explanation Failed"]),
+            event_pattern=results_pattern(stack),
             targets=[
                 targets.SnsTopic(
                     self.topic,
+                    dead_letter_queue=dead_letters,
                     message=events.RuleTargetInput.from_text(
                         f"Explanation run {events.EventField.from_path('$.detail.run_id')}: "
                         f"{events.EventField.from_path('$.detail.status')} "

@@ -26,6 +26,8 @@ class ImageRepository(Construct):
             image_scan_on_push=True,
             encryption=ecr.RepositoryEncryption.KMS,
             removal_policy=RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY,
+            # a repository with images cannot be deleted: where the stage keeps no data, empty it on delete
+            empty_on_delete=not config.retain_data,
             lifecycle_rules=[
                 ecr.LifecycleRule(
                     description="drop untagged layers",

@@ -55,7 +55,9 @@ class ExplanationStorage(Construct):
             "block_public_access": s3.BlockPublicAccess.BLOCK_ALL,
             "enforce_ssl": True,
             "removal_policy": removal,
-            "auto_delete_objects": False,
+            # a stage that keeps no data (dev) must also be deletable once it has data: versioned buckets are emptied
+            # (every version) by CDK's auto-delete handler when the stack is deleted
+            "auto_delete_objects": not retain,
             "object_ownership": s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
         }
         # Server access logs cannot be delivered to an SSE-KMS bucket: S3-managed keys here.

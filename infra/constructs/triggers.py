@@ -1,8 +1,9 @@
 """What starts a run: a CSV under incoming/ (S3 -> EventBridge), or "Explanation Requested" on the stage's bus.
 
-Both go to one starter Lambda that names the execution by the run id (a duplicate event starts nothing)
-and turns a request it cannot start into an "Explanation Failed" event. The bus admits PutEvents only
-from this account, the accounts listed in the stage config, or its AWS Organization.
+Both go to one starter Lambda that names the execution by the run id (attempt n > 1: ``<run_id>-a<n>``; a duplicate
+event starts nothing) and turns a request it cannot start into an "Explanation Failed" event. The bus admits PutEvents
+only from this account, the accounts listed in the stage config, or its AWS Organization; a starter failure that
+Lambda's own retries cannot overcome lands in the dead-letter queue, never nowhere.
 """
 
 from __future__ import annotations
@@ -24,10 +25,25 @@ from constructs import Construct
 from explain_workflow.start import INCOMING
 from infra.config import EventSettings
 from infra.constructs.functions import project_function
-from infra.constructs.workflow import read_input_objects
+from infra.constructs.workflow import EVENT_SOURCE, read_input_objects, use_key
 
 REQUESTED = "Explanation Requested"
 RESULTS = ["Explanation Succeeded", "Explanation Failed"]
+
+
+def csv_key_patterns(prefix: str) -> list[dict]:
+    """EventBridge wildcards for ``<prefix>*.csv`` in any letter case (a wildcard itself is case-sensitive)."""
+    cases = [a + b + c for a in "cC" for b in "sS" for c in "vV"]
+    return [{"wildcard": f"{prefix}*.{suffix}"} for suffix in cases]
+
+
+def results_pattern(stack: Stack) -> events.EventPattern:
+    """Run outcomes as only this stage's state machine and starter publish them: our source, from our own account.
+
+    Any account the bus admits may put any event on it, but EventBridge sets ``account`` to the sender's: a result
+    forged by another account does not match, so it pages no one and is not forwarded.
+    """
+    return events.EventPattern(source=[EVENT_SOURCE], account=[stack.account], detail_type=RESULTS)
 
 
 class RunTriggers(Construct):
@@ -41,6 +57,8 @@ class RunTriggers(Construct):
         state_machine: sfn.IStateMachine,
         key: kms.IKey,
         settings: EventSettings,
+        results_bucket: s3.IBucket,
+        workflow_env: dict[str, str],
         layer: lambda_.ILayerVersion,
         log_retention: logs.RetentionDays,
         removal: RemovalPolicy,
@@ -48,20 +66,26 @@ class RunTriggers(Construct):
     ):
         super().__init__(scope, id)
         stack = Stack.of(self)
-        # events EventBridge could not deliver are kept, not dropped
-        self.dead_letters = sqs.Queue(self, "Undelivered", encryption_master_key=key, enforce_ssl=True)
+        # events EventBridge could not deliver, and starts the starter failed after Lambda's retries, are kept (the
+        # longest retention SQS has), not dropped
+        self.dead_letters = sqs.Queue(
+            self, "Undelivered", encryption_master_key=key, enforce_ssl=True, retention_period=Duration.days(14)
+        )
         self.starter = project_function(
             self,
             "Starter",
             handler="start_run.handler.handler",
             timeout=Duration.seconds(30),
             memory=256,
+            # the starter computes the run id as prepare does, from the same settings (contract 1, 2, 4)
             environment={
+                **workflow_env,
                 "STATE_MACHINE_ARN": state_machine.state_machine_arn,
                 "EVENT_BUS_NAME": bus.event_bus_name,
                 "OWN_ACCOUNT": stack.account,
                 "ALLOWED_ACCOUNTS": json.dumps(settings.allowed_accounts),
-                "POWERTOOLS_METRICS_NAMESPACE": "TextExplanations",
+                # set: the bus policy (aws:PrincipalOrgID) admitted the sender, so any account delivered is accepted
+                "ALLOWED_ORG_ID": settings.allowed_org_id or "",
             },
             key=key,
             layer=layer,
@@ -71,10 +95,33 @@ class RunTriggers(Construct):
             reserved_concurrency=reserved_concurrency,
         )
         self.starter.add_to_role_policy(read_input_objects(bucket))
+        # a run whose manifest says FAILED is started again as its next attempt
+        self.starter.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"], resources=[results_bucket.arn_for_objects("runs/*/manifest.json")]
+            )
+        )
         # listing lets S3 answer 404 (not 403) for a missing object, so the starter can say which it was
-        self.starter.add_to_role_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn]))
+        self.starter.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn, results_bucket.bucket_arn])
+        )
+        # reads SSE-KMS objects, sends to the encrypted dead-letter queue
+        self.starter.add_to_role_policy(use_key(key))
+        self.starter.add_to_role_policy(
+            iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.dead_letters.queue_arn])
+        )
+        lambda_.CfnEventInvokeConfig(
+            self,
+            "StarterOnFailure",
+            function_name=self.starter.function_name,
+            qualifier="$LATEST",
+            maximum_retry_attempts=2,
+            destination_config=lambda_.CfnEventInvokeConfig.DestinationConfigProperty(
+                on_failure=lambda_.CfnEventInvokeConfig.OnFailureProperty(destination=self.dead_letters.queue_arn)
+            ),
+        ).node.add_dependency(self.starter.role.node.find_child("DefaultPolicy"))  # Lambda checks the send right
         state_machine.grant_start_execution(self.starter)
-        # the starter looks for an execution of the run before starting one
+        # the starter looks for the executions of the run (<run_id>, <run_id>-a<n>) before starting one
         self.starter.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["states:DescribeExecution"],
@@ -99,7 +146,7 @@ class RunTriggers(Construct):
                 detail_type=["Object Created"],
                 detail={
                     "bucket": {"name": [bucket.bucket_name]},
-                    "object": {"key": [{"wildcard": f"{INCOMING}*.csv"}]},
+                    "object": {"key": csv_key_patterns(INCOMING)},
                 },
             ),
             targets=[target],
@@ -139,6 +186,6 @@ class RunTriggers(Construct):
                 "ForwardResults",
                 description="Explanation results, forwarded to the central bus",
                 event_bus=bus,
-                event_pattern=events.EventPattern(detail_type=RESULTS),
+                event_pattern=results_pattern(stack),
                 targets=[targets.EventBus(central, dead_letter_queue=self.dead_letters)],
             )

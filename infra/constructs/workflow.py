@@ -1,6 +1,7 @@
 """The explanation workflow: the three Lambdas, the Clarify job role, the state machine, its events.
 
-prepare -> (already done? end) -> Clarify processing job (.sync) -> postprocess -> "Explanation Succeeded"
+prepare -> (already done? end) -> in parallel: the Clarify processing job and the Batch Transform job that records the
+model's own predictions (both .sync) -> postprocess -> "Explanation Succeeded"
 any failure -> record_failure (FAILED manifest) -> "Explanation Failed" -> Fail
 """
 
@@ -22,11 +23,14 @@ from constructs import Construct
 from explain_workflow.start import READABLE_PREFIXES
 from infra.config import StageConfig
 from infra.constructs.functions import project_function
-from infra.constructs.processing_job import ProcessingJobTask
-from infra.images import clarify_image_uri, powertools_layer_arn
+from infra.constructs.layer import dependencies_layer
+from infra.constructs.model import ModelHosting
+from infra.constructs.sagemaker_jobs import PROCESSING, TRANSFORM, SageMakerJob
+from infra.images import clarify_image_uri, clarify_repository_arn
 
 EVENT_SOURCE = "clarify-text-explanations"
 JOB_NAME_PREFIX = "cx-"
+TRANSFORM_NAME_PREFIX = "cp-"
 # Errors that mean the input or Clarify's output is wrong: retrying cannot help.
 NO_RETRY = ["InputValidationError", "ClarifyOutputError", "ValidationError"]
 LAMBDA_TRANSIENT = [
@@ -47,20 +51,24 @@ class ExplanationWorkflow(Construct):
         input_bucket: s3.IBucket,
         results_bucket: s3.IBucket,
         key: kms.IKey,
-        model_name: str,
-        model_arn: str,
+        hosting: ModelHosting,
     ):
         super().__init__(scope, id)
         stack = Stack.of(self)
         self.config = config
+        self.hosting = hosting
+        # with an existing endpoint Clarify explains whatever model that endpoint serves, which need not be ours:
+        # predictions from our model could belong to another model, so none are made (postprocess reports them missing)
+        self.predicts = not config.hosting.endpoint_name
         self.bus = events.EventBus(self, "Bus", event_bus_name=f"text-explanations-{config.stage}")
         removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
         self.retention = retention = retention_days(config.log_retention_days)
 
-        env = {
+        self.env = env = {
             "RESULTS_BUCKET": results_bucket.bucket_name,
             "LABELS": json.dumps(config.model.labels),
-            "MODEL_NAME": model_name,
+            "MODEL_NAME": hosting.model_name,
+            "MODEL_IDENTITY": stack.to_json_string(hosting.identity),
             **({"ENDPOINT_NAME": config.hosting.endpoint_name} if config.hosting.endpoint_name else {}),
             "ENDPOINT_INSTANCE_TYPE": config.model.endpoint_instance_type,
             "ENDPOINT_INSTANCE_COUNT": str(config.model.endpoint_instance_count),
@@ -72,6 +80,7 @@ class ExplanationWorkflow(Construct):
             "MAX_ROWS": str(config.limits.max_rows),
             "MAX_TEXT_CHARS": str(config.limits.max_text_chars),
             "MAX_OBJECT_BYTES": str(config.limits.max_object_bytes),
+            "MAX_NUM_SAMPLES": str(config.limits.max_num_samples),
             "PROCESSING_INSTANCE_TYPE": config.processing.instance_type,
             "PROCESSING_INSTANCE_COUNT": str(config.processing.instance_count),
             "PROCESSING_VOLUME_GB": str(config.processing.volume_size_gb),
@@ -79,9 +88,7 @@ class ExplanationWorkflow(Construct):
             "POWERTOOLS_METRICS_NAMESPACE": "TextExplanations",
             "LOG_LEVEL": "INFO",
         }
-        self.layer = layer = lambda_.LayerVersion.from_layer_version_arn(
-            self, "Powertools", powertools_layer_arn(stack.region, config.powertools_layer_version)
-        )
+        self.layer = layer = dependencies_layer(self, "Dependencies")
 
         def function(name: str, handler: str, timeout: Duration, memory: int) -> lambda_.Function:
             return project_function(
@@ -105,7 +112,9 @@ class ExplanationWorkflow(Construct):
         self.functions = [self.prepare_fn, self.postprocess_fn, self.failure_fn]
         self._grant_data(input_bucket, results_bucket, key)
 
-        self.job_role = self._clarify_job_role(stack, results_bucket, key, model_name, model_arn)
+        self.job_role = self._clarify_job_role(stack, results_bucket, key, hosting.model_arn)
+        if self.predicts:
+            self._grant_predictions(results_bucket, key)
         self.definition = self._definition(stack, key)
         log_group = logs.LogGroup(
             self, "StateMachineLogs", retention=retention, encryption_key=key, removal_policy=removal
@@ -118,17 +127,12 @@ class ExplanationWorkflow(Construct):
             tracing_enabled=True,
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
         )
-        self.clarify_task.grant(self.state_machine.role)
+        for job in self.jobs:
+            job.grant(self.state_machine.role)
         self.state_machine.add_to_role_policy(use_key(key, "kms:DescribeKey"))
-        # the job's volume and output are encrypted with this key: SageMaker may check that the caller could
+        # the jobs' volumes and outputs are encrypted with this key: SageMaker may check that the caller could
         # grant it to an AWS service
-        self.state_machine.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["kms:CreateGrant"],
-                resources=[key.key_arn],
-                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
-            )
-        )
+        self.state_machine.add_to_role_policy(grant_for_aws_resources(key))
 
     # ---- IAM for the functions: exactly the prefixes each one touches ----
 
@@ -147,10 +151,33 @@ class ExplanationWorkflow(Construct):
             fn.add_to_role_policy(use_key(key))
         self.prepare_fn.add_to_role_policy(read_input)
         self.failure_fn.add_to_role_policy(read_input)
+        # a new attempt of a failed run first removes the failed attempt's outputs, so none mixes into the new one
+        self.prepare_fn.add_to_role_policy(iam.PolicyStatement(actions=["s3:DeleteObject"], resources=[runs]))
 
-    def _clarify_job_role(
-        self, stack: Stack, results_bucket: s3.IBucket, key: kms.IKey, model_name: str, model_arn: str
-    ):
+    def _grant_predictions(self, results_bucket: s3.IBucket, key: kms.IKey) -> None:
+        """Batch Transform reads a run's predict/input and writes its predict/output with the model's own role."""
+        role = self.hosting.role
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"], resources=[results_bucket.arn_for_objects("runs/*/predict/input/*")]
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+                resources=[results_bucket.arn_for_objects("runs/*/predict/output/*")],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[results_bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": ["runs/*"]}},
+            )
+        )
+        role.add_to_policy(use_key(key))
+
+    def _clarify_job_role(self, stack: Stack, results_bucket: s3.IBucket, key: kms.IKey, model_arn: str):
         role = iam.Role(
             self,
             "ClarifyJobRole",
@@ -179,7 +206,18 @@ class ExplanationWorkflow(Construct):
                 conditions={"StringLike": {"s3:prefix": ["runs/*"]}},
             )
         )
-        role.add_to_policy(use_key(key, "kms:CreateGrant", "kms:DescribeKey"))
+        role.add_to_policy(use_key(key, "kms:DescribeKey"))
+        role.add_to_policy(grant_for_aws_resources(key))
+        # SageMaker's role documentation lists ECR pull actions for a processing job's role (the job's image is
+        # pulled with it); the only image this job runs is Clarify's, in AWS's registry for the region
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PullClarifyImage",
+                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+                resources=[clarify_repository_arn(stack.region)],
+            )
+        )
+        role.add_to_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
         if self.config.hosting.endpoint_name:  # an existing endpoint: invoke it, create nothing
             endpoint = stack.format_arn(
                 service="sagemaker", resource="endpoint", resource_name=self.config.hosting.endpoint_name.lower()
@@ -304,11 +342,14 @@ class ExplanationWorkflow(Construct):
         prepare.add_catch(failure_chain, errors=["States.ALL"], result_path="$.error")
 
         p = "$.prepare"
-        self.clarify_task = ProcessingJobTask(
+        clarify = SageMakerJob(
             self,
             "Clarify",
-            job_role=self.job_role,
+            kind=PROCESSING,
+            job_name_path=f"{p}.job_name",
             job_name_prefix=JOB_NAME_PREFIX,
+            passed_role=self.job_role,
+            result_path="$.clarify",
             timeout_seconds=config.processing.max_runtime_seconds + 1800,
             parameters={
                 "ProcessingJobName.$": f"{p}.job_name",
@@ -345,14 +386,18 @@ class ExplanationWorkflow(Construct):
                 "Tags": [{"Key": "explanation-run", "Value.$": f"{p}.run_id"}],
             },
         )
-        clarify = self.clarify_task.state
-        clarify.add_retry(
-            errors=["ThrottlingException", "SageMaker.AmazonSageMakerException"],
-            interval=Duration.seconds(30),
-            backoff_rate=2,
-            max_attempts=3,
+        self.jobs = [clarify]
+        if self.predicts:
+            self.jobs.append(self._predict_job(key))
+        explain = sfn.Parallel(
+            self,
+            "Explain",
+            comment="the Clarify job and the model's own predictions of every row, side by side",
+            result_path=sfn.JsonPath.DISCARD,
         )
-        clarify.add_catch(failure_chain, errors=["States.ALL"], result_path="$.error")
+        for job in self.jobs:
+            explain.branch(job.chain)
+        explain.add_catch(failure_chain, errors=["States.ALL"], result_path="$.error")
 
         postprocess = self._lambda("Postprocess", self.postprocess_fn, None, "$.result", 16, input_path=p)
         postprocess.add_catch(failure_chain, errors=["States.ALL"], result_path="$.error")
@@ -365,6 +410,7 @@ class ExplanationWorkflow(Construct):
                 "records": sfn.JsonPath.number_at("$.result.records"),
                 "results": sfn.JsonPath.string_at("$.result.results_prefix"),
                 "manifest": sfn.JsonPath.string_at("$.result.manifest_s3_uri"),
+                "attempt": sfn.JsonPath.number_at("$.prepare.attempt"),
             },
         )
         already = sfn.Succeed(self, "AlreadyDone", comment="a manifest exists for this run: nothing to do")
@@ -372,7 +418,53 @@ class ExplanationWorkflow(Construct):
         return prepare.next(
             sfn.Choice(self, "AlreadyDone?")
             .when(sfn.Condition.string_equals("$.prepare.status", "ALREADY_DONE"), already)
-            .otherwise(clarify.next(postprocess).next(succeeded).next(done))
+            .otherwise(explain.next(postprocess).next(succeeded).next(done))
+        )
+
+    def _predict_job(self, key: kms.IKey) -> SageMakerJob:
+        """Batch Transform over the frozen rows (predict/input/rows.jsonl -> predict/output/rows.jsonl.out)."""
+        predict = "$.prepare.predict"
+        settings = self.config.predict
+        return SageMakerJob(
+            self,
+            "Predict",
+            kind=TRANSFORM,
+            job_name_path=f"{predict}.job_name",
+            job_name_prefix=TRANSFORM_NAME_PREFIX,
+            # only transforms of our model: the transform runs with the model's role, which may read its inputs
+            create_conditions={"ArnEquals": {"sagemaker:ModelArn": self.hosting.model_arn}},
+            result_path="$.predict",
+            timeout_seconds=self.config.processing.max_runtime_seconds + 1800,
+            parameters={
+                "TransformJobName.$": f"{predict}.job_name",
+                "ModelName": self.hosting.model_name,
+                # one row per request: robust against any per-request record bound of the container
+                "BatchStrategy": "SingleRecord",
+                "MaxPayloadInMB": 6,
+                "TransformInput": {
+                    "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri.$": f"{predict}.input_s3_uri"}},
+                    "ContentType": "application/jsonlines",
+                    "SplitType": "Line",
+                    "CompressionType": "None",
+                },
+                "TransformOutput": {
+                    "S3OutputPath.$": f"{predict}.output_s3_uri",
+                    "Accept": "application/jsonlines",
+                    "AssembleWith": "Line",
+                    "KmsKeyId": key.key_arn,
+                },
+                "TransformResources": {
+                    "InstanceType": settings.instance_type,
+                    "InstanceCount": settings.instance_count,
+                    "VolumeKmsKeyId": key.key_arn,
+                },
+                "DataProcessing": {
+                    "InputFilter": "$.text",
+                    "JoinSource": "Input",
+                    "OutputFilter": "$['row_id','SageMakerOutput']",
+                },
+                "Tags": [{"Key": "explanation-run", "Value.$": "$.prepare.run_id"}],
+            },
         )
 
 
@@ -410,6 +502,13 @@ def read_input_objects(input_bucket: s3.IBucket) -> iam.PolicyStatement:
     return iam.PolicyStatement(
         actions=["s3:GetObject", "s3:GetObjectVersion"],
         resources=[input_bucket.arn_for_objects(f"{prefix}*") for prefix in READABLE_PREFIXES],
+    )
+
+
+def grant_for_aws_resources(key: kms.IKey) -> iam.PolicyStatement:
+    """kms:CreateGrant only for grants an AWS service makes on the caller's behalf (SageMaker's encrypted volumes)."""
+    return iam.PolicyStatement(
+        actions=["kms:CreateGrant"], resources=[key.key_arn], conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}}
     )
 
 

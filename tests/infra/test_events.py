@@ -70,14 +70,15 @@ def test_upload_rule_matches_only_csvs_under_incoming_of_the_input_bucket(synthe
     assert bucket_ref.startswith("ref:StorageInput")
     events = [
         s3_created("input-bucket", "incoming/texts.csv"),
-        s3_created("input-bucket", "incoming/deep/texts.csv"),
+        s3_created("input-bucket", "incoming/texts.CSV"),
+        s3_created("input-bucket", "incoming/deep/texts.Csv"),
         s3_created("input-bucket", "other/texts.csv"),
         s3_created("input-bucket", "incoming/texts.txt"),
         s3_created("someone-else", "incoming/texts.csv"),
         {"Source": "aws.s3", "DetailType": "Object Deleted",
          "Detail": json.dumps({"bucket": {"name": "input-bucket"}, "object": {"key": "incoming/a.csv"}})},
     ]  # fmt: skip
-    assert route(eventbridge, pattern, events) == [True, True, False, False, False, False]
+    assert route(eventbridge, pattern, events) == [True, True, True, False, False, False, False]
 
 
 def test_request_rule_matches_explanation_requested_only(synthesized, eventbridge):
@@ -106,7 +107,9 @@ def test_results_are_forwarded_to_the_central_bus_only_where_configured(synthesi
     config = load_stage("prod")
     rules = patterns(synthesized.templates["prod"])
     assert rules["Explanation results, forwarded to the central bus"] == {
-        "detail-type": ["Explanation Succeeded", "Explanation Failed"]
+        "source": ["clarify-text-explanations"],
+        "account": [config.account],  # only results this stage published itself
+        "detail-type": ["Explanation Succeeded", "Explanation Failed"],
     }
     forward = [r for r in resources(synthesized.templates["prod"], "AWS::Events::Rule").values()
                if r["Properties"]["Description"].startswith("Explanation results")]  # fmt: skip
@@ -118,7 +121,11 @@ def test_results_are_forwarded_to_the_central_bus_only_where_configured(synthesi
 def test_people_get_each_outcome_through_an_input_transformer(synthesized, stage):
     (rule,) = [r for r in resources(synthesized.templates[stage], "AWS::Events::Rule").values()
                if r["Properties"]["Description"] == "Each run's outcome, as a message on the alarms topic"]  # fmt: skip
-    assert rule["Properties"]["EventPattern"] == {"detail-type": ["Explanation Succeeded", "Explanation Failed"]}
+    assert rule["Properties"]["EventPattern"] == {
+        "source": ["clarify-text-explanations"],
+        "account": [load_stage(stage).account],
+        "detail-type": ["Explanation Succeeded", "Explanation Failed"],
+    }
     (target,) = rule["Properties"]["Targets"]
     transformer = target["InputTransformer"]
     assert transformer["InputPathsMap"] == {
@@ -128,3 +135,35 @@ def test_people_get_each_outcome_through_an_input_transformer(synthesized, stage
         "detail-manifest": "$.detail.manifest",
     }
     assert "<detail-run_id>" in transformer["InputTemplate"]
+
+
+def result_event(account: str, detail_type: str = "Explanation Succeeded", source: str = "clarify-text-explanations"):
+    """An event as EventBridge hands it to rules: ``account`` is the sender's, set by EventBridge itself."""
+    return {
+        "version": "0", "id": "1", "detail-type": detail_type, "source": source, "account": account,
+        "time": "2026-12-02T00:00:00Z", "region": "us-east-1", "resources": [],
+        "detail": {"run_id": "r", "status": "SUCCEEDED", "reason": "", "manifest": "s3://m"},
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "description",
+    ["Each run's outcome, as a message on the alarms topic", "Explanation results, forwarded to the central bus"],
+)
+def test_a_result_forged_by_an_allowed_account_pages_no_one_and_is_not_forwarded(synthesized, description):
+    """The bus admits PutEvents from other accounts; only results published by the stage's own account match.
+
+    moto's server cannot send as another account, and its TestEventPattern answers nothing: the events are matched
+    with moto's EventBridge pattern engine itself, the one its buses route with.
+    """
+    from moto.events.models import EventPattern
+
+    config = load_stage("prod")
+    pattern = EventPattern.load(json.dumps(patterns(synthesized.templates["prod"])[description]))
+    matches = pattern.matches_event
+    assert matches(result_event(config.account))
+    assert matches(result_event(config.account, "Explanation Failed"))
+    (allowed,) = config.events.allowed_accounts
+    assert not matches(result_event(allowed))  # an allowed sender, forging our source
+    assert not matches(result_event("999999999999"))
+    assert not matches(result_event(config.account, source="partner.app"))

@@ -4,44 +4,64 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Annotations, Match, Template
-from cdk_nag import AwsSolutionsChecks
 
 from infra.config import ConfigError, load_stage
 from infra.multi_account import (
     ArtifactsConfig,
     ModelArtifactsStack,
-    PipelineConfig,
-    PipelineStack,
     load_json,
     model_role_pattern,
 )
+from tests.infra.test_checks import cfn_lint
 
 
 @pytest.fixture(scope="module")
 def synthesized(tmp_path_factory):
-    from app import new_app
+    from app import build_app
 
     outdir = tmp_path_factory.mktemp("multi")
-    app = new_app(str(outdir))
+    app = build_app(outdir=str(outdir), context={"multi_account": "true"})  # as `cdk synth -c multi_account=true`
     config = load_json("artifacts.json", ArtifactsConfig)
     readers = [load_stage(s) for s in config.readers]
-    artifacts = ModelArtifactsStack(app, "TextExplanations-artifacts", config=config, readers=readers)
-    pipeline = PipelineStack(app, "TextExplanations-pipeline", config=load_json("pipeline.json", PipelineConfig))
-    cdk.Aspects.of(app).add(AwsSolutionsChecks())
     app.synth()
-    return {"artifacts": artifacts, "pipeline": pipeline, "readers": readers, "outdir": outdir}
+    stacks = {s.node.id: s for s in app.node.children if isinstance(s, cdk.Stack)}
+    return {
+        "artifacts": stacks["TextExplanations-artifacts"],
+        "pipeline": stacks["TextExplanations-pipeline"],
+        "support": [s for name, s in stacks.items() if name.startswith("cross-region-stack-")],
+        "readers": readers,
+        "outdir": outdir,
+        "config": config,
+    }
 
 
-@pytest.mark.parametrize("name", ["artifacts", "pipeline"])
+@pytest.mark.parametrize("name", ["artifacts", "pipeline", "support"])
 def test_cdk_nag_reports_nothing_unsuppressed(synthesized, name):
-    annotations = Annotations.from_stack(synthesized[name])
-    assert [e.entry.data for e in annotations.find_error("*", Match.string_like_regexp(".*"))] == []
-    assert [w.entry.data for w in annotations.find_warning("*", Match.string_like_regexp("AwsSolutions.*"))] == []
+    """Both packs app.py adds (AwsSolutions, NIST 800-53 R5), over the stacks `synth -c multi_account=true` makes."""
+    stacks = synthesized[name] if isinstance(synthesized[name], list) else [synthesized[name]]
+    assert stacks
+    for stack in stacks:
+        annotations = Annotations.from_stack(stack)
+        assert [e.entry.data for e in annotations.find_error("*", Match.string_like_regexp(".*"))] == []
+        found = annotations.find_warning("*", Match.string_like_regexp("(AwsSolutions|NIST).*"))
+        assert [w.entry.data for w in found] == []
+
+
+def test_the_artifacts_key_is_exported_and_named_by_the_alias_the_stages_use(synthesized):
+    """Its key id is made at deploy time: stages name it by its alias, which the stack creates and outputs."""
+    template = Template.from_stack(synthesized["artifacts"]).to_json()
+    config = synthesized["config"]
+    (alias,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::KMS::Alias"]
+    assert alias["Properties"]["AliasName"] == config.key_alias
+    outputs = template["Outputs"]
+    assert outputs["ArtifactsKeyArn"]["Export"] == {"Name": "text-explainer-models-key-arn"}
+    assert outputs["ArtifactsKeyAlias"]["Value"] == config.key_alias_arn
+    for stage in synthesized["readers"]:
+        assert stage.model.artifact_kms_key_arn == config.key_alias_arn
 
 
 def test_artifact_bucket_and_key_admit_only_the_stages_model_roles(synthesized):
@@ -84,10 +104,8 @@ def test_pipeline_deploys_the_stages_in_order_with_approval_before_prod(synthesi
 
 def test_cfn_lint_on_the_multi_account_templates(synthesized):
     templates = sorted(str(p) for p in synthesized["outdir"].glob("*.template.json"))
-    result = subprocess.run(
-        [sys.executable, "-m", "cfnlint", "--format", "json", *templates], capture_output=True, text=True
-    )
-    assert [f for f in json.loads(result.stdout or "[]") if f["Level"] == "Error"] == []
+    result = subprocess.run([cfn_lint(), "--format", "json", "--", *templates], capture_output=True, text=True)
+    assert [f for f in json.loads(result.stdout) if f["Level"] == "Error"] == []
 
 
 def test_artifact_readers_must_use_this_bucket_in_its_region(tmp_path):

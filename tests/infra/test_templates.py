@@ -10,7 +10,8 @@ from aws_cdk.assertions import Match, Template
 from infra.config import load_stage
 from infra.images import blazingtext_image_uri, clarify_image_uri
 from tests.infra.conftest import STAGES, resources
-from tests.support.local_sfn import definition_from_template
+from tests.support.cfn import Resolver
+from tests.support.local_sfn import all_states, definition_from_template
 
 # IAM actions that have no resource-level permissions, so "*" is the only possible resource.
 RESOURCE_STAR_ALLOWED = {
@@ -77,7 +78,8 @@ def test_model_is_network_isolated_with_the_stage_labels(stage):
     (model,) = resources(template, "AWS::SageMaker::Model").values()
     props = model["Properties"]
     assert props["EnableNetworkIsolation"] is True
-    assert props["ModelName"] == f"text-explainer-{name}"
+    # every property of a model is create-only: only a generated name lets CloudFormation replace it
+    assert "ModelName" not in props
     if config.hosting.mode == "byoc":
         ours = [props["PrimaryContainer"]]
         assert ours[0]["ModelDataUrl"] == config.model.artifact_s3_uri
@@ -183,26 +185,34 @@ def test_pass_role_only_the_job_role_only_to_sagemaker(stage):
         assert resource["Fn::GetAtt"][0].startswith("WorkflowClarifyJobRole")
 
 
-def test_state_machine_role_manages_only_our_jobs(stage):
+@pytest.mark.parametrize(("api", "arn", "prefix"), [("ProcessingJob", "processing-job", "cx-"),
+                                                     ("TransformJob", "transform-job", "cp-")])  # fmt: skip
+def test_state_machine_role_manages_only_our_jobs(stage, api, arn, prefix):
     name, template, _ = stage
     config = load_stage(name)
     sm = [st for lid, st in statements(template) if lid.startswith("WorkflowStateMachineRole")]
-    jobs = [st for st in sm if "sagemaker:CreateProcessingJob" in as_list(st["Action"])]
-    (job,) = jobs
-    assert set(job["Action"]) == {
-        "sagemaker:CreateProcessingJob", "sagemaker:DescribeProcessingJob", "sagemaker:StopProcessingJob",
-        "sagemaker:AddTags", "sagemaker:ListTags",
-    }  # fmt: skip
-    assert job["Resource"] == f"arn:aws:sagemaker:{config.region}:{config.account}:processing-job/cx-*"
-    rule = [st for st in sm if "events:PutRule" in as_list(st["Action"])]
-    assert rule[0]["Resource"].endswith(":rule/StepFunctionsGetEventsForSageMakerProcessingJobsRule")
+    creates = [st for st in sm if f"sagemaker:Create{api}" in as_list(st["Action"])]
+    if api == "TransformJob" and config.hosting.endpoint_name:
+        assert creates == []  # an existing endpoint: no predictions from a model that may not be the explained one
+        return
+    (create,) = creates
+    assert create["Action"] == f"sagemaker:Create{api}"
+    assert create["Resource"] == f"arn:aws:sagemaker:{config.region}:{config.account}:{arn}/{prefix}*"
+    if api == "TransformJob":  # only of our model: the transform runs with the model's own role
+        (model_id,) = resources(template, "AWS::SageMaker::Model")
+        assert create["Condition"] == {"ArnEquals": {"sagemaker:ModelArn": {"Fn::GetAtt": [model_id, "ModelArn"]}}}
+    (manage,) = [st for st in sm if f"sagemaker:Describe{api}" in as_list(st["Action"])]
+    assert set(manage["Action"]) == {f"sagemaker:Describe{api}", f"sagemaker:Stop{api}", "sagemaker:AddTags",
+                                     "sagemaker:ListTags"}  # fmt: skip
+    rule = [st for st in sm if "events:PutRule" in as_list(st["Action"]) and api in json.dumps(st["Resource"])]
+    assert rule[0]["Resource"].endswith(f":rule/StepFunctionsGetEventsForSageMaker{api}sRule")
 
 
 def test_clarify_step_parameters(stage):
     name, template, _ = stage
     config = load_stage(name)
     definition = definition_from_template(template, config.region, config.account)
-    (clarify,) = [s for s in definition["States"].values() if "createProcessingJob" in s.get("Resource", "")]
+    (clarify,) = [s for s in all_states(definition).values() if "createProcessingJob" in s.get("Resource", "")]
     assert clarify["Resource"] == "arn:aws:states:::sagemaker:createProcessingJob.sync"
     params = clarify["Parameters"]
     assert params["AppSpecification"] == {"ImageUri": clarify_image_uri(config.region)}
@@ -215,13 +225,47 @@ def test_clarify_step_parameters(stage):
     assert output["S3Output"]["LocalPath"] == "/opt/ml/processing/output"
     assert params["NetworkConfig"]["EnableNetworkIsolation"] is False
     assert clarify["TimeoutSeconds"] == config.processing.max_runtime_seconds + 1800
-    assert any(c["ErrorEquals"] == ["States.ALL"] for c in clarify["Catch"])
+    # a failed job fails the branch (and the Parallel's catch records it); an error of the create call itself looks
+    # for a job of that name and follows it
+    (catch,) = clarify["Catch"]
+    assert catch["ErrorEquals"] == ["ThrottlingException", "SageMaker.AmazonSageMakerException"]
+    assert catch["Next"] == "FindClarifyJob"
+
+
+def test_predict_step_parameters_follow_the_contract(stage):
+    name, template, _ = stage
+    config = load_stage(name)
+    definition = definition_from_template(template, config.region, config.account)
+    found = [s for s in all_states(definition).values() if "createTransformJob" in s.get("Resource", "")]
+    if config.hosting.endpoint_name:
+        assert found == []
+        return
+    (predict,) = found
+    assert predict["Resource"] == "arn:aws:states:::sagemaker:createTransformJob.sync"
+    params = predict["Parameters"]
+    (model_id,) = resources(template, "AWS::SageMaker::Model")
+    assert params["ModelName"] == model_id  # the generated name (resolved: named by its logical id)
+    assert params["TransformJobName.$"] == "$.prepare.predict.job_name"
+    assert params["BatchStrategy"] == "SingleRecord"
+    assert params["MaxPayloadInMB"] == 6
+    assert params["TransformInput"]["ContentType"] == "application/jsonlines"
+    assert params["TransformInput"]["SplitType"] == "Line"
+    assert params["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri.$"] == "$.prepare.predict.input_s3_uri"
+    assert params["DataProcessing"] == {
+        "InputFilter": "$.text", "JoinSource": "Input", "OutputFilter": "$['row_id','SageMakerOutput']"
+    }  # fmt: skip
+    assert params["TransformOutput"]["S3OutputPath.$"] == "$.prepare.predict.output_s3_uri"
+    assert params["TransformOutput"]["AssembleWith"] == "Line"
+    assert params["TransformOutput"]["KmsKeyId"].startswith("arn:aws:kms:")
+    assert params["TransformResources"]["InstanceType"] == config.predict.instance_type
+    (parallel,) = [s for s in definition["States"].values() if s["Type"] == "Parallel"]
+    assert len(parallel["Branches"]) == 2
 
 
 def test_every_task_has_a_timeout_and_lambda_retries_skip_validation_errors(stage):
     _, template, _ = stage
     definition = definition_from_template(template)
-    tasks = {k: v for k, v in definition["States"].items() if v["Type"] == "Task"}
+    tasks = {k: v for k, v in all_states(definition).items() if v["Type"] == "Task"}
     for state_name, state in tasks.items():
         if "lambda:invoke" in state["Resource"]:
             assert "TimeoutSeconds" in state, state_name
@@ -240,7 +284,19 @@ def test_lambdas_get_the_contract_environment(stage):
     for fn in ours.values():
         env = fn["Properties"]["Environment"]["Variables"]
         assert json.loads(env["LABELS"]) == config.model.labels
-        assert env["MODEL_NAME"] == f"text-explainer-{name}"
+        (model_id,) = resources(template, "AWS::SageMaker::Model")
+        assert env["MODEL_NAME"] == {"Fn::GetAtt": [model_id, "ModelName"]}  # follows a replaced model
+        identity = json.loads(Resolver(template, config.account, config.region)(env["MODEL_IDENTITY"]))
+        assert identity["model_name"] == model_id
+        assert identity["labels"] == config.model.labels
+        assert identity["artifact"] == config.model.artifact_s3_uri
+        assert identity["artifact_version"] == config.model.artifact_version
+        assert (
+            config.model.image_tag in identity["image"]
+            if config.model.image_tag
+            else "container-assets" in identity["image"]
+        )
+        assert env["MAX_NUM_SAMPLES"] == str(config.limits.max_num_samples)
         assert env["DEFAULT_NUM_SAMPLES"] == str(config.clarify.num_samples)
         assert fn["Properties"]["Runtime"] == "python3.11"
         assert fn["Properties"]["TracingConfig"] == {"Mode": "Active"}
@@ -252,7 +308,15 @@ def test_model_role_may_decrypt_a_cross_account_artifact_key_only_where_configur
     decrypts = [st for lid, st in statements(template) if lid.startswith("HostingExecutionRole")
                 and st["Action"] == "kms:Decrypt"]  # fmt: skip
     if config.model.artifact_kms_key_arn:
-        assert [st["Resource"] for st in decrypts] == [config.model.artifact_kms_key_arn]
+        (decrypt,) = decrypts
+        assert decrypt["Condition"]["StringEquals"] == {"kms:ViaService": f"s3.{config.region}.amazonaws.com"}
+        arn = config.model.artifact_kms_key_arn
+        if ":alias/" in arn:  # a key made by another stack: any of that account's keys carrying the alias
+            assert decrypt["Resource"] == arn.split(":alias/")[0] + ":key/*"
+            alias = "alias/" + arn.split(":alias/")[1]
+            assert decrypt["Condition"]["ForAnyValue:StringEquals"] == {"kms:ResourceAliases": [alias]}
+        else:
+            assert decrypt["Resource"] == arn
     else:
         assert decrypts == []
 

@@ -1,8 +1,9 @@
-"""The synthesized state machine executed on this machine: real handlers, real S3 API, a fake Clarify job.
+"""The synthesized state machine executed on this machine: real handlers, real S3 API, fake SageMaker jobs.
 
 moto's interpreter runs the definition CDK produced; prepare, postprocess and record_failure are the
-real Lambda handlers talking to a moto S3 server on 127.0.0.1; the processing job is a fake that
-answers like DescribeProcessingJob and writes Clarify-format output, so postprocess really runs.
+real Lambda handlers talking to a moto S3 server on 127.0.0.1; the processing job and the transform job
+are fakes that answer like DescribeProcessingJob / DescribeTransformJob and write what the jobs write
+(Clarify-format output; one prediction line per row of predict/input/rows.jsonl), so postprocess really runs.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ import json
 import pytest
 
 from explain_workflow import aws
+from explain_workflow.predictions import prediction_lines
 from explain_workflow.runs import RunLayout
 from explain_workflow.storage import read_bytes
 from infra.config import load_stage
 from infra.images import clarify_image_uri
 from tests.infra.conftest import resources
+from tests.support.cfn import Resolver
 from tests.support.clarify_output import known_run
 from tests.support.local_sfn import LocalSfn, TaskFailed, definition_from_template
 from tests.support.s3 import CREDENTIALS, moto_server, s3_client
-from tests.workflow.conftest import TEXTS, csv_bytes, write_clarify_output
+from tests.workflow.conftest import TEXTS, csv_bytes, model_probabilities, write_clarify_output
 from tests.workflow.test_handlers_s3 import Context
 
 STAGE = "dev"
@@ -42,10 +45,10 @@ def workflow(synthesized):
     by_handler = {f["Properties"].get("Handler"): logical_id for logical_id, f in functions.items()}
     env = functions[by_handler["prepare.handler.handler"]]["Properties"]["Environment"]["Variables"]
     return {
-        "definition": definition_from_template(template, config.region, config.account),
+        "definition": quick(definition_from_template(template, config.region, config.account)),
         "config": config,
         "ids": by_handler,
-        "env": {k: v for k, v in env.items() if isinstance(v, str)},
+        "env": Resolver(template, config.account, config.region)(env),  # as deployed, names by logical id
     }
 
 
@@ -67,20 +70,23 @@ def run(workflow, s3_url, monkeypatch):
     from prepare.handler import handler as prepare
     from record_failure.handler import handler as record_failure
 
-    state = {"events": [], "clarify": None, "prepare_failures": 0}
+    state = {"events": [], "clarify": None, "transform": None, "describe": None, "prepare_failures": 0}
+    labels = json.loads(workflow["env"]["LABELS"])
 
     def fake_clarify(params: dict) -> dict:
         """Completes like a Clarify job: writes Clarify's files under the output URI, answers DescribeProcessingJob."""
         if state["clarify"] is not None:
             return state["clarify"](params)
-        output = params["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
-        run_id = output.split("/")[-3]
-        layout = RunLayout("results", run_id)
-        rows = list(csv.reader(io.StringIO(read_bytes(aws.storage(), "results", layout.dataset_key).decode())))
-        write_clarify_output(
-            aws.storage(), layout, known_run([r[1] for r in rows], json.loads(workflow["env"]["LABELS"]))
-        )
+        write_clarify_files(params, labels)
         return describe(params, "Completed")
+
+    def fake_transform(params: dict) -> dict:
+        if state["transform"] is not None:
+            return state["transform"](params)
+        return transform(params, labels)
+
+    def describe_job(params: dict) -> dict:
+        return state["describe"](params)
 
     def put_events(params: dict) -> dict:
         state["events"].extend(params["Entries"])
@@ -99,7 +105,12 @@ def run(workflow, s3_url, monkeypatch):
             ids["postprocess.handler.handler"]: lambda e: postprocess(e, Context()),
             ids["record_failure.handler.handler"]: lambda e: record_failure(e, Context()),
         },
-        services={"sagemaker:createProcessingJob": fake_clarify, "events:putEvents": put_events},
+        services={
+            "sagemaker:createProcessingJob": fake_clarify,
+            "sagemaker:createTransformJob": fake_transform,
+            "aws-sdk:sagemaker:describeProcessingJob": describe_job,
+            "events:putEvents": put_events,
+        },
     )
 
     def execute(request: dict, name: str = "run"):
@@ -113,6 +124,57 @@ def run(workflow, s3_url, monkeypatch):
         client.delete_bucket(Bucket=bucket)
     aws.settings.cache_clear()
     aws.storage.cache_clear()
+
+
+def quick(definition: dict) -> dict:
+    """The definition with its waits shortened to one second (retry intervals, the job-follow poll), for the tests."""
+    if isinstance(definition, dict):
+        out = {k: quick(v) for k, v in definition.items()}
+        if out.get("Type") == "Wait" and "Seconds" in out:
+            out["Seconds"] = 1
+        for retry in out.get("Retry", []) if isinstance(out.get("Retry"), list) else []:
+            retry["IntervalSeconds"] = 1
+        return out
+    return [quick(v) for v in definition] if isinstance(definition, list) else definition
+
+
+def run_id_of(params: dict) -> str:
+    return params["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"].split("/")[-3]
+
+
+def frozen_texts(run_id: str) -> list[str]:
+    layout = RunLayout("results", run_id)
+    rows = list(csv.reader(io.StringIO(read_bytes(aws.storage(), "results", layout.dataset_key).decode())))
+    return [r[1] for r in rows]
+
+
+def write_clarify_files(params: dict, labels: list[str], texts: list[str] | None = None, split: int | None = None):
+    run_id = run_id_of(params)
+    run = known_run(texts or frozen_texts(run_id), labels)
+    write_clarify_output(aws.storage(), RunLayout("results", run_id), run, split=split, predictions=False)
+
+
+def transform(params: dict, labels: list[str]) -> dict:
+    """What the Batch Transform job does with the contract's settings: one output line per input line, the input's
+    row_id joined with the model's answer (here fixed per row by the run, as the Clarify fake's attributions are)."""
+    source = params["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+    bucket, prefix = source.removeprefix("s3://").split("/", 1)
+    rows = [json.loads(line) for line in read_bytes(aws.storage(), bucket, prefix + "rows.jsonl").decode().splitlines()]
+    probabilities = model_probabilities(known_run([r["text"] for r in rows], labels))
+    output = params["TransformOutput"]["S3OutputPath"]
+    out_bucket, out_prefix = output.removeprefix("s3://").split("/", 1)
+    lines = b"".join(prediction_lines([(r["row_id"], p) for r, p in zip(rows, probabilities, strict=True)], labels))
+    aws.storage().put(out_bucket, out_prefix + "rows.jsonl.out", lines, "application/jsonlines")
+    return {
+        "TransformJobName": params["TransformJobName"],
+        "TransformJobArn": f"arn:aws:sagemaker:eu-west-1:111111111111:transform-job/{params['TransformJobName']}",
+        "TransformJobStatus": "Completed",
+        "ModelName": params["ModelName"],
+        "TransformInput": params["TransformInput"],
+        "TransformOutput": params["TransformOutput"],
+        "TransformResources": params["TransformResources"],
+        "CreationTime": "2026-11-24T00:00:00Z",
+    }
 
 
 def describe(params: dict, status: str, reason: str | None = None) -> dict:
@@ -153,7 +215,8 @@ def test_success_path_and_the_parameters_each_task_received(run, workflow):
     execute, client, state = run
     result = execute(upload(client, "incoming/good.csv", csv_bytes(TEXTS)))
     assert result.status == "SUCCEEDED", (result.error, result.cause)
-    assert result.path == ["Prepare", "AlreadyDone?", "Clarify", "Postprocess", "PublishSuccess", "Done"]
+    assert main_path(result) == ["Prepare", "AlreadyDone?", "Explain", "Postprocess", "PublishSuccess", "Done"]
+    assert {"Clarify", "ClarifyDone", "Predict", "PredictDone"} <= set(result.path)  # both branches ran
     prepared = result.output["prepare"]
     (job,) = [params for name, params in result.calls if name == "sagemaker:createProcessingJob"]
     config = workflow["config"]
@@ -170,6 +233,26 @@ def test_success_path_and_the_parameters_each_task_received(run, workflow):
     (event,) = state["events"]
     assert event["DetailType"] == "Explanation Succeeded"
     assert detail_of(event)["run_id"] == prepared["run_id"]
+    assert detail_of(event)["attempt"] == 1
+    # the transform job ran beside Clarify over the frozen rows, with our model, as the contract says
+    (predict,) = [params for name, params in result.calls if name == "sagemaker:createTransformJob"]
+    assert predict["TransformJobName"] == prepared["predict"]["job_name"]
+    assert predict["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == prepared["predict"]["input_s3_uri"]
+    assert predict["TransformOutput"]["S3OutputPath"] == prepared["predict"]["output_s3_uri"]
+    assert predict["ModelName"].startswith("HostingModel")
+    records = client.get_object(Bucket="results", Key=f"runs/{prepared['run_id']}/results/records.jsonl")
+    lines = [json.loads(line) for line in records["Body"].read().decode().splitlines()]
+    expected = model_probabilities(known_run(TEXTS, json.loads(workflow["env"]["LABELS"])))
+    assert [line["probabilities"] for line in lines] == [
+        dict(zip(json.loads(workflow["env"]["LABELS"]), p, strict=True)) for p in expected
+    ] or [line["probabilities"] for line in lines] == expected  # the model's own answers, joined by row_id
+
+
+def main_path(result) -> list[str]:
+    """The states entered outside the Parallel's branches, in order."""
+    inner = {"Clarify", "ClarifyDone", "Predict", "PredictDone", "FindClarifyJob", "ClarifyJobStatus?",
+             "WaitClarifyJob", "FindPredictJob", "PredictJobStatus?", "WaitPredictJob"}  # fmt: skip
+    return [name for name in result.path if name not in inner]
 
 
 def test_duplicate_request_starts_no_second_job(run):
@@ -179,7 +262,7 @@ def test_duplicate_request_starts_no_second_job(run):
     again = execute(request, name="second")
     assert again.status == "SUCCEEDED"
     assert again.path == ["Prepare", "AlreadyDone?", "AlreadyDone"]
-    assert not [c for c in again.calls if c[0] == "sagemaker:createProcessingJob"]
+    assert not [c for c in again.calls if c[0] in ("sagemaker:createProcessingJob", "sagemaker:createTransformJob")]
 
 
 def test_bad_input_fails_visibly_with_a_failed_manifest_and_event(run):
@@ -204,7 +287,11 @@ def test_clarify_job_failure_is_recorded(run):
     )
     result = execute(upload(client, "incoming/clarify-fails.csv", csv_bytes(TEXTS)))
     assert result.status == "FAILED"
-    assert result.path == ["Prepare", "AlreadyDone?", "Clarify", "RecordFailure", "PublishFailure", "Failed"]
+    assert main_path(result) == ["Prepare", "AlreadyDone?", "Explain", "RecordFailure", "PublishFailure", "Failed"], (
+        result.error,
+        result.cause,
+        result.path,
+    )
     detail = detail_of(state["events"][0])
     assert detail["reason"] == "States.TaskFailed: ClientError: endpoint failed"
     assert manifest(client, detail["run_id"])["status"] == "FAILED"
@@ -214,9 +301,7 @@ def test_truncated_clarify_output_fails_in_postprocess(run, workflow):
     execute, client, state = run
 
     def truncated(params):
-        run_id = params["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"].split("/")[-3]
-        layout = RunLayout("results", run_id)
-        write_clarify_output(aws.storage(), layout, known_run(TEXTS[:2], json.loads(workflow["env"]["LABELS"])))
+        write_clarify_files(params, json.loads(workflow["env"]["LABELS"]), texts=TEXTS[:2])
         return describe(params, "Completed")
 
     state["clarify"] = truncated
@@ -255,9 +340,7 @@ def test_multi_instance_run_merges_clarify_part_files(run, workflow, monkeypatch
 
     def two_instances(params):
         assert params["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 2
-        run_id = params["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"].split("/")[-3]
-        labels = json.loads(workflow["env"]["LABELS"])
-        write_clarify_output(aws.storage(), RunLayout("results", run_id), known_run(TEXTS, labels), split=2)
+        write_clarify_files(params, json.loads(workflow["env"]["LABELS"]), split=2)
         return describe(params, "Completed")
 
     state["clarify"] = two_instances
@@ -268,3 +351,85 @@ def test_multi_instance_run_merges_clarify_part_files(run, workflow, monkeypatch
     assert len(parts) == 2
     records = client.get_object(Bucket="results", Key=f"runs/{run_id}/results/records.jsonl")["Body"].read()
     assert [json.loads(line)["text"] for line in records.decode().splitlines()] == TEXTS
+
+
+def test_a_create_call_that_finds_its_job_existing_follows_that_job(run, workflow):
+    """SageMaker accepted the first CreateProcessingJob but its answer was lost (throttled): the retry finds the name
+    taken ("must be unique"). The run follows the existing job to its end instead of failing on the name."""
+    execute, client, state = run
+    jobs: dict[str, list[str]] = {}  # job name -> the statuses DescribeProcessingJob answers, in turn
+    labels = json.loads(workflow["env"]["LABELS"])
+
+    def create(params):
+        name = params["ProcessingJobName"]
+        if name in jobs:
+            raise TaskFailed(
+                "SageMaker.AmazonSageMakerException",
+                f"Job name must be unique within an AWS account and region, and a job with this name already exists "
+                f"(arn:aws:sagemaker:eu-west-1:111111111111:processing-job/{name})",
+            )
+        jobs[name] = ["InProgress", "Completed"]
+        write_clarify_files(params, labels)  # the job runs (and finishes) although its creation's answer was lost
+        state["created"] = params
+        raise TaskFailed("ThrottlingException", "Rate exceeded")
+
+    def describe_existing(params):
+        name = params["ProcessingJobName"]
+        if name not in jobs:
+            raise TaskFailed("SageMaker.ResourceNotFoundException", f"Could not find job {name}")
+        status = jobs[name].pop(0) if len(jobs[name]) > 1 else jobs[name][0]
+        return describe(state["created"], status)
+
+    state["clarify"], state["describe"] = create, describe_existing
+    result = execute(upload(client, "incoming/lost-answer.csv", csv_bytes(TEXTS)))
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    creates = [c for c in result.calls if c[0] == "sagemaker:createProcessingJob"]
+    assert len(creates) == 4  # the first call and three retries: every retry finds the name taken
+    assert [c[1]["ProcessingJobName"] for c in result.calls if c[0] == "aws-sdk:sagemaker:describeProcessingJob"] == [
+        result.output["prepare"]["job_name"]
+    ] * 2  # followed: InProgress, then Completed
+    assert "WaitClarifyJob" in result.path
+    assert manifest(client, result.output["prepare"]["run_id"])["status"] == "SUCCEEDED"
+
+
+def test_a_create_call_that_fails_before_any_job_exists_fails_the_run_with_its_own_error(run):
+    execute, client, state = run
+
+    def create(params):
+        raise TaskFailed("SageMaker.AmazonSageMakerException", "ResourceLimitExceeded: the account's instance quota")
+
+    def describe_missing(params):
+        raise TaskFailed("SageMaker.ResourceNotFoundException", f"Could not find job {params['ProcessingJobName']}")
+
+    state["clarify"], state["describe"] = create, describe_missing
+    result = execute(upload(client, "incoming/quota.csv", csv_bytes(TEXTS)))
+    assert result.status == "FAILED"
+    assert "ClarifyNotCreated" in result.path
+    detail = detail_of(state["events"][0])
+    assert detail["reason"].startswith("SageMaker.AmazonSageMakerException: ResourceLimitExceeded")
+
+
+def test_a_failed_run_requested_again_runs_as_attempt_2_and_succeeds(run, workflow):
+    """The starter starts attempt n+1 (execution <run_id>-a2, input attempt 2) for a run whose manifest says FAILED."""
+    execute, client, state = run
+    request = upload(client, "incoming/second-try.csv", csv_bytes(TEXTS))
+    state["clarify"] = lambda params: (_ for _ in ()).throw(
+        TaskFailed("States.TaskFailed", json.dumps(describe(params, "Failed", "ClientError: endpoint failed")))
+    )
+    first = execute(request, name="first-try")
+    assert first.status == "FAILED"
+    run_id = detail_of(state["events"][0])["run_id"]
+    assert manifest(client, run_id)["status"] == "FAILED"
+
+    state["clarify"], state["events"] = None, []
+    second = execute({**request, "attempt": 2}, name=f"{run_id}-a2")
+    assert second.status == "SUCCEEDED", (second.error, second.cause)
+    prepared = second.output["prepare"]
+    assert prepared["run_id"] == run_id
+    assert prepared["attempt"] == 2
+    (job,) = [c[1] for c in second.calls if c[0] == "sagemaker:createProcessingJob"]
+    (predict,) = [c[1] for c in second.calls if c[0] == "sagemaker:createTransformJob"]
+    assert job["ProcessingJobName"].endswith("-2")
+    assert predict["TransformJobName"].endswith("-2")
+    assert manifest(client, run_id)["status"] == "SUCCEEDED"
+    assert detail_of(state["events"][0])["attempt"] == 2

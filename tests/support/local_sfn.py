@@ -24,6 +24,7 @@ from moto.stepfunctions.parser.asl.component.common.error_name.failure_event imp
     FailureEventException,
 )
 from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+from moto.stepfunctions.parser.asl.component.state.exec.state_parallel import branches_decl
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service,
@@ -31,6 +32,8 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
     state_task_service_factory,  # noqa: F401 - imports every service class, so all are patched
 )
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+from tests.support.cfn import Resolver
 
 REGION, ACCOUNT = "eu-west-1", "111111111111"
 
@@ -43,33 +46,25 @@ class TaskFailed(Exception):
         self.error, self.cause = error, cause
 
 
-def _resolve(value, region: str, account: str, resources: dict):
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and "Ref" in value:
-        ref = value["Ref"]
-        return {"AWS::Partition": "aws", "AWS::Region": region, "AWS::AccountId": account,
-                "AWS::URLSuffix": "amazonaws.com"}.get(ref, ref)  # fmt: skip
-    if isinstance(value, dict) and "Fn::GetAtt" in value:
-        logical_id, attribute = value["Fn::GetAtt"]
-        kind = resources.get(logical_id, {}).get("Type", "")
-        if kind == "AWS::Lambda::Function":
-            return f"arn:aws:lambda:{region}:{account}:function:{logical_id}"
-        if kind == "AWS::IAM::Role":
-            return f"arn:aws:iam::{account}:role/{logical_id}"
-        return f"arn:aws:fake:{region}:{account}:{logical_id}/{attribute}"
-    raise ValueError(f"cannot resolve {value!r} in a state machine definition")
-
-
 def definition_from_template(template: dict, region: str = REGION, account: str = ACCOUNT) -> dict:
     """The state machine definition of a synthesized template, with references made concrete."""
     resources = template["Resources"]
     (machine,) = [r for r in resources.values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
-    body = machine["Properties"]["DefinitionString"]
-    if isinstance(body, dict) and "Fn::Join" in body:
-        separator, parts = body["Fn::Join"]
-        body = separator.join(_resolve(p, region, account, resources) for p in parts)
-    return json.loads(body)
+    # a Lambda's ARN names the function by its logical id, so tests bind handlers by logical id
+    return json.loads(Resolver(template, account, region)(machine["Properties"]["DefinitionString"]))
+
+
+def all_states(definition: dict) -> dict[str, dict]:
+    """Every state of a definition by name, including those inside Parallel branches and Map iterators."""
+    found = {}
+    for name, state in definition["States"].items():
+        found[name] = state
+        for branch in state.get("Branches", []):
+            found.update(all_states(branch))
+        for key in ("Iterator", "ItemProcessor"):
+            if key in state:
+                found.update(all_states(state[key]))
+    return found
 
 
 @dataclass
@@ -112,7 +107,7 @@ class LocalSfn:
         outer = self
 
         def eval_service_task(task, env, resource_runtime_part, normalised_parameters, state_credentials):
-            key = f"{task.resource.service_name}:{task.resource.api_action}"
+            key = _key(task)
             if key not in outer.services:
                 return original(task, env, resource_runtime_part, normalised_parameters, state_credentials)
             outer.calls.append((key, normalised_parameters))
@@ -140,8 +135,7 @@ class LocalSfn:
         outer = self
 
         def eval_integration_pattern(task, env, **kwargs):
-            key = f"{task.resource.service_name}:{task.resource.api_action}"
-            if key in outer.services:
+            if _key(task) in outer.services:
                 return None  # the binding already answered with the finished job
             return original(task, env=env, **kwargs)
 
@@ -151,7 +145,7 @@ class LocalSfn:
         outer = self
 
         def assert_supported(task):
-            if f"{task.resource.service_name}:{task.resource.api_action}" in outer.services:
+            if _key(task) in outer.services:
                 return None  # a bound task completes synchronously: .sync needs no support from moto
             return original(task)
 
@@ -183,6 +177,8 @@ class LocalSfn:
                     self._pattern_check(callback._assert_integration_pattern_is_supported),
                 )
             )
+            # a Parallel fails with its branch's error, States.TaskFailed included (moto would refuse that name)
+            stack.enter_context(mock.patch.object(branches_decl, "CustomErrorName", _error_name))
             client = boto3.client("stepfunctions", region_name=REGION)
             arn = client.create_state_machine(
                 name="local", definition=json.dumps(definition), roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn"
@@ -205,6 +201,18 @@ class LocalSfn:
             path,
             list(self.calls),
         )
+
+
+def _error_name(error_name: str):
+    return StatesErrorName.from_name(error_name) if error_name.startswith("States.") else CustomErrorName(error_name)
+
+
+def _key(task) -> str:
+    """``sagemaker:createProcessingJob`` (optimized integration), ``aws-sdk:sagemaker:describeProcessingJob``."""
+    resource = task.resource
+    if resource.service_name == "aws-sdk":
+        return f"aws-sdk:{resource.api_name}:{resource.api_action}"
+    return f"{resource.service_name}:{resource.api_action}"
 
 
 def _subclasses(cls) -> list[type]:
