@@ -184,8 +184,8 @@ def lime_text(game: Game, budget: int, seed: int, cls: int) -> np.ndarray:
 
 METHODS = {
     "ours": ours(kernel_shap.DEFAULT_ALLOCATION),
+    "ours-leverage-only": ours("leverage"),
     "ours-kernel-share": ours("kernel"),
-    "ours-sqrt-share": ours("sqrt"),
     "previous": previous_sampler,
     "kernel-l1off": shap_kernel(False),
     "kernel-default": shap_kernel("num_features(10)"),

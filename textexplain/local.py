@@ -278,7 +278,7 @@ def run(config: LocalRun, url: str | LocalModel, progress: Callable[[Iterator, i
 
 
 # what the rows of a journal were computed with, beyond the run's own options
-ESTIMATOR = {"estimator": "kernel_shap/stratified-paired-v1", "allocation": kernel_shap.DEFAULT_ALLOCATION}
+ESTIMATOR = {"estimator": "kernel_shap/stratified-paired-v2", "allocation": kernel_shap.DEFAULT_ALLOCATION}
 
 
 def _resumed(rows: list[tuple[int, str]], journal: Journal, scorer, options: ShapOptions) -> Iterator[RecordResult]:
@@ -292,7 +292,10 @@ def _resumed(rows: list[tuple[int, str]], journal: Journal, scorer, options: Sha
             if result is not None:
                 kept[row_id] = result
     todo = [(row_id, text) for row_id, text in rows if row_id not in kept]
-    fresh = explain_records(todo, scorer.score, options, overlap=not isinstance(scorer, InProcessScorer))
+    if isinstance(scorer, InProcessScorer):
+        fresh = explain_records(todo, scorer.score, options, overlap=False, score_normalized=scorer.score_normalized)
+    else:
+        fresh = explain_records(todo, scorer.score, options)
     for row_id, _ in rows:
         if row_id in kept:
             yield kept[row_id]

@@ -10,7 +10,8 @@ import boto3
 import pytest
 import requests
 
-from explain_workflow.runs import run_id_for
+from explain_workflow.identity import run_identity
+from explain_workflow.request import RunRequest
 from tests.support.s3 import moto_server
 from tests.workflow.conftest import TEXTS, csv_bytes
 from textexplain import aws_cli
@@ -32,7 +33,13 @@ def local_aws():
             definition=json.dumps({"StartAt": "Prepare", "States": {"Prepare": {"Type": "Pass", "End": True}}}),
             roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn",
         )["stateMachineArn"]
-        outputs = {"InputBucket": "in-bucket", "ResultsBucket": "results-bucket", "StateMachineArn": machine}
+        workflow_env = {"RESULTS_BUCKET": "results-bucket", "LABELS": '["a", "b"]', "MODEL_NAME": "Model-1a2b"}
+        outputs = {
+            "InputBucket": "in-bucket",
+            "ResultsBucket": "results-bucket",
+            "StateMachineArn": machine,
+            "WorkflowEnvironment": json.dumps(workflow_env),
+        }
         template = {
             "Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
             "Outputs": {k: {"Value": v} for k, v in outputs.items()},
@@ -59,7 +66,8 @@ def test_start_uploads_a_local_file_runs_once_and_follows_to_the_end(local_aws, 
     uploaded = s3.get_object(Bucket="in-bucket", Key="uploads/texts.csv")
     assert uploaded["Body"].read() == data.read_bytes()
     etag = uploaded["ETag"].strip('"')
-    assert started["run_id"] == run_id_for("in-bucket", "uploads/texts.csv", etag, {"num_samples": 50})
+    request = RunRequest("in-bucket", "uploads/texts.csv", etag, "", {"num_samples": 50})
+    assert started["run_id"] == run_identity(request, targets.settings()).run_id  # as the starter computes it
     again = aws_cli.start(targets, "s3://in-bucket/uploads/texts.csv", {"num_samples": 50}, s3, sfn, ACCOUNT)
     assert again["status"] == "DUPLICATE"
     seen: list[str] = []

@@ -82,18 +82,36 @@ def explain_records(
     options: ShapOptions,
     chunk: int = 8,
     overlap: bool = True,
+    score_normalized: Callable[[list[str]], np.ndarray] | None = None,
 ) -> Iterator[RecordResult]:
     """Explain rows in input order, ``chunk`` records' perturbations per scoring call (so batches stay full).
 
     With ``overlap`` one chunk is scored in a thread while the next is built: right for a model server in
     another process. An in-process model holds the interpreter while it scores, so there it is off.
+    With ``score_normalized`` (a model that takes texts already in its normal form) the perturbed texts
+    are built normalised (``normalized.NormalizedTemplate``) and scored with it instead of ``score``.
     """
+    from fasttext_server.model import normalize_batch
+    from textexplain.explainer.normalized import NormalizedTemplate
+
+    scoring = score if score_normalized is None else score_normalized
+
+    def record_texts(text, units, rng):
+        if score_normalized is None:
+            return perturbations(text, units, options, rng)
+        masks, weights = kernel_shap.coalitions(len(units), options.num_samples, rng, options.allocation)
+        template = NormalizedTemplate(text, units, options.baseline)
+        ends = np.array([np.ones(len(units)), np.zeros(len(units))], dtype=bool)
+        if template.usable:
+            return template.texts(ends) + template.texts(masks), masks, weights
+        raw = [text, mask(text, units, [False] * len(units), options.baseline)]
+        return normalize_batch(raw + Template(text, units, options.baseline).texts(masks)), masks, weights
 
     def build(chunk_rows):
         planned, texts = [], []
         for row_id, text in chunk_rows:
             units = split_units(text, options.granularity, options.language)
-            batch, masks, weights = perturbations(text, units, options, record_rng(options.seed, row_id))
+            batch, masks, weights = record_texts(text, units, record_rng(options.seed, row_id))
             planned.append((row_id, text, units, masks, weights, len(texts), len(texts) + len(batch)))
             texts.extend(batch)
         return planned, texts
@@ -112,7 +130,7 @@ def explain_records(
             planned, texts = build(itertools.islice(iterator, chunk))
             if not planned:
                 return
-            yield from finish(planned, score(texts))
+            yield from finish(planned, scoring(texts))
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="score-chunk") as pool:
         in_flight = None
         while True:
@@ -122,7 +140,7 @@ def explain_records(
                 in_flight = None
             if not planned:
                 break
-            in_flight = (planned, pool.submit(score, texts))
+            in_flight = (planned, pool.submit(scoring, texts))
 
 
 def restored(row_id: int, text: str, options: ShapOptions, f_all, f_none, attributions) -> RecordResult | None:

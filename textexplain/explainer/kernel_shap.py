@@ -16,8 +16,10 @@ that objective from a sample. How the sample is drawn decides the error; here:
   unpaired.
 - **Share per size:** ``leverage`` gives every size the same share (the leverage scores of the
   Kernel SHAP regression are equal across sizes: Musco & Witter, 2024), ``kernel`` a share
-  proportional to W_s (what KernelExplainer samples from). Which one is the default was decided
-  by ``python -m bench compare`` (docs/local.md).
+  proportional to W_s (what KernelExplainer samples from), ``sqrt`` one in between. The default,
+  ``leverage-ends``, first enumerates sizes 1 and M-1 (the heaviest, 2M coalitions) when they take
+  at most half the budget, then shares the rest by leverage: the most accurate of the four on AG
+  News in ``python -m bench compare`` (docs/local.md).
 - **Exact** when the budget covers all 2^M - 2 coalitions: every one is used with its weight.
 
 The efficiency constraint (attributions sum to f(all) - f(none)) is imposed exactly by
@@ -26,13 +28,14 @@ eliminating the last unit, as Kernel SHAP does.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 
 import numpy as np
 
-ALLOCATIONS = ("leverage", "kernel", "sqrt", "leverage-ends")
-DEFAULT_ALLOCATION = "leverage"
+ALLOCATIONS = ("leverage-ends", "leverage", "sqrt", "kernel")
+DEFAULT_ALLOCATION = "leverage-ends"
 # a size whose coalitions number at most this many times its draw is enumerated and subsampled,
 # so drawing distinct coalitions never loops on collisions
 _ENUMERATE_FACTOR = 4
@@ -100,36 +103,45 @@ def size_counts(m: int, n: int, allocation: str = DEFAULT_ALLOCATION) -> dict[in
     return {s: per_size[s] for s in sorted(per_size) if per_size[s]}
 
 
-def _distinct_subsets(m: int, s: int, k: int, rng: np.random.Generator, fixed: bool) -> np.ndarray:
-    """``k`` distinct uniform subsets of size ``s`` of range(m) as (k, m) masks; with ``fixed`` all hold unit 0."""
-    pool, size = (m - 1, s - 1) if fixed else (m, s)
-    offset = 1 if fixed else 0
-    masks = np.zeros((k, m), dtype=bool)
-    if fixed:
-        masks[:, 0] = True
-    if k == 0 or size == 0:
-        return masks
-    if math.comb(pool, size) <= _ENUMERATE_FACTOR * k:
+def _draw(m: int, requests: list[tuple[int, int, bool]], rng: np.random.Generator) -> list[np.ndarray]:
+    """Per request (s, k, fixed): ``k`` distinct uniform subsets of size ``s`` of range(m) as (k, m) masks;
+    with ``fixed`` each holds unit 0. Requests that ask for a good part of their subsets are drawn from
+    the enumerated list; the others all at once (one sort for every row), repeats drawn again."""
+    out: list[np.ndarray | None] = [None] * len(requests)
+    sampled = []
+    for i, (s, k, fixed) in enumerate(requests):
+        pool, size = (m - 1, s - 1) if fixed else (m, s)
+        if math.comb(pool, size) > _ENUMERATE_FACTOR * k:
+            sampled.append(i)
+            continue
+        offset = 1 if fixed else 0
+        masks = np.zeros((k, m), dtype=bool)
+        masks[:, 0] = fixed
         every = list(itertools.combinations(range(offset, pool + offset), size))
         for row, idx in zip(masks, rng.choice(len(every), size=k, replace=False), strict=True):
             row[list(every[idx])] = True
-        return masks
+        out[i] = masks
+    pending = {i: requests[i][1] for i in sampled}
+    kept: dict[int, list[np.ndarray]] = {i: [] for i in sampled}
     seen: set[bytes] = set()
-    filled = 0
-    while filled < k:
-        want = k - filled
-        picks = np.argpartition(rng.random((want, pool)), size - 1, axis=1)[:, :size] + offset
-        for row in picks:
-            candidate = np.zeros(m, dtype=bool)
-            if fixed:
-                candidate[0] = True
-            candidate[row] = True
-            key = np.packbits(candidate).tobytes()
-            if key not in seen:
+    while pending:
+        order = list(pending)
+        sizes = np.repeat([requests[i][0] for i in order], [pending[i] for i in order])
+        fixed = np.repeat([requests[i][2] for i in order], [pending[i] for i in order])
+        keys = rng.random((len(sizes), m))
+        keys[fixed, 0] = -1.0  # unit 0 always among the smallest keys
+        kth = np.sort(keys, axis=1)[np.arange(len(sizes)), sizes - 1]
+        candidates = keys <= kth[:, None]
+        owners = np.repeat(order, [pending[i] for i in order])
+        for row, owner, key in zip(candidates, owners, map(bytes, np.packbits(candidates, axis=1)), strict=True):
+            if key not in seen:  # sizes differ between requests, so a repeat is always within one
                 seen.add(key)
-                masks[filled] = candidate
-                filled += 1
-    return masks
+                kept[owner].append(row)
+                pending[owner] -= 1
+        pending = {i: left for i, left in pending.items() if left}
+    for i in sampled:
+        out[i] = np.array(kept[i], dtype=bool).reshape(-1, m)
+    return out
 
 
 def coalitions(
@@ -145,21 +157,19 @@ def coalitions(
         weights = np.array([_kernel_weight(m, int(s)) for s in sizes])
         return masks, weights
     counts = size_counts(m, n, allocation)
+    strata = [s for s in range(1, m // 2 + 1) if counts.get(s, 0) or counts.get(m - s, 0)]
+    # the middle size pairs within itself: draw the member holding unit 0, pair it with the other
+    requests = [(s, (counts[s] + 1) // 2, True) if 2 * s == m else (s, counts[s], False) for s in strata]
     blocks, weights = [], []
-    for s in range(1, m // 2 + 1):
+    for s, reps in zip(strata, _draw(m, requests, rng), strict=True):
+        total = (m - 1) / (s * (m - s))  # the kernel's total weight of size s (and of M-s)
         k_small, k_large = counts.get(s, 0), counts.get(m - s, 0)
-        if not k_small and not k_large:
-            continue
         if 2 * s == m:
-            # complementary pairs within one size: draw the member holding unit 0, pair it with the other
-            reps = _distinct_subsets(m, s, (k_small + 1) // 2, rng, fixed=True)
             block = np.vstack([reps, ~reps])[:k_small] if k_small % 2 == 0 else np.vstack([reps, ~reps[:-1]])
             blocks.append(block)
-            weights.append(np.full(len(block), (m - 1) / (s * (m - s)) / k_small))
+            weights.append(np.full(len(block), total / k_small))
             continue
-        reps = _distinct_subsets(m, s, k_small, rng, fixed=False)
         blocks += [reps, ~reps[:k_large]]
-        total = (m - 1) / (s * (m - s))  # the kernel's total weight of size s (and of M-s)
         weights += [np.full(k_small, total / k_small), np.full(k_large, total / max(k_large, 1))]
     return np.vstack(blocks), np.concatenate(weights)
 
@@ -179,6 +189,21 @@ def solve(
     # eliminate the last unit: phi_M = total - sum(phi_1..M-1)
     a = z[:, :-1] - z[:, -1:]
     b = y - z[:, -1:] * total[None, :]
-    sw = np.sqrt(weights)[:, None]
-    head, *_ = np.linalg.lstsq(a * sw, b * sw, rcond=None)
+    weighted = a * weights[:, None]
+    # normal equations: an (M-1)-square system instead of an n-row one; lstsq keeps the minimum-norm
+    # answer when the budget is below M-1. BLAS on one thread: these matrices are small, and on a
+    # busy machine its threads cost more than the arithmetic (measured: 8 ms against 0.6 ms a record)
+    with _one_blas_thread():
+        head, *_ = np.linalg.lstsq(weighted.T @ a, weighted.T @ b, rcond=None)
     return np.vstack([head, total - head.sum(axis=0)])
+
+
+@functools.cache
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _one_blas_thread():
+    return _blas_controller().limit(limits=1, user_api="blas")

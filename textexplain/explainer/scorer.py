@@ -80,5 +80,10 @@ class InProcessScorer:
         self.requests += 1
         return self.classifier.predict(texts).astype(np.float64)
 
+    def score_normalized(self, texts: list[str]) -> np.ndarray:
+        """For texts already in the model's normal form (``fasttext_server.normalize``)."""
+        self.requests += 1
+        return self.classifier.predict_normalized(texts).astype(np.float64)
+
     def close(self) -> None:
         pass
