@@ -19,13 +19,13 @@ import threading
 
 from gunicorn.app.base import BaseApplication
 
-from fasttext_server import modes
+from fasttext_server import modes, worker
 from fasttext_server.app import InferenceApp
 from fasttext_server.config import ConfigError, ServerConfig
 from fasttext_server.model import Classifier, ModelError
 
 log = logging.getLogger("fasttext_server")
-# Idle time a kept-alive connection may wait for its next request, and the time a request's headers may take.
+# The time a request's headers may take (gunicorn's keepalive; every connection still closes after one request).
 KEEPALIVE_SECONDS = 5
 
 
@@ -40,6 +40,7 @@ class _Gunicorn(BaseApplication):
             "bind": f"[{c.host}]:{c.port}" if ":" in c.host else f"{c.host}:{c.port}",
             "workers": c.workers,
             "worker_class": "fasttext_server.worker.Worker",
+            "post_fork": worker.post_fork,
             "worker_connections": 1000,  # open connections per worker, slow ones included
             "keepalive": KEEPALIVE_SECONDS,
             "timeout": c.timeout,

@@ -7,12 +7,14 @@ else. On top of gunicorn's gevent worker, three things our contract needs:
 - every error gunicorn answers itself (a malformed request line or header) is our JSON, not HTML;
 - on SIGTERM, connections already queued on the listening socket are accepted and answered before the
   socket closes (gunicorn closes it at once, and the kernel resets whatever was queued);
-- if the master aborts a worker on its timeout, requests still unanswered get our JSON 503 first.
+- if the master aborts a worker on its timeout, requests still unanswered get our JSON 503 first;
+- a stop signal that arrives while the worker boots is kept (``post_fork``), not lost.
 """
 
 from __future__ import annotations
 
 import functools
+import signal
 import socket
 import time
 
@@ -45,6 +47,16 @@ def _write_json_error(sock, status_int, reason, mesg):
 util.write_error = _write_json_error
 
 
+_STOP_BEFORE_READY: list[int] = []
+
+
+def post_fork(server, worker) -> None:
+    """gunicorn hook, first code in a new worker: a stop signal that arrives before the worker has installed its
+    own handlers (a stop right after start) is remembered instead of lost in the master's inherited handler."""
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, lambda signum, frame: _STOP_BEFORE_READY.append(signum))
+
+
 class _Named:
     def __init__(self, name):
         self.name = name
@@ -55,6 +67,8 @@ class _Named:
 
 class Worker(GeventWorker):
     def run(self):
+        if _STOP_BEFORE_READY:
+            self.alive = False
         servers = []
         for listener in self.sockets:
             listener.setblocking(1)
@@ -90,6 +104,13 @@ class Worker(GeventWorker):
             if not accepted:
                 return
             server.do_handle(*accepted)
+
+    def handle_request(self, listener_name, req, sock, addr):
+        # One request per connection, as a sync worker serves: a kept-alive connection stays with the worker that
+        # accepted it, and two busy connections on one worker wait while the other worker idles (the p99 of the
+        # container benchmark doubled). ``keepalive`` still bounds the time a request's headers may take.
+        req.must_close = True
+        return super().handle_request(listener_name, req, sock, addr)
 
     def handle_abort(self, sig, frame):
         detail = f"the worker passed its {self.cfg.timeout}-second timeout and was stopped; send fewer records"

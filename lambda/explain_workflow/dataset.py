@@ -20,6 +20,9 @@ from explain_workflow.errors import InputValidationError
 from explain_workflow.settings import Limits
 
 FROZEN_HEADERS = ["row_id", "text"]
+# csv's own field limit (131,072 characters by default) must never decide: a column that is not explained may be
+# as long as the file, and the explained one is held to MAX_TEXT_CHARS, the limit the model container applies too.
+csv.field_size_limit(2**31 - 1)
 _CHUNK = 1 << 16
 
 
