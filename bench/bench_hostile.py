@@ -8,7 +8,7 @@ Every figure comes from the real ``serve`` program (2 workers) on 127.0.0.1, dri
   memory         peak RSS growth of one worker from a request of N/2 to one of N short records, per record;
   SIGTERM        Q requests in flight or queued, then SIGTERM: how many were answered with a 200.
 
-Usage: python -m bench hostile [--slow-clients C] [--seconds S] [--records N] [--queued Q]
+Usage: python -m bench hostile [--slow-clients C] [--seconds S] [--records N] [--queued Q] [--timeout T]
 """
 
 from __future__ import annotations
@@ -152,13 +152,17 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--seconds", type=float, default=20, help="how long the slow clients trickle")
     parser.add_argument("--records", type=int, default=10_000, help="records in the memory-per-record request")
     parser.add_argument("--queued", type=int, default=18, help="requests in flight when SIGTERM arrives")
+    parser.add_argument(
+        "--timeout", type=int, default=60, help="SAGEMAKER_MODEL_SERVER_TIMEOUT of the slow-client server (default 60)"
+    )
     args = parser.parse_args(argv)
     print(f"load average before: {os.getloadavg()[0]:.2f}, cpus: {os.cpu_count()} (shared machine)")
     model = training.train([(e.label, e.text) for e in synthetic.generate(1400, seed=1)])
     with tempfile.TemporaryDirectory(prefix="bench-hostile-") as tmp:
         model_dir = Path(tmp)
         model.save_model(str(model_dir / "model.bin"))
-        with ServeProcess(model_dir, workers=2) as server:
+        env = {"SAGEMAKER_MODEL_SERVER_TIMEOUT": str(args.timeout)}
+        with ServeProcess(model_dir, workers=2, extra_env=env) as server:
             slow = slow_clients(server.url, args.slow_clients, args.seconds)
             print(
                 f"slow clients: {args.slow_clients} for {args.seconds:.0f} s -> /ping {slow['ok']}/{slow['probes']} "
