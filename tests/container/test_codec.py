@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from fasttext_server.codec import (
     JSON,
     JSONLINES,
+    Bounds,
     RequestError,
     ResponseEncoder,
     choose_accept,
@@ -164,3 +165,19 @@ def test_error_body_is_json():
 @given(st.lists(texts, min_size=1, max_size=30))
 def test_any_texts_encoded_as_clarify_csv_decode_back_exactly(batch):
     assert decode_request(encode_csv_batch(batch), "text/csv") == batch
+
+
+@given(st.lists(texts, min_size=1, max_size=20), st.sampled_from(["\n", "\r\n"]), st.booleans())
+def test_any_batch_csv_writer_writes_is_read_back_record_for_record(batch, terminator, quote_all):
+    import csv
+    import io
+
+    from fasttext_server.normalize import normalize
+
+    out = io.StringIO()
+    quoting = csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL
+    csv.writer(out, quoting=quoting, lineterminator=terminator).writerows([t] for t in batch)
+    decoded = decode_request(out.getvalue().encode(), "text/csv", Bounds(max_text_chars=10**6))
+    assert len(decoded) == len(batch)
+    # a CR right before the line end is read as part of it: the model sees the same text either way
+    assert [normalize(t) for t in decoded] == [normalize(t) for t in batch]

@@ -69,3 +69,31 @@ def test_label_mismatch_refuses_to_start(built_image, model_dir, trained_model):
             server.start(timeout=20)
     finally:
         server.remove()
+
+
+def test_sigterm_answers_the_requests_it_accepted(built_image, model_dir, trained_model):
+    import threading
+
+    from fasttext_server.codec import encode_csv_batch
+
+    body = encode_csv_batch([f"text number {i} about a river near a lake" for i in range(8000)])
+    results: list = []
+
+    def client(url: str) -> None:
+        try:
+            resp = requests.post(url + "/invocations", data=body, headers={"Content-Type": "text/csv"}, timeout=60)
+            results.append(resp.status_code)
+        except requests.RequestException as exc:
+            results.append(repr(exc))
+
+    with ImageServer(model_dir, trained_model.labels) as server:
+        clients = [threading.Thread(target=client, args=(server.url,)) for _ in range(12)]
+        for t in clients:
+            t.start()
+        time.sleep(0.5)
+        podman("stop", "-t", "30", server.name)
+        for t in clients:
+            t.join(timeout=60)
+        state = json.loads(podman("inspect", server.name).stdout)[0]["State"]
+    assert state["ExitCode"] == 0
+    assert results == [200] * 12
