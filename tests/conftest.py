@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.aws_calls import _calls_are_in_the_inventory, _record_aws_calls  # noqa: F401 (every test)
 from textexplain import synthetic, training
 
 

@@ -248,6 +248,23 @@ def test_success_path_and_the_parameters_each_task_received(run, workflow):
     ] or [line["probabilities"] for line in lines] == expected  # the model's own answers, joined by row_id
 
 
+def test_the_handlers_calls_are_recorded_for_the_authorization_inventory(run):
+    """The recorder (tests/support/aws_calls.py) sees what the real handlers call, attributed to each function."""
+    from tests.support.aws_calls import RECORDER, listed
+
+    execute, client, _ = run
+    result = execute(upload(client, "incoming/recorded.csv", csv_bytes(TEXTS)))
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    run_id = result.output["prepare"]["run_id"]
+    recorded = set(RECORDER.calls)
+    assert ("prepare", "s3:GetObject", "input:incoming/recorded.csv") in recorded, sorted(recorded)
+    assert ("postprocess", "s3:PutObject", f"results:runs/{run_id}/manifest.json") in recorded
+    assert {fn for fn, _, _ in recorded} >= {"prepare", "postprocess"}
+    assert all(listed(*call) for call in recorded)
+    assert not listed("postprocess", "s3:DeleteObject", f"results:runs/{run_id}/results/records.jsonl")
+    assert not listed("starter", "iam:PassRole", "*")
+
+
 def main_path(result) -> list[str]:
     """The states entered outside the Parallel's branches, in order."""
     inner = {"Clarify", "ClarifyDone", "Predict", "PredictDone", "FindClarifyJob", "ClarifyJobStatus?",

@@ -14,10 +14,13 @@ PARTITION = "aws"
 
 
 class Resolver:
-    def __init__(self, template: dict, account: str, region: str, imports: dict[str, str] | None = None):
+    def __init__(
+        self, template: dict, account: str, region: str, imports: dict[str, str] | None = None, stack_name: str = ""
+    ):
         self.resources = template.get("Resources", {})
         self.account, self.region = account, region
         self.imports = imports or {}
+        self.stack_name = stack_name  # given: roles are named as CloudFormation names them, <stack>-<logical id>-<id>
 
     # -- names and ARNs by resource type --
 
@@ -36,6 +39,8 @@ class Resolver:
         }.get(kind)
         if fixed and isinstance(props.get(fixed), str):
             return props[fixed]
+        if kind == "AWS::IAM::Role" and self.stack_name:
+            return f"{self.stack_name}-{logical_id}"[:51] + "-A1B2C3D4E5F6"
         return logical_id.lower() if kind == "AWS::S3::Bucket" else logical_id
 
     def arn(self, logical_id: str) -> str:

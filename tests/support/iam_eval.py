@@ -180,6 +180,13 @@ class Policies:
 
 def evaluate(request: Request, policies: Policies) -> Decision:
     principal = request.principal
+    if principal.arn:  # global keys AWS puts in every request context of an IAM principal
+        request = Request(
+            principal,
+            request.action,
+            request.resource,
+            {"aws:PrincipalArn": principal.arn, "aws:PrincipalAccount": principal.account, **request.context},
+        )
     identity = [s for s in policies.identity if statement_applies(s, request)]
     if policies.identity_allows_everything:
         identity = [*identity, {"Effect": "Allow"}]

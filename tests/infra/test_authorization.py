@@ -1,0 +1,254 @@
+"""Who may call what, evaluated as AWS evaluates it, over the synthesized templates of every stage.
+
+Every call in the inventory (tests/support/authz_inventory.py: the handlers' own calls, recorded from the real
+handlers during the suite, and the calls services make for each principal) is evaluated against the identity
+policies, the resource policies (bucket, topic, queue, bus, function) and the KMS key policy of the templates, with
+AWS's evaluation logic (tests/support/iam_eval.py). A call on an SSE-KMS bucket is also evaluated as the KMS call S3
+makes for it. Then what must be refused is shown refused.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from explain_workflow.errors import InputValidationError
+from explain_workflow.request import apply_overrides
+from explain_workflow.settings import WorkflowSettings
+from infra.config import load_stage
+from infra.images import clarify_repository_arn
+from infra.multi_account import ArtifactsConfig, ModelArtifactsStack, load_json
+from tests.infra.conftest import STAGES, resources
+from tests.support.authz import StackPolicies, World
+from tests.support.authz_inventory import FUNCTION_ROLES, HANDLER_CALLS, NO_POLICY_CALLS, SERVICE_CALLS
+from tests.support.iam_eval import Principal, Request
+
+TLS = {"aws:SecureTransport": "true"}
+OUTSIDER = "arn:aws:iam::999999999999:role/Admin"
+
+
+@pytest.fixture(scope="module")
+def artifacts_template(tmp_path_factory):
+    import aws_cdk as cdk
+
+    from app import new_app
+
+    app = new_app(str(tmp_path_factory.mktemp("artifacts")))
+    config = load_json("artifacts.json", ArtifactsConfig)
+    stack = ModelArtifactsStack(app, "TextExplanations-artifacts", config=config, readers=[load_stage("staging")])
+    return cdk.assertions.Template.from_stack(stack).to_json(), config
+
+
+@pytest.fixture(scope="module", params=STAGES)
+def stage(request, synthesized, artifacts_template):
+    name = request.param
+    config = load_stage(name)
+    stack = StackPolicies(synthesized.templates[name], config.account, config.region, f"TextExplanations-{name}")
+    template, artifacts = artifacts_template
+    others = [StackPolicies(template, artifacts.account, artifacts.region)]
+    # Assumed, not ours: AWS's registry of the Clarify image lets SageMaker jobs of any account in the region pull it
+    # (SageMaker Developer Guide: 'Docker registry paths and example code'); our side is the job role's grant.
+    clarify = {clarify_repository_arn(config.region): [{
+        "Effect": "Allow", "Principal": "*", "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+    }]}  # fmt: skip
+    return name, config, stack, World(stack, *others, default_account=config.account, external=clarify)
+
+
+def concrete(stack: StackPolicies, resource: str) -> tuple[str, dict]:
+    """An example resource ARN (and context) for an inventory resource pattern."""
+    kind, _, rest = resource.partition(":")
+    example = rest.replace("*", "r-1")
+    machine = stack.resolve.arn(stack.logical("WorkflowStateMachine", "AWS::StepFunctions::StateMachine"))
+    if kind in ("input", "results"):
+        bucket = stack.resolve.arn(stack.logical(f"Storage{kind.title()}", "AWS::S3::Bucket"))
+        return (f"{bucket}/{example}", {}) if example else (bucket, {"s3:prefix": "runs/r-1/"})
+    if kind == "state-machine":
+        return machine, {}
+    if kind == "execution":
+        return machine.replace(":stateMachine:", ":execution:") + ":r-1-a2", {}
+    if kind == "bus":
+        return stack.resolve.arn(stack.logical("WorkflowBus", "AWS::Events::EventBus")), {}
+    raise ValueError(resource)
+
+
+def with_kms(stack: StackPolicies, request: Request) -> list[Request]:
+    """S3 with SSE-KMS: reading needs kms:Decrypt, writing kms:GenerateDataKey, asked by S3 with the caller's rights."""
+    kms_action = {
+        "s3:GetObject": "kms:Decrypt",
+        "s3:GetObjectVersion": "kms:Decrypt",
+        "s3:PutObject": "kms:GenerateDataKey",
+    }
+    if request.action not in kms_action or not request.resource.startswith("arn:aws:s3:::"):
+        return [request]
+    bucket = request.resource.split("/", 1)[0]
+    key = stack.resolve.arn(stack.logical("StorageDataKey", "AWS::KMS::Key"))
+    context = {"kms:ViaService": f"s3.{stack.region}.amazonaws.com", "kms:EncryptionContext:aws:s3:arn": bucket}
+    return [request, Request(request.principal, kms_action[request.action], key, context)]
+
+
+def handler_requests(stack: StackPolicies) -> list[tuple[str, Request]]:
+    found = []
+    for function, calls in HANDLER_CALLS.items():
+        principal = Principal.role(stack.role(FUNCTION_ROLES[function]))
+        for action, pattern in calls:
+            resource, context = concrete(stack, pattern)
+            for request in with_kms(stack, Request(principal, action, resource, {**TLS, **context})):
+                found.append((f"{function}: {request.action} {pattern}", request))
+    return found
+
+
+def service_requests(name: str, config, stack: StackPolicies, world: World) -> list[tuple[str, Request]]:
+    found = []
+    for call in SERVICE_CALLS:
+        if not call.applies(config):
+            continue
+        kind, _, who = call.principal.partition(":")
+        principal = (
+            Principal.role(stack.role(who))
+            if kind == "role"
+            else Principal.of_service(who.format(region=config.region))
+        )
+        resource = call.resource(stack)
+        if resource == "{artifact}":
+            resource = "arn:aws:s3:::" + config.model.artifact_s3_uri.removeprefix("s3://")
+        if resource == "{artifact-key}":
+            resource = world.stacks[1].resolve.arn(world.stacks[1].logical("ArtifactsKey", "AWS::KMS::Key"))
+        found.append(
+            (
+                f"{call.principal}: {call.action} ({call.source.split(':')[0]})",
+                Request(principal, call.action, resource, call.context(stack)),
+            )
+        )
+    model_role = Principal.role(stack.role("HostingExecutionRole"))
+    repository = (
+        f"arn:aws:ecr:{config.region}:{config.account}:repository/text-explanations-{name}"
+        if config.model.image_source == "repository"
+        else f"arn:aws:ecr:{config.region}:{config.account}:repository/"
+        f"cdk-hnb659fds-container-assets-{config.account}-{config.region}"
+    )
+    for action in ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"):
+        found.append((f"model role: {action} (image)", Request(model_role, action, repository)))
+    return found
+
+
+def test_every_call_in_the_inventory_is_allowed(stage):
+    name, config, stack, world = stage
+    requests = handler_requests(stack) + service_requests(name, config, stack, world)
+    refused = [(label, world.evaluate(r).reason) for label, r in requests if not world.evaluate(r)]
+    assert refused == []
+    assert len(requests) > 100
+
+
+def test_the_inventory_covers_every_principal_of_the_stage(stage):
+    """Each role the stage creates for run time has calls in the inventory (CDK's deploy-time handlers aside)."""
+    _, _config, stack, _ = stage
+    deploy_time = ("BucketNotificationsHandler", "CustomS3AutoDeleteObjects")
+    roles = [lid for lid in resources(stack.template, "AWS::IAM::Role") if not lid.startswith(deploy_time)]
+    declared = {c.principal.split(":", 1)[1] for c in SERVICE_CALLS if c.principal.startswith("role:")}
+    declared |= set(FUNCTION_ROLES.values())
+    uncovered = [r for r in roles if not any(r.startswith(p) for p in declared)]
+    # the rule roles CDK makes for cross-account bus targets deliver events (EventBridge: identity-based for buses)
+    assert [r for r in uncovered if not r.startswith("TriggerForwardResultsEventsRole")] == []
+    assert NO_POLICY_CALLS
+
+
+# ---- what must be refused ----
+
+
+def test_another_account_cannot_read_results_or_use_the_key(stage):
+    _, _, stack, world = stage
+    outsider = Principal.role(OUTSIDER)
+    records = concrete(stack, "results:runs/r-1/results/records.jsonl")[0]
+    assert not world.evaluate(Request(outsider, "s3:GetObject", records, TLS), outsider=True)
+    assert not world.evaluate(Request(outsider, "s3:ListBucket", records.split("/")[0], TLS), outsider=True)
+    key = stack.resolve.arn(stack.logical("StorageDataKey", "AWS::KMS::Key"))
+    assert not world.evaluate(Request(outsider, "kms:Decrypt", key), outsider=True)
+
+
+def test_no_function_reads_or_writes_over_plain_http(stage):
+    _, _, stack, world = stage
+    prepare = Principal.role(stack.role("WorkflowPrepareFnRole"))
+    manifest = concrete(stack, "results:runs/r-1/manifest.json")[0]
+    decision = world.evaluate(Request(prepare, "s3:GetObject", manifest, {"aws:SecureTransport": "false"}))
+    assert not decision
+    assert decision.reason.startswith("explicit deny")
+
+
+def test_only_the_state_machine_passes_only_the_job_role_only_to_sagemaker(stage):
+    _, _, stack, world = stage
+    job_role = stack.role("WorkflowClarifyJobRole")
+    to_sagemaker = {"iam:PassedToService": "sagemaker.amazonaws.com"}
+    for function_role in FUNCTION_ROLES.values():  # the starter included: it may start runs, never pass roles
+        who = Principal.role(stack.role(function_role))
+        assert not world.evaluate(Request(who, "iam:PassRole", job_role, to_sagemaker)), function_role
+    machine = Principal.role(stack.role("WorkflowStateMachineRole"))
+    assert world.evaluate(Request(machine, "iam:PassRole", job_role, to_sagemaker))
+    assert not world.evaluate(
+        Request(machine, "iam:PassRole", job_role, {"iam:PassedToService": "lambda.amazonaws.com"})
+    )
+    assert not world.evaluate(Request(machine, "iam:PassRole", stack.role("HostingExecutionRole"), to_sagemaker))
+
+
+def test_the_bus_admits_only_the_listed_accounts_and_the_organisation(stage):
+    _name, config, stack, world = stage
+    bus = concrete(stack, "bus")[0]
+    for account in config.events.allowed_accounts:
+        sender = Principal.role(f"arn:aws:iam::{account}:role/app")
+        assert world.evaluate(Request(sender, "events:PutEvents", bus), outsider=True)
+    stranger = Principal.role(OUTSIDER)
+    assert not world.evaluate(Request(stranger, "events:PutEvents", bus, {"aws:PrincipalOrgID": "o-zzzzzzzzzz"}),
+                              outsider=True)  # fmt: skip
+    member = Request(stranger, "events:PutEvents", bus, {"aws:PrincipalOrgID": config.events.allowed_org_id or "-"})
+    assert bool(world.evaluate(member, outsider=True)) is bool(config.events.allowed_org_id)
+
+
+def test_a_forged_result_event_is_admitted_by_the_bus_but_matched_by_no_result_rule(stage):
+    """An allowed account may PutEvents anything on the bus; EventBridge sets ``account`` to the sender's, and the
+    rules that page people and forward results take only this stage's own account."""
+    from moto.events.models import EventPattern
+
+    _, config, stack, world = stage
+    if not config.events.allowed_accounts:
+        pytest.skip("no other account may put events on this stage's bus")
+    (sender,) = config.events.allowed_accounts
+    assert world.evaluate(Request(Principal.role(f"arn:aws:iam::{sender}:role/app"), "events:PutEvents",
+                                  concrete(stack, "bus")[0]), outsider=True)  # fmt: skip
+    forged = {"version": "0", "id": "1", "detail-type": "Explanation Succeeded", "source": "clarify-text-explanations",
+              "account": sender, "time": "2026-12-02T00:00:00Z", "region": config.region, "resources": [],
+              "detail": {"run_id": "r", "status": "SUCCEEDED"}}  # fmt: skip
+    rules = [r for r in resources(stack.template, "AWS::Events::Rule").values()
+             if "Explanation Succeeded" in json.dumps(r["Properties"].get("EventPattern", {}))]  # fmt: skip
+    assert len(rules) >= 1
+    for rule in rules:
+        pattern = EventPattern.load(json.dumps(stack.resolve(rule["Properties"]["EventPattern"])))
+        assert not pattern.matches_event(forged), rule["Properties"]["Description"]
+        assert pattern.matches_event({**forged, "account": config.account})
+
+
+def test_a_caller_asking_for_a_million_samples_is_refused(stage):
+    """The stage's limit reaches the starter and prepare (MAX_NUM_SAMPLES), whose own override check refuses."""
+    _, config, stack, _ = stage
+    (starter,) = [f for f in resources(stack.template, "AWS::Lambda::Function").values()
+                  if f["Properties"].get("Handler") == "start_run.handler.handler"]  # fmt: skip
+    settings = WorkflowSettings.from_env(stack.resolve(starter["Properties"]["Environment"]["Variables"]))
+    assert settings.limits.max_num_samples == config.limits.max_num_samples <= 100_000
+    with pytest.raises(InputValidationError, match="num_samples"):
+        apply_overrides(settings.defaults, settings.limits, {"num_samples": 1_000_000})
+
+
+def test_only_the_stages_model_role_reads_the_shared_artifacts(stage):
+    _name, config, stack, world = stage
+    if not config.model.artifact_kms_key_arn:
+        pytest.skip("this stage's artifact is in its own account")
+    artifacts = world.stacks[1]
+    artifact = "arn:aws:s3:::" + config.model.artifact_s3_uri.removeprefix("s3://")
+    key = artifacts.resolve.arn(artifacts.logical("ArtifactsKey", "AWS::KMS::Key"))
+    decrypt_context = {"kms:ViaService": f"s3.{config.region}.amazonaws.com",
+                       "kms:ResourceAliases": ["alias/text-explainer-models"]}  # fmt: skip
+    model = Principal.role(stack.role("HostingExecutionRole"))
+    assert world.evaluate(Request(model, "s3:GetObject", artifact, TLS))
+    assert world.evaluate(Request(model, "kms:Decrypt", key, decrypt_context))
+    for other in ("WorkflowPrepareFnRole", "WorkflowClarifyJobRole"):  # same account, another role
+        assert not world.evaluate(Request(Principal.role(stack.role(other)), "s3:GetObject", artifact, TLS)), other
+    assert not world.evaluate(Request(Principal.role(OUTSIDER), "s3:GetObject", artifact, TLS), outsider=True)
