@@ -1,0 +1,166 @@
+"""The second deploy: what each everyday change does to a deployed stage, by CDK's own diff engine.
+
+Each change a team makes (new container code, a new model artifact, new labels, new Clarify settings, an added
+allowed account, a new stage in the pipeline) is synthesized before and after and diffed with
+``@aws-cdk/cloudformation-diff`` (the engine of ``cdk diff``, installed from package-lock.json by ``make test``). No
+stateful resource may be replaced or destroyed, and no resource with a fixed name replaced (CloudFormation cannot
+create the new one beside the old). A new model must deploy as a new model, which the functions then name.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from infra.config import ROOT, StageConfig, load_stage
+
+DIFF = ROOT / "tests" / "support" / "cfn_diff.js"
+ENGINE = ROOT / "node_modules" / "@aws-cdk" / "cloudformation-diff"
+STATEFUL = {"AWS::S3::Bucket", "AWS::KMS::Key", "AWS::ECR::Repository", "AWS::Logs::LogGroup", "AWS::SQS::Queue",
+            "AWS::SNS::Topic", "AWS::Events::EventBus", "AWS::KMS::Alias"}  # fmt: skip
+REPLACING = {"WILL_REPLACE", "MAY_REPLACE", "WILL_DESTROY", "WILL_ORPHAN"}
+NAME_PROPERTIES = {"BucketName", "EventBusName", "Name", "RepositoryName", "ModelName", "FunctionName", "RoleName",
+                   "TopicName", "QueueName", "StateMachineName", "LogGroupName", "AliasName",
+                   "EndpointName"}  # fmt: skip
+
+pytestmark = pytest.mark.skipif(
+    not ENGINE.is_dir(), reason="npm package @aws-cdk/cloudformation-diff not installed (make test runs npm ci)"
+)
+
+
+def synth(config: StageConfig, outdir: Path, container_dir: Path | None = None) -> dict:
+    from app import new_app
+    from infra.stack import add_stage_stacks
+
+    app = new_app(str(outdir))
+    add_stage_stacks(app, config, **({"container_dir": container_dir} if container_dir else {}))
+    assembly = app.synth()
+    return json.loads(
+        (outdir / assembly.get_stack_by_name(f"TextExplanations-{config.stage}").template_file).read_text()
+    )
+
+
+def diff(old: dict, new: dict, tmp: Path) -> list[dict]:
+    (tmp / "old.json").write_text(json.dumps(old))
+    (tmp / "new.json").write_text(json.dumps(new))
+    out = subprocess.run(["node", str(DIFF), str(tmp / "old.json"), str(tmp / "new.json")], capture_output=True,
+                         text=True, check=True, cwd=ROOT)  # fmt: skip
+    return json.loads(out.stdout)
+
+
+def fixed_names(template: dict) -> set[str]:
+    """Resources whose name is set in the template, not generated: CloudFormation cannot replace them."""
+    return {lid for lid, r in template["Resources"].items()
+            if any(isinstance(r.get("Properties", {}).get(p), str) for p in NAME_PROPERTIES)}  # fmt: skip
+
+
+def assert_safe(changes: list[dict], before: dict) -> None:
+    named = fixed_names(before)
+    unsafe = [c for c in changes if c["impact"] in REPLACING and (c["type"] in STATEFUL or c["logicalId"] in named)]
+    assert unsafe == []
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    config = load_stage("dev")
+    return config, synth(config, tmp_path_factory.mktemp("before"))
+
+
+def changed(config: StageConfig, **updates) -> StageConfig:
+    data = config.model_dump()
+    for path, value in updates.items():
+        section, _, field = path.partition("__")
+        if field:
+            data[section] = {**data[section], field: value}
+        else:
+            data[section] = value
+    return StageConfig.model_validate(data)
+
+
+def by_type(changes: list[dict]) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for change in changes:
+        found.setdefault(change["type"], set()).add(change["impact"])
+    return found
+
+
+MODEL_CHANGES = {
+    "new labels": {"model__labels": [*load_stage("dev").model.labels, "Newcomer"]},
+    "new model artifact": {"model__artifact_s3_uri": "s3://dev-models-111111111111/text-classifier/v2/model.tar.gz"},
+    "new artifact version at the same URI": {"model__artifact_version": "training-run-42"},
+}
+
+
+@pytest.mark.parametrize("change", sorted(MODEL_CHANGES))
+def test_a_new_model_deploys_as_a_new_model_and_nothing_stateful_is_replaced(base, tmp_path, change):
+    config, before = base
+    after = synth(changed(config, **MODEL_CHANGES[change]), tmp_path / "after")
+    changes = diff(before, after, tmp_path)
+    assert_safe(changes, before)
+    assert by_type(changes)["AWS::SageMaker::Model"] == {"WILL_REPLACE"}
+    (model_id,) = [c["logicalId"] for c in changes if c["type"] == "AWS::SageMaker::Model"]
+    assert "ModelName" not in after["Resources"][model_id]["Properties"]  # generated: replaceable
+    functions = [
+        r for r in after["Resources"].values() if r["Type"] == "AWS::Lambda::Function" and "Layers" in r["Properties"]
+    ]
+    for function in functions:  # every function names the model CloudFormation creates, from the next run on
+        assert function["Properties"]["Environment"]["Variables"]["MODEL_NAME"] == {
+            "Fn::GetAtt": [model_id, "ModelName"]
+        }
+    assert {c["impact"] for c in changes if c["type"] == "AWS::Lambda::Function"} <= {"WILL_UPDATE"}
+
+
+def test_new_container_code_is_a_new_image_and_a_new_model(base, tmp_path):
+    config, before = base
+    container = tmp_path / "container"
+    shutil.copytree(ROOT / "container", container, ignore=shutil.ignore_patterns("__pycache__"))
+    (container / "fasttext_server" / "release_note.txt").write_text("a change to the serving code\n")
+    after = synth(config, tmp_path / "after", container_dir=container)
+    changes = diff(before, after, tmp_path)
+    assert_safe(changes, before)
+    assert by_type(changes)["AWS::SageMaker::Model"] == {"WILL_REPLACE"}
+    # the image is part of MODEL_IDENTITY: the functions' environment changes, so a new run id for the new image
+    assert "WILL_UPDATE" in by_type(changes)["AWS::Lambda::Function"]
+
+
+def test_new_clarify_settings_update_only_the_functions(base, tmp_path):
+    config, before = base
+    after = synth(changed(config, clarify__num_samples=400, clarify__granularity="sentence"), tmp_path / "after")
+    changes = diff(before, after, tmp_path)
+    assert_safe(changes, before)
+    assert by_type(changes) == {"AWS::Lambda::Function": {"WILL_UPDATE"}}
+
+
+def test_an_added_allowed_account_adds_a_bus_policy_and_replaces_nothing(base, tmp_path):
+    config, before = base
+    after = synth(changed(config, events__allowed_accounts=["555566667777"]), tmp_path / "after")
+    changes = diff(before, after, tmp_path)
+    assert_safe(changes, before)
+    assert by_type(changes)["AWS::Events::EventBusPolicy"] == {"WILL_CREATE"}
+    assert not [c for c in changes if c["impact"] in REPLACING]
+
+
+def test_a_new_stage_in_the_pipeline_leaves_the_other_stages_and_the_pipelines_state_alone(tmp_path):
+    from app import new_app
+    from infra.multi_account import PipelineConfig, PipelineStack, load_json
+
+    def pipeline(stages: list[str], outdir: Path) -> tuple[dict, dict]:
+        app = new_app(str(outdir))
+        config = load_json("pipeline.json", PipelineConfig).model_copy(update={"stages": stages})
+        PipelineStack(app, "TextExplanations-pipeline", config=config)
+        app.synth()
+        stage_templates = {p.name: json.loads(p.read_text()) for p in outdir.glob("assembly-*/*.template.json")}
+        return json.loads((outdir / "TextExplanations-pipeline.template.json").read_text()), stage_templates
+
+    before, stages_before = pipeline(["dev", "prod"], tmp_path / "before")
+    after, stages_after = pipeline(["dev", "staging", "prod"], tmp_path / "after")
+    changes = diff(before, after, tmp_path)
+    assert_safe(changes, before)
+    assert by_type(changes)["AWS::CodePipeline::Pipeline"] == {"WILL_UPDATE"}
+    for name, template in stages_before.items():  # dev and prod deploy exactly what they deployed before
+        assert stages_after[name] == template, name
+    assert set(stages_after) - set(stages_before)  # staging's stacks are new
