@@ -25,6 +25,7 @@ format: $(STAMP)
 
 ## make bench — every benchmark, printing tables (on demand, never in CI)
 bench: $(STAMP)
+	$(VENV)/bin/pip install -q -r requirements-bench.txt -c constraints.txt
 	$(PY) -m bench
 
 ## make lock — regenerate constraints.txt (transitive pins) from the pinned top-level files

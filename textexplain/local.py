@@ -278,7 +278,11 @@ def run(config: LocalRun, url: str | LocalModel, progress: Callable[[Iterator, i
 
 
 # what the rows of a journal were computed with, beyond the run's own options
-ESTIMATOR = {"estimator": "kernel_shap/stratified-paired-v2", "allocation": kernel_shap.DEFAULT_ALLOCATION}
+ESTIMATOR = {
+    "estimator": "kernel_shap/stratified-paired-v3",
+    "shrink": kernel_shap.SHRINK,
+    "allocation": kernel_shap.DEFAULT_ALLOCATION,
+}
 
 
 def _resumed(rows: list[tuple[int, str]], journal: Journal, scorer, options: ShapOptions) -> Iterator[RecordResult]:
