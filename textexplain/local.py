@@ -132,7 +132,9 @@ def model_endpoint(
             raise LocalRunError("--labels is required with --endpoint-url (the endpoint's answer order)")
         yield endpoint_url, labels
         return
-    with tempfile.TemporaryDirectory(prefix="opt-ml-model-") as tmp:
+    # The extracted model is removed as soon as it is loaded (both scorers hold it in memory), so even a SIGKILL
+    # leaves no copy behind.
+    with tempfile.TemporaryDirectory(prefix="opt-ml-model-", ignore_cleanup_errors=True) as tmp:
         model_dir = extract_model(Path(tarball), Path(tmp))
         order = labels or model_labels(model_dir)
         identity = {"artifact_sha256": file_sha256(Path(tarball)), "labels": list(order)}
@@ -143,9 +145,11 @@ def model_endpoint(
                 scorer = InProcessScorer.load(model_dir, order)
             except ModelError as exc:
                 raise LocalRunError(str(exc)) from None
+            shutil.rmtree(tmp)
             yield LocalModel(scorer, identity), order
             return
         with ServeProcess(model_dir, order, workers=workers) as server:
+            shutil.rmtree(tmp)  # serve loaded it before forking its workers; a replaced worker forks from there
             _SERVED[server.url] = identity
             try:
                 yield server.url, order

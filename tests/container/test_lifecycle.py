@@ -72,7 +72,8 @@ def test_serve_dies_with_its_parent(trained_model, sig):
             os.kill(pid, signal.SIGKILL)
 
 
-def test_cli_sigterm_stops_the_run_and_removes_its_temporary_files(trained_model, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_a_stopped_cli_run_leaves_no_temporary_files(trained_model, tmp_path, sig):
     data = tmp_path / "texts.csv"
     data.write_text("text\n" + "".join(f'"a river flows through valley number {i}"\n' for i in range(300)))
     tmp = tmp_path / "tmp"
@@ -89,12 +90,13 @@ def test_cli_sigterm_stops_the_run_and_removes_its_temporary_files(trained_model
         time.sleep(0.05)
     time.sleep(1.0)  # well into explaining
     assert run.poll() is None, run.communicate()
-    run.send_signal(signal.SIGTERM)
+    run.send_signal(sig)
     _, stderr = run.communicate(timeout=60)
-    assert run.returncode == 128 + signal.SIGTERM, stderr
-    assert "Traceback" not in stderr
-    assert list(tmp.iterdir()) == []  # the extracted model is gone
-    assert [p for p in out.rglob("*") if p.name.startswith(".partial")] == []
+    assert list(tmp.iterdir()) == []  # the extracted model is gone, even after a SIGKILL
+    if sig == signal.SIGTERM:  # after a SIGKILL nothing in-process can remove a half-written file
+        assert run.returncode == 128 + signal.SIGTERM, stderr
+        assert "Traceback" not in stderr
+        assert [p for p in out.rglob("*") if p.name.startswith(".partial")] == []
 
 
 def test_a_directory_as_data_is_named_as_a_directory(tmp_path, capsys):
