@@ -2,7 +2,7 @@
 
 Scoring is CPU-bound and runs to completion between socket waits, so a worker still answers one request
 at a time; what gevent adds is that waiting for a slow client's bytes no longer blocks /ping or anyone
-else. On top of gunicorn's gevent worker, three things our contract needs:
+else. On top of gunicorn's gevent worker, four things our contract needs:
 
 - every error gunicorn answers itself (a malformed request line or header) is our JSON, not HTML;
 - on SIGTERM, connections already queued on the listening socket are accepted and answered before the
