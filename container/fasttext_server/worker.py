@@ -7,7 +7,8 @@ else. On top of gunicorn's gevent worker, four things our contract needs:
 - every error gunicorn answers itself (a malformed request line or header) is our JSON, not HTML;
 - on SIGTERM, connections already queued on the listening socket are accepted and answered before the
   socket closes (gunicorn closes it at once, and the kernel resets whatever was queued);
-- if the master aborts a worker on its timeout, requests still unanswered get our JSON 503 first;
+- if the master aborts a worker on its timeout, or the graceful stop runs out, requests still unanswered get our
+  JSON 503 first;
 - a stop signal that arrives while the worker boots is kept (``post_fork``), not lost.
 """
 
@@ -84,10 +85,13 @@ class Worker(GeventWorker):
         for server in servers:
             self._drain(server)
             server.close()
-        deadline = time.monotonic() + self.cfg.graceful_timeout
+        # SageMaker's SIGKILL follows 30 s after SIGTERM: what is still unanswered 2 s before the end of the
+        # graceful period (a client still sending its body) gets our JSON 503 instead of a cut connection.
+        deadline = time.monotonic() + max(0.5, self.cfg.graceful_timeout - 2)
         while time.monotonic() < deadline and any(s.pool.free_count() != s.pool.size for s in servers):
             self.notify()
             gevent.sleep(0.1)
+        self._answer_unanswered("server_stopping", "the server is stopping (SIGTERM) and this request was not done")
         for server in servers:
             server.stop(timeout=1)
 
@@ -112,13 +116,16 @@ class Worker(GeventWorker):
         req.must_close = True
         return super().handle_request(listener_name, req, sock, addr)
 
-    def handle_abort(self, sig, frame):
-        detail = f"the worker passed its {self.cfg.timeout}-second timeout and was stopped; send fewer records"
-        answer = json_error_response(503, "Service Unavailable", "worker_timeout", detail)
+    def _answer_unanswered(self, error: str, detail: str) -> None:
+        answer = json_error_response(503, "Service Unavailable", error, detail)
         for sock in list(getattr(self.wsgi, "unanswered", {}).values()):
             try:
                 util.write_nonblock(sock, answer)
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+    def handle_abort(self, sig, frame):
+        detail = f"the worker passed its {self.cfg.timeout}-second timeout and was stopped; send fewer records"
+        self._answer_unanswered("worker_timeout", detail)
         super().handle_abort(sig, frame)

@@ -294,3 +294,25 @@ def test_sigterm_answers_every_accepted_request(trained_model, served_labels):
     assert server.process.wait(30) == 0
     server.stop()
     assert results == [200] * 16
+
+
+@pytest.mark.slow
+def test_sigterm_answers_a_client_still_sending_within_the_stop_window(trained_model, served_labels):
+    # default timeout: the body budget (54 s) outlasts SageMaker's 30 s stop window, so the stop answers it
+    server = ServeProcess(trained_model.model_dir, served_labels, workers=1).start()
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=40) as sock:
+        sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: 50\r\n\r\nab")
+        time.sleep(0.3)
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        reply = b""
+        while chunk := sock.recv(4096):
+            reply += chunk
+        answered = time.monotonic() - started
+    assert server.process.wait(30) == 0
+    server.stop()
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503"), reply[:300]
+    assert json.loads(body)["error"] == "server_stopping"
+    assert answered < 30
