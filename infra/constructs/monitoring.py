@@ -88,8 +88,12 @@ class Monitoring(Construct):
             event_bus=bus,
             event_pattern=results_pattern(stack),
             targets=[
+                # the topic by ARN: CDK's target would add a key-policy grant to EventBridge without conditions;
+                # this rule's right to publish is in the topic and key policies here, for this rule only
                 targets.SnsTopic(
-                    self.topic,
+                    sns.Topic.from_topic_arn(
+                        self, "AlarmsForTheRule", stack.format_arn(service="sns", resource=self.topic.topic_name)
+                    ),
                     dead_letter_queue=dead_letters,
                     message=events.RuleTargetInput.from_text(
                         f"Explanation run {events.EventField.from_path('$.detail.run_id')}: "
@@ -99,6 +103,15 @@ class Monitoring(Construct):
                     ),
                 )
             ],
+        )
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="RunOutcomesRule",
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={"ArnEquals": {"aws:SourceArn": self.results_rule.rule_arn}},
+            )
         )
         action = cw_actions.SnsAction(self.topic)
         five_minutes = Duration.minutes(5)

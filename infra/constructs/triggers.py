@@ -113,7 +113,7 @@ class RunTriggers(Construct):
         lambda_.CfnEventInvokeConfig(
             self,
             "StarterOnFailure",
-            function_name=self.starter.function_name,
+            function_name=self.starter.function_arn,  # as the rules' invoke permissions name it
             qualifier="$LATEST",
             maximum_retry_attempts=2,
             destination_config=lambda_.CfnEventInvokeConfig.DestinationConfigProperty(

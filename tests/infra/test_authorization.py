@@ -166,6 +166,19 @@ def test_another_account_cannot_read_results_or_use_the_key(stage):
     assert not world.evaluate(Request(outsider, "kms:Decrypt", key), outsider=True)
 
 
+def test_services_use_the_key_and_the_topic_only_for_this_accounts_rules_and_alarms(stage):
+    """The confused deputy: another account's rule or alarm cannot make EventBridge or CloudWatch use our key."""
+    _, config, stack, world = stage
+    key = stack.resolve.arn(stack.logical("StorageDataKey", "AWS::KMS::Key"))
+    topic = stack.resolve.arn(stack.logical("MonitoringAlarms", "AWS::SNS::Topic"))
+    theirs = {"aws:SourceAccount": "999999999999"}
+    for service, source in (("events.amazonaws.com", "arn:aws:events:{r}:999999999999:rule/x"),
+                            ("cloudwatch.amazonaws.com", "arn:aws:cloudwatch:{r}:999999999999:alarm:x")):  # fmt: skip
+        context = {**theirs, "aws:SourceArn": source.format(r=config.region)}
+        assert not world.evaluate(Request(Principal.of_service(service), "kms:GenerateDataKey", key, context)), service
+        assert not world.evaluate(Request(Principal.of_service(service), "sns:Publish", topic, context)), service
+
+
 def test_no_function_reads_or_writes_over_plain_http(stage):
     _, _, stack, world = stage
     prepare = Principal.role(stack.role("WorkflowPrepareFnRole"))
