@@ -302,7 +302,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--long", type=int, default=30, help="records with more than 16 units")
     parser.add_argument("--budgets", default="100,300,1000")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--reference-permutations", type=int, default=4000)
+    parser.add_argument("--reference-permutations", type=int, default=2000)
     parser.add_argument("--methods", default=",".join(METHODS))
     args = parser.parse_args(argv)
     if args.quick:
