@@ -137,7 +137,13 @@ def _draw(m: int, requests: list[tuple[int, int, bool]], rng: np.random.Generato
         kth = np.sort(keys, axis=1)[np.arange(len(sizes)), sizes - 1]
         candidates = keys <= kth[:, None]
         owners = np.repeat(order, [pending[i] for i in order])
-        for row, owner, key in zip(candidates, owners, map(bytes, np.packbits(candidates, axis=1)), strict=True):
+        packed = np.ascontiguousarray(np.packbits(candidates, axis=1))
+        if not seen and len(np.unique(packed.view(np.dtype((np.void, packed.shape[1]))))) == len(packed):
+            # the usual case, checked at once: no repeats in the first draw
+            for i in order:
+                kept[i].extend(candidates[owners == i])
+            break
+        for row, owner, key in zip(candidates, owners, map(bytes, packed), strict=True):
             if key not in seen:  # sizes differ between requests, so a repeat is always within one
                 seen.add(key)
                 kept[owner].append(row)

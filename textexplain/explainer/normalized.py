@@ -24,6 +24,23 @@ normalize = functools.lru_cache(maxsize=1 << 16)(_normalize.normalize)
 MAX_UNITS_PER_GROUP = 10  # 2^10 variants; a record with a longer run of touching units uses raw texts
 
 
+@functools.lru_cache(maxsize=1 << 15)
+def _variants(parts: tuple, baseline: str) -> np.ndarray:
+    """Normalised text (plus a space, or "" when empty) of a group for each code of kept units (bit j: unit j).
+
+    ``parts`` are fixed strings and 1-tuples holding a unit's text; the same word recurs across records."""
+    slots = [i for i, p in enumerate(parts) if isinstance(p, tuple)]
+    variants = np.empty(2 ** len(slots), dtype=object)
+    for code in range(len(variants)):
+        pieces = list(parts)
+        for j, i in enumerate(slots):
+            pieces[i] = parts[i][0] if (code >> j) & 1 else baseline
+        normal = normalize("".join(pieces))
+        variants[code] = normal + " " if normal else ""
+    variants.flags.writeable = False  # shared between records through the cache
+    return variants
+
+
 def _split_gap(gap: str) -> tuple[str, str, str] | None:
     """(before the first white space, from it to the last white space, after it), or None without any."""
     spaces = [i for i, ch in enumerate(gap) if ch.isspace()]
@@ -60,12 +77,8 @@ class NormalizedTemplate:
             if len(members) > MAX_UNITS_PER_GROUP:
                 self.usable = False
                 return
-            variants = np.empty(2 ** len(members), dtype=object)
-            for code in range(len(variants)):
-                kept = {u: (code >> j) & 1 for j, u in enumerate(members)}
-                raw = "".join(p if isinstance(p, str) else (units[p].text if kept[p] else baseline) for p in parts)
-                normal = normalize(raw)
-                variants[code] = normal + " " if normal else ""
+            spelled = tuple(p if isinstance(p, str) else (units[p].text,) for p in parts)
+            variants = _variants(spelled, baseline)
             if members or variants[0]:
                 self.columns.append((np.array(members, dtype=np.intp), variants))
 
