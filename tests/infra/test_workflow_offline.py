@@ -450,3 +450,14 @@ def test_a_failed_run_requested_again_runs_as_attempt_2_and_succeeds(run, workfl
     assert predict["TransformJobName"].endswith("-2")
     assert manifest(client, run_id)["status"] == "SUCCEEDED"
     assert detail_of(state["events"][0])["attempt"] == 2
+
+
+def test_a_request_for_a_million_samples_is_refused_before_any_job(run, workflow):
+    """The stage's MAX_NUM_SAMPLES (synthesized into prepare's environment) bounds what any caller may ask for."""
+    execute, client, state = run
+    request = {**upload(client, "incoming/greedy.csv", csv_bytes(TEXTS)), "overrides": {"num_samples": 1_000_000}}
+    result = execute(request)
+    assert result.status == "FAILED"
+    assert not [c for c in result.calls if c[0].startswith("sagemaker:")]
+    assert "num_samples" in detail_of(state["events"][0])["reason"]
+    assert int(workflow["env"]["MAX_NUM_SAMPLES"]) == workflow["config"].limits.max_num_samples
