@@ -5,13 +5,30 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.deps-stamp
 NODE_STAMP := node_modules/.deps-stamp
 
-.PHONY: test demo lint format bench lock system-deps clean
+.PHONY: test test-unit test-integration test-infra test-image test-browser demo lint format bench lock system-deps clean
 
 ## make test — create the virtualenv, install everything pinned, lint, run the whole suite
 test: $(STAMP) system-deps $(NODE_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
+
+## make test-<tier> — one tier (tests/conftest.py gives every test exactly one); pytest exits 5, and make fails,
+## when a tier selects no test
+test-unit: $(STAMP)
+	$(PY) -m pytest -m unit
+
+test-integration: $(STAMP) system-deps
+	$(PY) -m pytest -m integration
+
+test-infra: $(STAMP) system-deps $(NODE_STAMP)
+	$(PY) -m pytest -m infra
+
+test-image: $(STAMP)
+	$(PY) -m pytest -m image
+
+test-browser: $(STAMP) system-deps
+	$(PY) -m pytest -m browser
 
 ## make demo — the local end-to-end explanation run on the built-in corpus (no AWS account)
 demo: $(STAMP)

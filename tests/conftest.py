@@ -1,4 +1,9 @@
-"""Session-wide fixtures shared by every test tier: a generated corpus and a real fastText model."""
+"""Session-wide fixtures shared by every test tier (a generated corpus and a real fastText model), and the tiers.
+
+Every test gets exactly one tier marker, assigned here (``make test-<tier>`` selects one with ``-m``):
+unit (in-process, no server, no subprocess), integration (real servers and subprocesses on 127.0.0.1),
+infra (the synthesized CDK app), image (the real container image, podman), browser (headless Chromium).
+"""
 
 from __future__ import annotations
 
@@ -48,3 +53,51 @@ def built_image() -> str:
     if built is None:
         pytest.skip("container images cannot be built on this machine (run scripts/image.sh check to see why)")
     return built
+
+
+TIERS = ("unit", "integration", "infra", "image", "browser")
+# by directory under tests/ ...
+DIRECTORY_TIERS = {
+    "unit": "unit",
+    "container": "integration",
+    "local": "integration",
+    "workflow": "integration",
+    "packaging": "integration",
+    "infra": "infra",
+    "image": "image",
+}
+# ... unless the module needs another tier than its directory
+MODULE_TIERS = {
+    "container/test_codec.py": "unit",
+    "container/test_image_requirements.py": "unit",
+    "infra/test_iam_eval.py": "unit",
+    "local/test_kernel_shap.py": "unit",
+    "packaging/test_dependencies.py": "unit",
+    "workflow/test_dataset.py": "unit",
+    "workflow/test_report_browser.py": "browser",
+}
+TESTS = Path(__file__).resolve().parent
+
+
+def tier_of(item: pytest.Item) -> str:
+    explicit = [m.name for m in item.iter_markers() if m.name in TIERS]
+    if explicit:
+        if len(set(explicit)) != 1:
+            raise pytest.UsageError(f"{item.nodeid}: more than one tier marker {sorted(set(explicit))}")
+        return explicit[0]
+    callspec = getattr(item, "callspec", None)
+    if "built_image" in item.fixturenames or (callspec is not None and callspec.params.get("server") == "image"):
+        return "image"  # the container's HTTP suite run against the image
+    relative = Path(item.path).resolve().relative_to(TESTS).as_posix()
+    tier = MODULE_TIERS.get(relative) or DIRECTORY_TIERS.get(relative.split("/")[0])
+    if tier is None:
+        raise pytest.UsageError(f"{item.nodeid}: no tier for {relative} (tests/conftest.py DIRECTORY_TIERS)")
+    return tier
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = tier_of(item)
+        if not item.get_closest_marker(tier):
+            item.add_marker(getattr(pytest.mark, tier))

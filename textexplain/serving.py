@@ -1,4 +1,4 @@
-"""Run the container's own ``serve`` program as a local subprocess, as SageMaker runs the image.
+"""Run the container's own server, ``python -m fasttext_server`` (what the image's ``serve`` runs), as a subprocess.
 
 The local mode and the tests use this so that every local explanation goes through the same HTTP
 server, the same code and the same wire format as in AWS; only the process isn't in a container.
@@ -23,9 +23,8 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import fasttext_server
-
-SERVE_PROGRAM = Path(fasttext_server.__file__).resolve().parent.parent / "serve"
+# the installed server package, run by this interpreter: the same program the image's ``serve`` starts
+SERVE_COMMAND = (sys.executable, "-m", "fasttext_server")
 
 
 class ServeError(RuntimeError):
@@ -71,7 +70,7 @@ class ServeProcess:
         child_end, self._parent_end = os.pipe()  # both close-on-exec; only child_end is passed on
         try:
             self.process = subprocess.Popen(
-                [sys.executable, str(SERVE_PROGRAM)],
+                list(SERVE_COMMAND),
                 env={**self.env, "SERVE_PARENT_FD": str(child_end)},
                 stdout=self._log,
                 stderr=subprocess.STDOUT,

@@ -296,7 +296,6 @@ def test_sigterm_answers_every_accepted_request(trained_model, served_labels):
     assert results == [200] * 16
 
 
-@pytest.mark.slow
 def test_sigterm_answers_a_client_still_sending_within_the_stop_window(trained_model, served_labels):
     # default timeout: the body budget (54 s) outlasts SageMaker's 30 s stop window, so the stop answers it
     server = ServeProcess(trained_model.model_dir, served_labels, workers=1).start()

@@ -1,0 +1,119 @@
+"""What the package imports is what it declares: pyproject's dependencies, requirements.txt and the image's pins."""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata as metadata
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+ROOT = Path(__file__).resolve().parents[2]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+FIRST_PARTY = {"textexplain", "fasttext_server", "explain_workflow", "infra"}
+SOURCES = {
+    "textexplain": ROOT / "textexplain",
+    "fasttext_server": ROOT / "container" / "fasttext_server",
+    "explain_workflow": ROOT / "lambda" / "explain_workflow",
+    "infra": ROOT / "infra",
+}
+
+
+def imported_modules(package: str) -> set[str]:
+    """Top-level names of every import in the package's modules, function-level (lazy) imports included."""
+    names: set[str] = set()
+    for path in SOURCES[package].rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+def third_party(packages: list[str], extras: frozenset[str] = frozenset()) -> set[str]:
+    """Distributions the packages import (the first party's own imports followed, except ``extras``)."""
+    seen, todo, dists = set(extras), list(packages), set()
+    while todo:
+        package = todo.pop()
+        seen.add(package)
+        for name in imported_modules(package):
+            if name in FIRST_PARTY:
+                todo.extend({name} - seen)
+            elif name not in sys.stdlib_module_names and name != "__future__":
+                found = metadata.packages_distributions().get(name)
+                assert found, f"{package} imports {name}, which no installed distribution provides"
+                dists.add(canonicalize_name(found[0]))
+    return dists
+
+
+def pins(lines: list[str]) -> dict[str, str]:
+    """name -> exact version; every requirement must be pinned with ==."""
+    out = {}
+    for line in lines:
+        line = line.split("#")[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        req = Requirement(line)
+        (spec,) = req.specifier
+        assert spec.operator == "==", f"{line}: not an exact pin"
+        out[canonicalize_name(req.name)] = spec.version
+    return out
+
+
+def file_pins(name: str) -> dict[str, str]:
+    return pins((ROOT / name).read_text(encoding="utf-8").splitlines())
+
+
+DECLARED = pins(PYPROJECT["project"]["dependencies"])
+CDK_EXTRA = pins(PYPROJECT["project"]["optional-dependencies"]["cdk"])
+
+
+def test_the_installed_package_declares_every_distribution_it_imports():
+    # infra is the `cdk` extra: only `textexplain estimate` and `status` import it, lazily
+    missing = third_party(["textexplain", "fasttext_server", "explain_workflow"], frozenset({"infra"})) - set(DECLARED)
+    assert not missing, f"imported but not in pyproject's dependencies: {sorted(missing)}"
+
+
+def test_the_cdk_extra_with_the_dependencies_covers_what_infra_imports():
+    missing = third_party(["infra"]) - set(DECLARED) - set(CDK_EXTRA)
+    assert not missing, f"infra imports these, pyproject declares them nowhere: {sorted(missing)}"
+
+
+def test_requirements_txt_covers_what_synth_imports():
+    # app.py -> infra -> explain_workflow (boto3, botocore) and the layer builder (packaging)
+    missing = third_party(["infra"]) - set(file_pins("requirements.txt"))
+    assert not missing, f"cdk synth imports these, requirements.txt lacks them: {sorted(missing)}"
+
+
+def test_the_image_pins_what_the_server_imports():
+    missing = third_party(["fasttext_server"]) - set(file_pins("container/requirements.txt"))
+    assert not missing, f"the server imports these, container/requirements.txt lacks them: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("declared", [DECLARED, CDK_EXTRA], ids=["dependencies", "cdk"])
+def test_pyproject_pins_the_versions_the_suite_runs_with(declared):
+    dev = {**file_pins("requirements.txt"), **file_pins("requirements-dev.txt")}
+    differ = {name: (version, dev.get(name)) for name, version in declared.items() if dev.get(name) != version}
+    assert not differ, f"pyproject vs requirements*.txt: {differ}"
+
+
+def test_every_subpackage_is_found():
+    from setuptools import find_namespace_packages
+
+    expected = {
+        ".".join(path.relative_to(SOURCES[top].parent).parts[:-1])
+        for top in SOURCES
+        for path in SOURCES[top].rglob("__init__.py")
+    }
+    found = set()
+    config = PYPROJECT["tool"]["setuptools"]["packages"]["find"]
+    for where in config["where"]:
+        found |= set(find_namespace_packages(str(ROOT / where), include=config["include"]))
+    assert expected <= found, f"not packaged: {sorted(expected - found)}"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", PYPROJECT["project"]["version"])
