@@ -117,3 +117,19 @@ def test_every_subpackage_is_found():
         found |= set(find_namespace_packages(str(ROOT / where), include=config["include"]))
     assert expected <= found, f"not packaged: {sorted(expected - found)}"
     assert re.fullmatch(r"\d+\.\d+\.\d+", PYPROJECT["project"]["version"])
+
+
+# bench/bench_postprocess.py belongs to another change in flight; its owner moves it to bench.local_s3
+NOT_YET_MOVED = {"bench_postprocess.py"}
+
+
+def test_the_benchmarks_import_no_test_code():
+    importing = set()
+    for path in sorted((ROOT / "bench").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(name == "tests" or name.startswith("tests.") for name in names):
+                importing.add(path.name)
+    assert importing <= NOT_YET_MOVED, f"bench modules importing the tests package: {sorted(importing)}"
