@@ -18,6 +18,7 @@ import math
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import BinaryIO, NamedTuple
 
 from explain_workflow.errors import ClarifyOutputError
@@ -178,21 +179,24 @@ def parse_local_line(line: str, number: int, n_labels: int, file: str | None = N
     try:
         explanation = record["explanations"][0]
         raw_units = explanation["attributions"]
-        units = []
+        units, values = [], []
         for item in raw_units:
             attribution = item["attribution"]
             if type(attribution) is not list or len(attribution) != n_labels:
                 size = len(attribution) if type(attribution) is list else type(attribution).__name__
                 raise error(f"an attribution has {size} values but there are {n_labels} labels")
-            if not set(map(type, attribution)) <= _NUMBER_TYPES:
-                raise error("an attribution holds a value that is not a number (a string, null, true/false, ...)")
-            if not math.isfinite(sum(attribution)):
-                raise error("an attribution holds a value that is not finite")
             description = item["description"]
             text, start = description["partial_text"], description["start_idx"]
             if type(text) is not str or type(start) is not int:
                 raise error(f"a unit's partial_text {text!r} / start_idx {start!r} is not text / a whole number")
             units.append(Unit(text, start, tuple(attribution)))
+            values.append(attribution)
+        # every value of the line at once (C loops): numbers only, and finite (an inf or nan makes the sum one)
+        flat = list(chain.from_iterable(values))
+        if not set(map(type, flat)) <= _NUMBER_TYPES:
+            raise error("an attribution holds a value that is not a number (a string, null, true/false, ...)")
+        if not math.isfinite(sum(flat)):
+            raise error("an attribution holds a value that is not finite")
         join = record.get("join_source_value")
         if join is not None:
             try:

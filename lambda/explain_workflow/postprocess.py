@@ -74,29 +74,37 @@ class TokenStats:
         self.n_labels = n_labels
         self._sums: dict[str, list[float]] = {}
         self._counts: dict[str, int] = {}
-        self._predicted_sums: dict[str, list[float]] = {}
-        self._predicted_counts: dict[str, list[int]] = {}
+        # per class: token -> [summed attribution towards the class over the records predicted as it, occurrences]
+        self._predicted: list[dict[str, list]] = [{} for _ in range(n_labels)]
+        self._keys: dict[str, str] = {}  # unit text -> token (most texts repeat)
         self.records = 0
         self.records_predicted = [0] * n_labels
 
     def add(self, units: tuple[Unit, ...], predicted: int | None) -> None:
-        sums, counts = self._sums, self._counts
-        p_sums, p_counts, k = self._predicted_sums, self._predicted_counts, self.n_labels
+        sums, counts, keys = self._sums, self._counts, self._keys
         self.records += 1
         if predicted is not None:
             self.records_predicted[predicted] += 1
-        for unit in units:
-            key = unit.text.strip().lower()
+            of_class = self._predicted[predicted]
+        for text, _, attribution in units:
+            key = keys.get(text)
+            if key is None:
+                key = keys[text] = text.strip().lower()
             if not key:
                 continue
             known = sums.get(key)
-            sums[key] = list(unit.attribution) if known is None else list(map(add, known, unit.attribution))
-            counts[key] = counts.get(key, 0) + 1
+            if known is None:
+                sums[key], counts[key] = list(attribution), 1
+            else:
+                sums[key] = list(map(add, known, attribution))
+                counts[key] += 1
             if predicted is not None:
-                if key not in p_sums:
-                    p_sums[key], p_counts[key] = [0.0] * k, [0] * k
-                p_sums[key][predicted] += unit.attribution[predicted]
-                p_counts[key][predicted] += 1
+                entry = of_class.get(key)
+                if entry is None:
+                    of_class[key] = [attribution[predicted], 1]
+                else:
+                    entry[0] += attribution[predicted]
+                    entry[1] += 1
 
     @staticmethod
     def _ranked(rows: list[tuple[str, float, int]], n: int) -> tuple[list[dict], list[dict]]:
@@ -109,11 +117,8 @@ class TokenStats:
 
     def predicted_view(self, c: int, n: int = TOP_TOKENS) -> dict:
         support = min_support(self.records_predicted[c])
-        rows = [
-            (token, self._predicted_sums[token][c] / count[c], count[c])
-            for token, count in self._predicted_counts.items()
-            if count[c] >= support
-        ]
+        totals = self._predicted[c].items()
+        rows = [(token, total / count, count) for token, (total, count) in totals if count >= support]
         positive, negative = self._ranked(rows, n)
         return {
             "records": self.records_predicted[c],
@@ -343,7 +348,9 @@ def postprocess_run(storage: Storage, run_id: str, settings: WorkflowSettings) -
             raise ClarifyOutputError(f"no {ANALYSIS_FILE} under {layout.clarify_prefix}") from None
         base = expected_values(analysis, labels, analysis_key)
         clarify_top = {label: global_top_tokens(analysis, label, analysis_key) for label in labels}
-        expected_rows = prepared.get("rows") or settings.limits.max_rows
+        expected_rows = prepared.get("rows")
+        if not isinstance(expected_rows, int) or isinstance(expected_rows, bool):
+            expected_rows = _count_rows(storage, layout)  # request.json is prepare's; count if it is not there
         predictions = read_predictions(storage, layout.bucket, layout.predict_output_prefix, labels, expected_rows)
         clock.lap("analysis_and_predictions")
         stats = TokenStats(len(labels))
@@ -372,6 +379,10 @@ def postprocess_run(storage: Storage, run_id: str, settings: WorkflowSettings) -
                     stats.add(explanation.units, index[prediction[0]])
                 if len(kept) < REPORT_MAX_RECORDS:
                     kept.append(record_of(row_id, text, explanation, labels, prediction))
+    except StorageError as exc:  # a file of the run itself is missing: the run cannot complete
+        error = ClarifyOutputError(f"a file of the run cannot be read: {exc}")
+        write_manifest(storage, layout, FAILED, stage="postprocess", attempt=attempt, reason=error.reason)
+        raise error from None
     except ClarifyOutputError as exc:
         write_manifest(
             storage, layout, FAILED, stage="postprocess", attempt=attempt, reason=exc.reason, where=exc.where
@@ -449,6 +460,11 @@ def _missing(missing: list[int], predictions: Predictions) -> dict:
             "predicted view",
         }
     }
+
+
+def _count_rows(storage: Storage, layout: RunLayout) -> int:
+    with storage.open(layout.bucket, layout.dataset_key) as frozen:
+        return sum(1 for _ in read_frozen(frozen))
 
 
 def _optional_json(storage: Storage, layout: RunLayout, name: str) -> dict:

@@ -147,9 +147,16 @@ def _fail(storage, layout, request, exc, attempt, identity: RunIdentity | None) 
     )
 
 
+# The local mode's journal of rows already explained survives a new attempt: it is keyed on the run's identity
+# (model, options), so its rows are still right, and it is what lets an interrupted local run resume.
+KEPT_ACROSS_ATTEMPTS = ("local/journal.jsonl",)
+
+
 def _clear(storage: Storage, layout: RunLayout) -> None:
-    """Remove what an earlier, failed attempt left (its manifest first, so the run reads as not finished)."""
-    keys = storage.list(layout.bucket, layout.prefix)
+    """Remove what an earlier, failed or interrupted attempt left (its manifest first, so the run reads as not
+    finished): stale Clarify part files or predictions must never mix into this attempt's results."""
+    kept = {layout.prefix + name for name in KEPT_ACROSS_ATTEMPTS}
+    keys = [k for k in storage.list(layout.bucket, layout.prefix) if k not in kept]
     if not keys:
         return
     if layout.manifest_key in keys:

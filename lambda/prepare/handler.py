@@ -22,6 +22,7 @@ class PrepareEvent(BaseModel):
     version_id: str | None = None
     etag: str | None = None
     overrides: dict = {}
+    attempt: int = 1  # which try of the run this execution is (the starter counts)
 
 
 @logger.inject_lambda_context(clear_state=True)

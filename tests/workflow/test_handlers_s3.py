@@ -216,16 +216,16 @@ def test_a_failed_run_runs_again_as_a_new_attempt(s3):
     failed = json.loads(s3.get_object(Bucket="results", Key=layout.manifest_key)["Body"].read())
     assert (failed["status"], failed["attempt"]) == ("FAILED", 1)
 
-    second = prepare(event | {"attempt": 2}, Context())
-    assert (second["status"], second["run_id"], second["attempt"]) == ("READY", first["run_id"], 2)
-    assert second["job_name"] == f"cx-{first['run_id']}-2"
-    assert second["predict"]["job_name"] == f"cp-{first['run_id']}-2"
+    second = prepare(event | {"attempt": 3}, Context())  # the starter's count (execution <run_id>-a3)
+    assert (second["status"], second["run_id"], second["attempt"]) == ("READY", first["run_id"], 3)
+    assert second["job_name"] == f"cx-{first['run_id']}-3"
+    assert second["predict"]["job_name"] == f"cp-{first['run_id']}-3"
     left = set(all_keys(s3, "results"))
     assert not [k for k in left if "/clarify/" in k or k.endswith("manifest.json")]  # attempt 1's output is gone
     write_clarify_output(aws.storage(), layout, known_run(TEXTS, LABELS, seed=1))
     done = postprocess(second, Context())
-    assert (done["status"], done["attempt"]) == ("SUCCEEDED", 2)
-    assert prepare(event | {"attempt": 3}, Context())["status"] == "ALREADY_DONE"
+    assert (done["status"], done["attempt"]) == ("SUCCEEDED", 3)
+    assert prepare(event | {"attempt": 4}, Context())["status"] == "ALREADY_DONE"
 
 
 def test_a_repeated_attempt_number_never_reuses_job_names(s3):

@@ -1,0 +1,45 @@
+"""The postprocess benchmark commands of docs/workflow.md, run as written (small sizes where the docs give sizes as
+options), so a documented command cannot rot."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC = (ROOT / "docs" / "workflow.md").read_text(encoding="utf-8")
+AGNEWS = ROOT.parent / "shared" / "data" / "agnews"
+
+
+def documented(prefix: str) -> list[str]:
+    return sorted(set(re.findall(rf"`({re.escape(prefix)}[^`]*)`", DOC)))
+
+
+def run(command: str) -> str:
+    args = shlex.split(command)
+    assert args[0] == "python"
+    done = subprocess.run([sys.executable, *args[1:]], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+@pytest.mark.parametrize("storage", ["files", "s3"])
+def test_postprocess_bench_prints_records_per_second(storage):
+    commands = [c for c in documented("python -m bench postprocess --sizes") if f"--storage {storage}" in c]
+    assert commands, f"docs/workflow.md shows no postprocess bench command for {storage}"
+    out = run(re.sub(r"--sizes \S+", "--sizes 200", commands[0]))
+    assert re.search(r"^\s+200\s+[\d.]+\s+[\d,]+\s+[\d.]+", out, re.M), out
+
+
+@pytest.mark.skipif(not AGNEWS.is_dir(), reason="the AG News sample is not beside the project (../shared/data/agnews)")
+def test_agnews_class_summary_command_as_documented():
+    (command,) = documented("python -m bench postprocess --agnews")
+    out = run(command)
+    before = float(re.search(r"top 10, before: (\d+)%", out).group(1))
+    after = float(re.search(r"top 10, after: (\d+)%", out).group(1))
+    assert after < before / 2, out
