@@ -1,6 +1,6 @@
 """``textexplain``: explain text-classifier predictions the way SageMaker Clarify does, locally.
 
-textexplain demo                       built-in corpus -> model -> served -> explained -> report
+textexplain demo                       built-in corpus -> model -> scored in-process -> explained -> report
 textexplain train --data f.csv ...     a fastText model.tar.gz usable by the container and SageMaker
 textexplain explain --model m.tar.gz --data f.csv [options]
 textexplain report RUN_DIR             re-render a run's report.html
@@ -57,7 +57,7 @@ def _progress(stream, total: int):
 def _explain_parser(sub) -> None:
     p = sub.add_parser("explain", help="explain the texts of a CSV file with a model, Clarify-style")
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", type=Path, help="a model.tar.gz (served locally by the container's serve)")
+    source.add_argument("--model", type=Path, help="a model.tar.gz (scored in-process by the container's model code)")
     source.add_argument("--endpoint-url", help="a running server that speaks the container's contract")
     source.add_argument("--stage", help="run in the deployed stage instead (needs AWS credentials)")
     p.add_argument("--data", type=Path, help="local mode: the CSV file to explain, with a header row")
@@ -162,7 +162,9 @@ def cmd_explain_in_stage(args) -> int:
     print(f"run {result['run_id']}: {result['status'].lower()}")
     if args.no_follow:
         return 0
-    final = aws_cli.follow(c["stepfunctions"], targets.state_machine_arn, result["run_id"])
+    final = aws_cli.follow(
+        c["stepfunctions"], targets.state_machine_arn, result["run_id"], attempt=result.get("attempt", 1)
+    )
     manifest = aws_cli.status(c["s3"], targets.results_bucket, result["run_id"])
     print(f"execution {final.lower()}; manifest: {json.dumps(manifest.get('results') or manifest.get('reason'))}")
     return 0 if manifest.get("status") == "SUCCEEDED" else 1

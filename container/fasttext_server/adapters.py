@@ -1,4 +1,4 @@
-"""Option A: adapters around AWS's built-in BlazingText container in a SageMaker inference pipeline.
+"""The `pipeline` hosting mode: adapters around AWS's built-in BlazingText container in a SageMaker inference pipeline.
 
 Clarify sends CSV or JSON Lines; BlazingText takes ``{"instances": [...], "configuration": {"k": K}}`` and
 answers ``[{"label": ["__label__x", ...], "prob": [...]}, ...]`` sorted by probability. A serial pipeline
@@ -6,7 +6,7 @@ returns the last container's answer, so two adapters are needed:
 
 - pre-adapter: Clarify's request -> BlazingText's request (texts normalised exactly as in training,
   k = the number of labels, so every probability comes back);
-- post-adapter: BlazingText's answer -> the ▶ contract (full vector in LABELS order, one line per record).
+- post-adapter: BlazingText's answer -> the container's contract (full vector in LABELS order, one line per record).
 
 ``blazingtext_answer`` writes BlazingText's answer format, so the whole chain can run locally with our
 server standing in for the built-in container.

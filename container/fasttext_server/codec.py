@@ -1,4 +1,4 @@
-"""Request bodies in, response bodies out: the wire formats of the ▶ Model I/O contract.
+"""Request bodies in, response bodies out: the container's wire formats (docs/container.md).
 
 Pure functions over bytes. Every rejection is a ``RequestError`` carrying the HTTP status, a short
 error name and a detail that says where (record number or byte offset), so the HTTP shell can
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,8 @@ from itertools import repeat
 
 import numpy as np
 import orjson
+
+from fasttext_server.normalize import PLACEHOLDER
 
 CSV = "text/csv"
 JSONLINES = "application/jsonlines"
@@ -27,7 +28,6 @@ _UTF8_NAMES = {"utf-8", "utf8"}
 # csv's own field limit (131,072 characters by default) must never be the rule that refuses a text:
 # a field cannot be longer than the body, and our own MAX_TEXT_CHARS speaks first.
 csv.field_size_limit(2**31 - 1)
-_PLACEHOLDER = re.compile(r"<[A-Za-z][A-Za-z0-9_]*>")
 _BARE_CR = re.compile(r"\r(?!\n)")
 # The longest JSON number orjson writes for a float32 probability is 15 characters; 20 leaves room.
 NUMBER_BYTES = 20
@@ -65,7 +65,7 @@ class Bounds:
         variant Clarify derives from a text that prepare admitted is admitted too."""
         if len(text) <= self.max_text_chars:
             return
-        length = len(_PLACEHOLDER.sub("", text))
+        length = len(PLACEHOLDER.sub("", text))
         if length > self.max_text_chars:
             raise RequestError(
                 413,
@@ -259,8 +259,3 @@ def encode_csv_batch(texts: Sequence[str]) -> bytes:
     out = io.StringIO()
     csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows([t] for t in texts)
     return out.getvalue().encode("utf-8")
-
-
-def decode_jsonlines_response(body: bytes) -> list[dict]:
-    """Parse a JSON Lines response into its records (for clients and tests)."""
-    return [json.loads(line) for line in body.decode("utf-8").splitlines() if line]

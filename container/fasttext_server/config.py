@@ -26,7 +26,7 @@ class ServerConfig:
     max_response_bytes: int = 5 * 1024 * 1024  # below InvokeEndpoint's 6 MB answer limit
     max_text_chars: int = 5_000  # the same default as the workflow's MAX_TEXT_CHARS (prepare)
     log_level: str = "info"
-    mode: str = "model"  # model | blazingtext | pre-adapter | post-adapter (Option A pipelines)
+    mode: str = "model"  # model | blazingtext | pre-adapter | post-adapter (the `pipeline` hosting mode)
 
     @property
     def request_budget(self) -> float:

@@ -1,4 +1,4 @@
-"""What POST /invocations does, by ``SERVE_MODE``: the model itself, BlazingText's API, or an Option A adapter.
+"""What POST /invocations does, by ``SERVE_MODE``: the model itself, BlazingText's API, or a `pipeline`-mode adapter.
 
 Each mode is a function (body, content type, accept header, deadline) -> (status, body, content type) over
 the pure codec, model and adapter modules; the WSGI app calls whichever one the server was started with.
@@ -74,7 +74,7 @@ def _checked(body: bytes | list[bytes], limit: int) -> bytes | list[bytes]:
 
 
 def model(classifier: Classifier, limits: Limits = Limits()) -> Invoke:
-    """The ▶ contract: texts in, one {"label", "prob"} line per record out."""
+    """The container's contract: texts in, one {"label", "prob"} line per record out."""
     encoder = ResponseEncoder(classifier.labels)
     bounds = limits.bounds(encoder.max_rows(limits.max_response_bytes), f"{len(classifier.labels)} probabilities")
 
@@ -88,7 +88,7 @@ def model(classifier: Classifier, limits: Limits = Limits()) -> Invoke:
 
 
 def blazingtext(classifier: Classifier, limits: Limits = Limits()) -> Invoke:
-    """BlazingText's own API, so the Option A chain can run locally: JSON instances in, top-k labels out."""
+    """BlazingText's own API, so the `pipeline` chain can run locally: JSON instances in, top-k labels out."""
     labels = classifier.labels
     row = sum(len(LABEL_PREFIX) + len(lab) + 3 for lab in labels) + len(labels) * (NUMBER_BYTES + 1) + 24
     bounds = limits.bounds(max(1, limits.max_response_bytes // row), f"{len(labels)} labels")
@@ -117,7 +117,7 @@ def pre_adapter(labels: list[str], limits: Limits = Limits()) -> Invoke:
 
 
 def post_adapter(labels: list[str], limits: Limits = Limits()) -> Invoke:
-    """BlazingText's answer -> the ▶ contract, full vectors in LABELS order."""
+    """BlazingText's answer -> the container's contract, full vectors in LABELS order."""
     encoder = ResponseEncoder(labels)
     bounds = limits.bounds(encoder.max_rows(limits.max_response_bytes), f"{len(labels)} probabilities")
 

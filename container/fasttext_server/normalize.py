@@ -31,19 +31,14 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 
-_PLACEHOLDER = re.compile(r"<[A-Za-z][A-Za-z0-9_]*>")
+PLACEHOLDER = re.compile(r"<[A-Za-z][A-Za-z0-9_]*>")  # a baseline token such as <UNK>, kept as written
 
 
 def tokenize(text: str) -> list[str]:
     """Split ``text`` into model tokens (lower-cased, placeholders verbatim)."""
-    return [tok if tok[0] == "<" and _PLACEHOLDER.fullmatch(tok) else tok.lower() for tok in _TOKEN.findall(text)]
+    return [tok if tok[0] == "<" and PLACEHOLDER.fullmatch(tok) else tok.lower() for tok in _TOKEN.findall(text)]
 
 
 def normalize(text: str) -> str:
     """Return ``text`` as the model saw it in training: tokens joined by single spaces."""
     return " ".join(tokenize(text))
-
-
-def is_placeholder(token: str) -> bool:
-    """True for a baseline placeholder token such as ``<UNK>``."""
-    return _PLACEHOLDER.fullmatch(token) is not None

@@ -16,11 +16,11 @@ from fasttext_server.codec import (
     RequestError,
     ResponseEncoder,
     choose_accept,
-    decode_jsonlines_response,
     decode_request,
     encode_csv_batch,
     parse_media_type,
 )
+from tests.support.wire import decode_jsonlines_response
 
 # Texts a client can send: any Unicode except lone surrogates (not encodable as UTF-8).
 texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)))

@@ -19,8 +19,9 @@ import pandas as pd
 import pytest
 import requests
 
-from fasttext_server.codec import decode_jsonlines_response, encode_csv_batch
+from fasttext_server.codec import encode_csv_batch
 from fasttext_server.model import Classifier
+from tests.support.wire import decode_jsonlines_response
 from textexplain.serving import ServeProcess
 
 CSV = {"Content-Type": "text/csv"}

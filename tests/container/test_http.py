@@ -13,8 +13,9 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fasttext_server.codec import decode_jsonlines_response, encode_csv_batch
+from fasttext_server.codec import encode_csv_batch
 from fasttext_server.model import Classifier
+from tests.support.wire import decode_jsonlines_response
 from textexplain import synthetic
 
 CSV = {"Content-Type": "text/csv"}
