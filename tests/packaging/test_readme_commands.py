@@ -1,0 +1,62 @@
+"""The commands README shows, run as written: `make demo` (it prints what README says it prints), `make lint`, and
+the "your own data" pair, train then explain."""
+
+from __future__ import annotations
+
+import csv
+import re
+import subprocess
+from pathlib import Path
+
+from textexplain import synthetic
+
+ROOT = Path(__file__).resolve().parents[2]
+# the run id hashes the trained model, and fastText's multi-threaded training is not reproducible byte for byte
+RUN_ID = re.compile(r"texts-[0-9a-f]{16}")
+
+
+def readme_demo() -> tuple[str, list[str]]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    command, shown = re.search(r"```bash\n(make demo)\n```.*?```\n(.*?)```", text, flags=re.S).groups()
+    return command, shown.strip().splitlines()
+
+
+def test_make_demo_prints_what_the_readme_shows():
+    command, shown = readme_demo()
+    result = subprocess.run(command.split(), cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    printed = [RUN_ID.sub("texts-<run>", line) for line in result.stdout.splitlines()]
+    for line in shown:
+        assert RUN_ID.sub("texts-<run>", line) in printed, f"README shows {line!r}; make demo printed:\n{result.stdout}"
+    report = next(line.split(None, 1)[1] for line in result.stdout.splitlines() if line.startswith("report:"))
+    assert (ROOT / report).is_file()
+
+
+def test_make_lint_runs_as_written():
+    result = subprocess.run(["make", "lint"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def own_data_commands() -> list[str]:
+    text = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    section = text[text.index("Your own data:") :]
+    return re.findall(r"`(\.venv/bin/textexplain [^`]+)`", section)[:2]
+
+
+def test_the_own_data_commands_run_as_written(tmp_path):
+    commands = own_data_commands()
+    assert [c.split()[1] for c in commands] == ["train", "explain"], commands
+    (tmp_path / ".venv").symlink_to(ROOT / ".venv")  # the commands name the checkout's .venv/bin, relative
+    with (tmp_path / "labelled.csv").open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "label"])
+        writer.writerows([ex.text, ex.label] for ex in synthetic.generate(700, seed=3))
+    with (tmp_path / "texts.csv").open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text"])
+        writer.writerows([ex.text] for ex in synthetic.generate(3, seed=4))
+    for command in commands:
+        result = subprocess.run(command.split(), cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
+    assert (tmp_path / "model.tar.gz").is_file()
+    assert "explained 3 records" in result.stdout, result.stdout
