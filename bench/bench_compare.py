@@ -113,13 +113,13 @@ def permutation_reference(game: Game, permutations: int, seed: int = 12345) -> t
 # --- methods: each returns (M, K) or (M,) attributions for the class ``cls`` --------------------
 
 
-def ours(allocation: str):
+def ours(allocation: str, shrink: float = kernel_shap.SHRINK):
     def run(game: Game, budget: int, seed: int, cls: int) -> np.ndarray:
         rng = np.random.default_rng([seed, 7])
         masks, weights = kernel_shap.coalitions(game.m, budget, rng, allocation)
         ends = game(np.array([np.ones(game.m), np.zeros(game.m)], dtype=bool))
         values = game(masks) if len(masks) else np.zeros((0, ends.shape[1]))
-        return kernel_shap.solve(masks, weights, values, ends[0], ends[1])[:, cls]
+        return kernel_shap.solve(masks, weights, values, ends[0], ends[1], shrink)[:, cls]
 
     return run
 
@@ -190,6 +190,7 @@ METHODS = {
     "ours": ours(kernel_shap.DEFAULT_ALLOCATION),
     "ours-leverage-only": ours("leverage"),
     "ours-kernel-share": ours("kernel"),
+    "ours-no-shrink": ours(kernel_shap.DEFAULT_ALLOCATION, shrink=0.0),
     "previous": previous_sampler,
     "kernel-l1off": shap_kernel(False),
     "kernel-default": shap_kernel("num_features(10)"),
