@@ -2,22 +2,22 @@
 # Build container/ into an OCI image and run it as SageMaker does, with no Docker daemon (rootful podman).
 #
 #   scripts/image.sh check              exit 0 if images can be built here (installs the tools when root), else 3
-#   scripts/image.sh build              build container/ -> $IMAGE (base layer cached under $OCI_WORK)
+#   scripts/image.sh build              build container/ -> $IMAGE (on $BASE, see below; layers cached under $OCI_WORK)
 #   scripts/image.sh run DIR PORT NAME [ENV=VALUE ...]
 #                                       start $IMAGE as SageMaker would: DIR mounted read-only at /opt/ml/model,
 #                                       `serve` as the command, port 8080 (or $CONTAINER_PORT) published on
 #                                       127.0.0.1:PORT only
 #   scripts/image.sh podman ARGS...     podman with this project's storage and settings
 #
-# The base image is made locally (Debian bookworm's python3.11 via mmdebstrap), because no registry is reachable
-# from these machines; it is tagged as the Dockerfile's default BASE so the Dockerfile itself stays unchanged.
+# The base is always passed to the Dockerfile as the build argument BASE. With BASE set, that image is used
+# (pulled if missing, e.g. BASE=docker.io/library/python:3.11-slim); without it, a base is made here from Debian
+# bookworm's python3.11 (mmdebstrap) under its own local name, for machines that reach no image registry.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)  # the checkout, wherever the script is called from
 OCI_WORK=${OCI_WORK:-/var/tmp/textexplain-oci}
 IMAGE=${IMAGE:-localhost/textexplain-serve:dev}
-BASE_TAG=localhost/textexplain-base:bookworm
-DEFAULT_BASE=docker.io/library/python:3.11-slim
+LOCAL_BASE=localhost/textexplain-base:bookworm
 TOOLS=(podman runc containernetworking-plugins iptables mmdebstrap)
 
 have_tools() { command -v podman >/dev/null && command -v mmdebstrap >/dev/null && command -v runc >/dev/null; }
@@ -51,8 +51,8 @@ configure() {
   export CONTAINERS_STORAGE_CONF="$OCI_WORK/storage.conf" CONTAINERS_CONF="$OCI_WORK/containers.conf"
 }
 
-base_image() {
-  podman image exists "$BASE_TAG" && podman image exists "$DEFAULT_BASE" && return 0
+local_base() {
+  podman image exists "$LOCAL_BASE" && return 0
   if [ ! -s "$OCI_WORK/base.tar" ]; then
     mmdebstrap --quiet --variant=apt --include=python3,python3-venv,python3-pip,python-is-python3,ca-certificates \
       --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
@@ -63,18 +63,18 @@ base_image() {
   fi
   podman import --quiet --change 'CMD ["/bin/bash"]' \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    "$OCI_WORK/base.tar" "$BASE_TAG" >/dev/null
-  # This network re-signs TLS with its own CA: trust it in the local base layer only, never in container/.
+    "$OCI_WORK/base.tar" "$LOCAL_BASE" >/dev/null
+  # The host's own extra CA certificates (a proxy that re-signs TLS) are trusted in this local base only, so pip in
+  # the build trusts what the host trusts; container/ itself never carries them.
   if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
     local ctx="$OCI_WORK/ca-context"
     rm -rf "$ctx" && mkdir -p "$ctx"
     cp /usr/local/share/ca-certificates/*.crt "$ctx/"
-    printf '%s\n' "FROM $BASE_TAG" 'COPY *.crt /usr/local/share/ca-certificates/' 'RUN update-ca-certificates >/dev/null' \
+    printf '%s\n' "FROM $LOCAL_BASE" 'COPY *.crt /usr/local/share/ca-certificates/' 'RUN update-ca-certificates >/dev/null' \
       'ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt PIP_CERT=/etc/ssl/certs/ca-certificates.crt' \
       >"$ctx/Containerfile"
-    podman build --quiet --pull=never -t "$BASE_TAG" "$ctx" >/dev/null
+    podman build --quiet --pull=never -t "$LOCAL_BASE" "$ctx" >/dev/null
   fi
-  podman tag "$BASE_TAG" "$DEFAULT_BASE"
 }
 
 cmd=${1:-}
@@ -88,8 +88,13 @@ case "$cmd" in
   build)
     install_tools || exit 3
     configure
-    base_image
-    podman build --quiet --pull=never --network=host -t "$IMAGE" "$ROOT/container" >/dev/null
+    if [ -n "${BASE:-}" ]; then
+      base=$BASE pull=missing
+    else
+      local_base
+      base=$LOCAL_BASE pull=never
+    fi
+    podman build --quiet --pull="$pull" --network=host --build-arg BASE="$base" -t "$IMAGE" "$ROOT/container" >/dev/null
     echo "$IMAGE"
     ;;
   run)
@@ -105,7 +110,7 @@ case "$cmd" in
     exec podman "$@"
     ;;
   *)
-    sed -n '2,12p' "$0" >&2
+    sed -n '2,14p' "$0" >&2
     exit 2
     ;;
 esac

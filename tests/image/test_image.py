@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
 import requests
 
-from tests.support.image import ImageServer, podman, readable_copy
+from tests.support.image import LOCAL_BASE, ImageServer, podman, readable_copy
 
 pytestmark = pytest.mark.image
 
@@ -37,6 +38,18 @@ def test_image_is_small_enough_and_labelled_for_pipelines(built_image):
     assert info["Size"] < 700 * 1024 * 1024, info["Size"]
     assert info["Config"]["Labels"]["com.amazonaws.sagemaker.capabilities.accept-bind-to-port"] == "true"
     assert info["Config"]["User"] == "10001"
+
+
+def test_built_on_the_base_it_was_given_and_no_upstream_name_is_retagged(built_image):
+    info = json.loads(podman("image", "inspect", built_image).stdout)[0]
+    base = info["Config"]["Labels"]["org.opencontainers.image.base.name"]
+    assert base == os.environ.get("BASE", LOCAL_BASE)
+    base_id = json.loads(podman("image", "inspect", base).stdout)[0]["Id"]
+    names = [name for image in json.loads(podman("images", "--format", "json").stdout) if image["Id"] == base_id
+             for name in image.get("Names") or []]  # fmt: skip
+    assert names, base
+    if base == LOCAL_BASE:  # the base made here goes by its own local name only, never as an upstream image
+        assert all(name.startswith("localhost/") for name in names), names
 
 
 def test_runs_as_non_root_and_listens_only_on_8080(running):

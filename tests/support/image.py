@@ -16,6 +16,7 @@ from textexplain.serving import free_port
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "image.sh"
 CANNOT_RUN_HERE = 3
+LOCAL_BASE = "localhost/textexplain-base:bookworm"  # the base scripts/image.sh makes when BASE is not set
 
 
 def build() -> str | None:
