@@ -81,11 +81,19 @@ def _clarify_top(tokens_by_feature: dict) -> str:
 
 
 def _card(label: str, info: dict) -> str:
+    if "predicted_as_this_class" in info:
+        views = _view(label, info["predicted_as_this_class"], f"records the model predicted as {html.escape(label)}")
+        views += _view(label, info["all_records"], "all records")
+    else:  # classes.json of an earlier version: one view, ranked by summed attribution
+        views = (
+            '<div class="meta">all records, ranked by summed attribution (an earlier version\'s summary)</div>'
+            f"<div>towards {html.escape(label)}</div>{_bars(info.get('top_positive_tokens', [])[:10], '#d62728')}"
+            f"<div>away from {html.escape(label)}</div>{_bars(info.get('top_negative_tokens', [])[:10], '#1f77b4')}"
+        )
     return (
         f'<div class="class"><h3>{html.escape(label)}</h3>'
         f'<div class="meta">Clarify expected value {info["expected_value"]:.4f}</div>'
-        + _view(label, info["predicted_as_this_class"], f"records the model predicted as {html.escape(label)}")
-        + _view(label, info["all_records"], "all records")
+        + views
         + '<div class="meta">Clarify\'s global_top_shap_text</div>'
         + _clarify_top(info.get("clarify_global_top_shap_text", {}))
         + "</div>"

@@ -451,3 +451,17 @@ def test_an_attribution_value_that_is_not_a_number_is_rejected(value):
     with pytest.raises(ClarifyOutputError, match="not a number") as info:
         parse_local_line(line, 7, 3, "clarify/explanations_shap/out.jsonl")
     assert info.value.where == {"file": "clarify/explanations_shap/out.jsonl", "line": 7}
+
+
+def test_the_report_still_renders_an_earlier_versions_classes():
+    """`textexplain report` re-renders a run directory; one written before the two views must not crash it."""
+    from explain_workflow import report
+
+    row = {"token": "river", "total": 0.6, "mean": 0.1, "count": 6}
+    classes = {"A": {"expected_value": 0.5, "top_positive_tokens": [row], "top_negative_tokens": [],
+                     "clarify_global_top_shap_text": {"text": {"river": 0.1}}}}  # fmt: skip
+    summary = {"run_id": "r", "rows": 0, "labels": ["A"], "predicted_counts": {"A": 0}, "misaligned_units": 0,
+               "records_in_report": 0}  # fmt: skip
+    html = report.render(summary, classes, [])
+    assert "ranked by summed attribution" in html
+    assert "river" in html
