@@ -42,7 +42,6 @@ def test_bad_environment_is_refused(trained_model):
 
 
 def test_sigterm_stops_cleanly(trained_model):
-    server = ServeProcess(trained_model.model_dir, workers=2).start()
-    assert server.healthy()
+    server = ServeProcess(trained_model.model_dir, workers=2).start()  # returns once /ping answered
     assert server.stop(timeout=30) == 0
     assert not server.healthy()

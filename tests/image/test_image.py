@@ -52,17 +52,23 @@ def test_built_on_the_base_it_was_given_and_no_upstream_name_is_retagged(built_i
         assert all(name.startswith("localhost/") for name in names), names
 
 
+def listening_ports(server: ImageServer) -> set[int]:
+    tcp = podman("exec", server.name, "cat", "/proc/net/tcp", "/proc/net/tcp6").stdout.splitlines()
+    return {int(line.split()[1].rsplit(":", 1)[1], 16) for line in tcp[1:] if line.split()[3:4] == ["0A"]}
+
+
 def test_runs_as_non_root_and_listens_only_on_8080(running):
     assert podman("exec", running.name, "id", "-u").stdout.strip() == "10001"
-    tcp = podman("exec", running.name, "cat", "/proc/net/tcp", "/proc/net/tcp6").stdout.splitlines()
-    listening = {int(line.split()[1].rsplit(":", 1)[1], 16) for line in tcp[1:] if line.split()[3:4] == ["0A"]}
-    assert listening == {8080}
+    assert listening_ports(running) == {8080}
 
 
 def test_bind_to_port_is_honoured(built_image, model_dir, trained_model):
     env = {"SAGEMAKER_BIND_TO_PORT": "9090"}
     with ImageServer(model_dir, trained_model.labels, env=env, container_port=9090) as server:
-        assert server.healthy()
+        assert listening_ports(server) == {9090}
+        headers = {"Content-Type": "text/csv"}
+        resp = requests.post(server.url + "/invocations", data='"a lake"\n', headers=headers, timeout=10)
+        assert resp.status_code == 200
 
 
 def test_sigterm_stops_cleanly_within_the_timeout(built_image, model_dir, trained_model):
