@@ -36,6 +36,9 @@ def imported_modules(package: str) -> set[str]:
     return names
 
 
+PROVIDERS = metadata.packages_distributions()  # import name -> distributions providing it
+
+
 def third_party(packages: list[str], extras: frozenset[str] = frozenset()) -> set[str]:
     """Distributions the packages import (the first party's own imports followed, except ``extras``)."""
     seen, todo, dists = set(extras), list(packages), set()
@@ -46,7 +49,7 @@ def third_party(packages: list[str], extras: frozenset[str] = frozenset()) -> se
             if name in FIRST_PARTY:
                 todo.extend({name} - seen)
             elif name not in sys.stdlib_module_names and name != "__future__":
-                found = metadata.packages_distributions().get(name)
+                found = PROVIDERS.get(name)
                 assert found, f"{package} imports {name}, which no installed distribution provides"
                 dists.add(canonicalize_name(found[0]))
     return dists
