@@ -122,7 +122,7 @@ def main(argv: list[str]) -> None:
     if args.child:
         child(args.child[0], int(args.child[1]), args.child[2], args.child[3])
         return
-    from tests.support.s3 import CREDENTIALS, moto_server
+    from bench.local_s3 import CREDENTIALS, moto_server
 
     env = {**os.environ, **CREDENTIALS}
     print(f"load average before: {os.getloadavg()[0]:.2f}; 40 tokens x 14 classes per record; storage {args.storage}")

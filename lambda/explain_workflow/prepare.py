@@ -37,7 +37,7 @@ def layout_for(request: RunRequest, settings: WorkflowSettings) -> RunLayout:
 
 
 def result(layout: RunLayout, settings: WorkflowSettings, status: str, rows: int, attempt: int) -> dict:
-    """What the state machine's Clarify and transform steps need (the ▶ contract of prepare's output)."""
+    """What the state machine's Clarify and transform steps need (prepare's output, see docs/workflow.md)."""
     p = settings.processing
     return {
         "run_id": layout.run_id,

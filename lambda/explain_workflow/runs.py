@@ -1,4 +1,4 @@
-"""The ▶ run layout: where every file of a run lives, its job names, and its manifest.
+"""The run layout: where every file of a run lives, its job names, and its manifest.
 
 ``run_id`` (see identity.py) is a pure function of everything that decides the result, so a duplicate
 event finds the same run. Everything a run writes is under ``runs/<run_id>/``; ``manifest.json`` is
