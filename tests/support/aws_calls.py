@@ -29,7 +29,8 @@ FUNCTION_MODULES = {
     "explain_workflow.failure": "record_failure",
     "explain_workflow.start": "starter",
 }
-NOT_A_FUNCTION = ("textexplain.", "tests.")  # the CLI, the local mode, test code calling AWS itself
+CLIENT_CODE = ("textexplain.",)  # the CLI and the local mode: the user's credentials, no function's role
+TEST_CODE = ("tests.",)  # test code: calls a handler as the runtime would, or calls AWS itself
 SERVICE_PREFIX = {"stepfunctions": "states"}
 _S3_ACTIONS = {
     "GetObject": "s3:GetObject", "HeadObject": "s3:GetObject", "PutObject": "s3:PutObject",
@@ -41,15 +42,22 @@ _S3_ACTIONS = {
 
 
 def calling_function() -> str | None:
-    frame = sys._getframe(2)
+    """The function whose code made the call, or None when the CLI or the local mode made it.
+
+    The CLI reuses the starter's logic with the user's own credentials, so the nearest project frame is not enough:
+    what decides is who called that logic, the CLI (not a function's role) or a test (standing in for the runtime).
+    """
+    frame, function = sys._getframe(2), None
     while frame is not None:
         module = frame.f_globals.get("__name__", "")
-        if module in FUNCTION_MODULES:
-            return FUNCTION_MODULES[module]
-        if module.startswith(NOT_A_FUNCTION):
+        if function is None and module in FUNCTION_MODULES:
+            function = FUNCTION_MODULES[module]
+        elif module.startswith(CLIENT_CODE):
             return None
+        elif module.startswith(TEST_CODE):
+            return function
         frame = frame.f_back
-    return None
+    return function
 
 
 def iam_requests(service: str, operation: str, params: dict) -> list[tuple[str, str]]:
