@@ -124,22 +124,27 @@ def ours(allocation: str, shrink: float = kernel_shap.SHRINK):
     return run
 
 
+def previous_coalitions(m: int, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """The coalitions this project drew before: sizes and subsets drawn with replacement, repeats scored."""
+    sizes = np.arange(1, m)
+    size_weight = 1 / (sizes * (m - sizes))
+    chosen = rng.choice(sizes, size=(n + 1) // 2, p=size_weight / size_weight.sum())
+    masks = np.zeros((2 * len(chosen), m), dtype=bool)
+    for i, s in enumerate(chosen):
+        masks[2 * i, rng.choice(m, size=int(s), replace=False)] = True
+        masks[2 * i + 1] = ~masks[2 * i]
+    return masks[:n], np.ones(n)
+
+
 def previous_sampler(game: Game, budget: int, seed: int, cls: int) -> np.ndarray:
-    """The sampler this project had before: sizes and subsets drawn with replacement, repeats scored."""
+    """The estimator this project had before (exact when the budget covers every coalition, as it was)."""
     m, rng = game.m, np.random.default_rng([seed, 7])
     n = kernel_shap.sample_count(m, budget)
     ends = game(np.array([np.ones(m), np.zeros(m)], dtype=bool))
     if n == 2**m - 2:
         masks, weights = kernel_shap.coalitions(m, budget, rng)
     else:
-        sizes = np.arange(1, m)
-        size_weight = 1 / (sizes * (m - sizes))
-        chosen = rng.choice(sizes, size=(n + 1) // 2, p=size_weight / size_weight.sum())
-        masks = np.zeros((2 * len(chosen), m), dtype=bool)
-        for i, s in enumerate(chosen):
-            masks[2 * i, rng.choice(m, size=int(s), replace=False)] = True
-            masks[2 * i + 1] = ~masks[2 * i]
-        masks, weights = masks[:n], np.ones(n)
+        masks, weights = previous_coalitions(m, n, rng)
     return kernel_shap.solve(masks, weights, game(masks), ends[0], ends[1])[:, cls]
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import shap
 
+from bench.bench_compare import previous_coalitions
 from textexplain.explainer import kernel_shap
 
 
@@ -91,18 +92,6 @@ def softmax_game(m: int, seed: int):
         return e / e.sum(axis=1, keepdims=True)
 
     return f
-
-
-def previous_coalitions(m: int, n: int, rng):
-    """The sampler before stratification (kept here to show what changed): repeats allowed."""
-    sizes = np.arange(1, m)
-    size_weight = 1 / (sizes * (m - sizes))
-    chosen = rng.choice(sizes, size=(n + 1) // 2, p=size_weight / size_weight.sum())
-    masks = np.zeros((2 * len(chosen), m), dtype=bool)
-    for i, s in enumerate(chosen):
-        masks[2 * i, rng.choice(m, size=int(s), replace=False)] = True
-        masks[2 * i + 1] = ~masks[2 * i]
-    return masks[:n], np.ones(n)
 
 
 @pytest.mark.parametrize(("m", "n"), [(4, 13), (6, 61), (10, 100), (10, 1000), (12, 999), (16, 300), (40, 1000)])
