@@ -157,24 +157,8 @@ class ExplanationWorkflow(Construct):
     def _grant_predictions(self, results_bucket: s3.IBucket, key: kms.IKey) -> None:
         """Batch Transform reads a run's predict/input and writes its predict/output with the model's own role."""
         role = self.hosting.role
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["s3:GetObject"], resources=[results_bucket.arn_for_objects("runs/*/predict/input/*")]
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["s3:PutObject", "s3:AbortMultipartUpload"],
-                resources=[results_bucket.arn_for_objects("runs/*/predict/output/*")],
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["s3:ListBucket"],
-                resources=[results_bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": ["runs/*"]}},
-            )
-        )
+        for statement in job_run_access(results_bucket, reads=["predict/input"], writes="predict/output"):
+            role.add_to_policy(statement)
         role.add_to_policy(use_key(key))
 
     def _clarify_job_role(self, stack: Stack, results_bucket: s3.IBucket, key: kms.IKey, model_arn: str):
@@ -184,28 +168,8 @@ class ExplanationWorkflow(Construct):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description="Clarify processing jobs: read a run's input and config, write its clarify/ output",
         )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["s3:GetObject"],
-                resources=[
-                    results_bucket.arn_for_objects("runs/*/input/*"),
-                    results_bucket.arn_for_objects("runs/*/config/*"),
-                ],
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["s3:PutObject", "s3:AbortMultipartUpload"],
-                resources=[results_bucket.arn_for_objects("runs/*/clarify/*")],
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["s3:ListBucket"],
-                resources=[results_bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": ["runs/*"]}},
-            )
-        )
+        for statement in job_run_access(results_bucket, reads=["input", "config"], writes="clarify"):
+            role.add_to_policy(statement)
         role.add_to_policy(use_key(key, "kms:DescribeKey"))
         role.add_to_policy(grant_for_aws_resources(key))
         # SageMaker's role documentation lists ECR pull actions for a processing job's role (the job's image is
@@ -495,6 +459,24 @@ def retention_days(days: int) -> logs.RetentionDays:
     """The shortest CloudWatch Logs retention that keeps at least ``days``."""
     chosen = min((d for d in _RETENTION if d >= days), default=3653)
     return getattr(logs.RetentionDays, _RETENTION[chosen])
+
+
+def job_run_access(results_bucket: s3.IBucket, *, reads: list[str], writes: str) -> list[iam.PolicyStatement]:
+    """What a SageMaker job's role needs of a run: read ``runs/*/<reads>/``, write ``runs/*/<writes>/``, list runs/."""
+    return [
+        iam.PolicyStatement(
+            actions=["s3:GetObject"], resources=[results_bucket.arn_for_objects(f"runs/*/{p}/*") for p in reads]
+        ),
+        iam.PolicyStatement(
+            actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+            resources=[results_bucket.arn_for_objects(f"runs/*/{writes}/*")],
+        ),
+        iam.PolicyStatement(
+            actions=["s3:ListBucket"],
+            resources=[results_bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": ["runs/*"]}},
+        ),
+    ]
 
 
 def read_input_objects(input_bucket: s3.IBucket) -> iam.PolicyStatement:
