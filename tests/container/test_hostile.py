@@ -193,10 +193,11 @@ def test_answers_stay_under_the_response_limit(trained_model, served_labels):
 
 
 def test_a_request_past_its_budget_is_answered_with_our_json(trained_model, served_labels):
-    # worker timeout 1 s: a request of 10,000 long texts cannot be scored in time; it gets a JSON 503
-    env = {"SAGEMAKER_MODEL_SERVER_TIMEOUT": "1", "MAX_TEXT_CHARS": "100000"}
+    # worker timeout 1 s (a 0.5 s budget): 10,000 texts of 400 words take seconds to score on any machine (a
+    # quiet one scored the earlier 90-word texts inside the budget), so the answer is a JSON 503
+    env = {"SAGEMAKER_MODEL_SERVER_TIMEOUT": "1", "MAX_TEXT_CHARS": "100000", "MAX_PAYLOAD_BYTES": str(32 << 20)}
     with ServeProcess(trained_model.model_dir, served_labels, workers=1, extra_env=env) as server:
-        body = encode_csv_batch([f"river {i} " * 45 for i in range(10_000)])  # ~5 MB
+        body = encode_csv_batch([f"river {i} " * 200 for i in range(10_000)])  # ~20 MB
         resp = post(server.url, body, timeout=60)
         assert resp.status_code == 503
         assert resp.headers["Content-Type"] == "application/json"
