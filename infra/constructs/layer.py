@@ -60,6 +60,12 @@ def layer_distributions(requirements: list[Requirement]) -> dict[str, metadata.D
             raise LayerError(f"{name} ({requirement}) is not installed: run `make test` to install the pins") from None
         if not requirement.specifier.contains(dist.version, prereleases=True):
             raise LayerError(f"{name} {dist.version} is installed, the functions pin {requirement}")
+        tags = wheel_tags(dist)
+        if not runs_on_lambda(tags):
+            raise LayerError(
+                f"{name} {dist.version} is installed as a build for {', '.join(tags)}; the functions run CPython 3.11 "
+                "on Linux x86_64, so the layer would not import there: synthesize on Linux x86_64 (as CI does)"
+            )
         found[name] = dist
         for extra in sorted(requirement.extras) or [""]:
             if (name, extra) in seen:
@@ -67,6 +73,42 @@ def layer_distributions(requirements: list[Requirement]) -> dict[str, metadata.D
             seen.add((name, extra))
             todo.extend((Requirement(r), extra) for r in dist.requires or [])
     return dict(sorted(found.items()))
+
+
+def wheel_tags(dist: metadata.Distribution) -> list[str]:
+    """The wheel tags a distribution was installed from (``py3-none-any`` when it records none)."""
+    lines = (dist.read_text("WHEEL") or "").splitlines()
+    return [line.split(":", 1)[1].strip() for line in lines if line.startswith("Tag:")] or ["py3-none-any"]
+
+
+# the python3.11 runtime is Amazon Linux 2: glibc 2.26
+LAMBDA_GLIBC = (2, 26)
+_LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
+
+
+def runs_on_lambda(tags: list[str]) -> bool:
+    """Whether a wheel with these tags imports on the functions' runtime: CPython 3.11, glibc 2.26, x86_64.
+
+    The layer is copied from this environment, so a compiled extension built for another machine (macOS, arm64,
+    musl, a newer glibc) would be deployed and fail at its first import.
+    """
+    for tag in tags:
+        python, abi, platform = tag.split("-", 2)
+        if platform == "any":
+            return True
+        if not (platform.endswith("_x86_64") and (python == "cp311" or abi == "abi3")):
+            continue
+        policy = platform.removesuffix("_x86_64")
+        if policy in _LEGACY_MANYLINUX:
+            glibc = _LEGACY_MANYLINUX[policy]
+        elif policy.startswith("manylinux_"):
+            major, minor = policy.removeprefix("manylinux_").split("_")
+            glibc = (int(major), int(minor))
+        else:  # linux_x86_64: built on this machine against its own glibc
+            continue
+        if glibc <= LAMBDA_GLIBC:
+            return True
+    return False
 
 
 def _layer_files(dists: dict[str, metadata.Distribution]) -> list[tuple[str, Path]]:
