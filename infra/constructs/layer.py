@@ -25,7 +25,7 @@ from infra.config import ROOT
 
 LAMBDA_DIR = ROOT / "lambda"
 # what the python3.11 runtime provides itself (boto3 and what it pulls in)
-RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer", "jmespath", "urllib3", "python-dateutil", "six"}
+RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer", "jmespath", "urllib3", "python-dateutil", "six"})
 
 
 class LayerError(RuntimeError):
@@ -42,7 +42,9 @@ def pinned_requirements(lambda_dir: Path = LAMBDA_DIR) -> list[Requirement]:
     return list(found.values())
 
 
-def layer_distributions(requirements: list[Requirement]) -> dict[str, metadata.Distribution]:
+def layer_distributions(
+    requirements: list[Requirement], runtime_provided: frozenset[str] = RUNTIME_PROVIDED
+) -> dict[str, metadata.Distribution]:
     """The installed distributions for ``requirements`` and their dependencies, minus what the runtime provides."""
     found: dict[str, metadata.Distribution] = {}
     seen: set[tuple[str, str]] = set()
@@ -52,7 +54,7 @@ def layer_distributions(requirements: list[Requirement]) -> dict[str, metadata.D
         if requirement.marker and not requirement.marker.evaluate({"extra": parent_extra}):
             continue
         name = canonicalize_name(requirement.name)
-        if name in RUNTIME_PROVIDED:
+        if name in runtime_provided:
             continue
         try:
             dist = metadata.distribution(name)

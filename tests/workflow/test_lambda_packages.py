@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
+
+from infra.constructs.layer import layer_distributions
 
 LAMBDA = Path(__file__).resolve().parents[2] / "lambda"
 FUNCTIONS = sorted(p.parent.name for p in LAMBDA.glob("*/handler.py"))
@@ -24,26 +25,6 @@ FUNCTIONS = sorted(p.parent.name for p in LAMBDA.glob("*/handler.py"))
 def pinned(function: str) -> list[Requirement]:
     lines = (LAMBDA / function / "requirements.txt").read_text().splitlines()
     return [Requirement(line) for line in lines if line.strip() and not line.startswith("#")]
-
-
-def closure(requirements: list[Requirement]) -> dict[str, metadata.Distribution]:
-    """Installed distributions for the requirements and, recursively, their dependencies (extras honoured)."""
-    found: dict[str, metadata.Distribution] = {}
-    todo = [(r, "") for r in requirements]
-    while todo:
-        requirement, parent_extra = todo.pop()
-        if requirement.marker and not requirement.marker.evaluate({"extra": parent_extra}):
-            continue
-        name = canonicalize_name(requirement.name)
-        dist = metadata.distribution(name)
-        assert requirement.specifier.contains(dist.version, prereleases=True), (requirement, dist.version)
-        extras = sorted(requirement.extras)
-        if name in found and not extras:
-            continue
-        found[name] = dist
-        for extra in extras or [""]:
-            todo.extend((Requirement(r), extra) for r in dist.requires or [])
-    return found
 
 
 def top_level_paths(dist: metadata.Distribution) -> set[Path]:
@@ -59,7 +40,8 @@ def top_level_paths(dist: metadata.Distribution) -> set[Path]:
 
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_handler_imports_with_only_its_pinned_distributions(function, tmp_path):
-    for dist in closure(pinned(function)).values():
+    # the layer's own resolution (versions checked against the pins), with the runtime's boto3 set included
+    for dist in layer_distributions(pinned(function), runtime_provided=frozenset()).values():
         for path in top_level_paths(dist):
             (tmp_path / path.name).symlink_to(path)
     code = f"import sys; sys.path[:0] = [{str(tmp_path)!r}, {str(LAMBDA)!r}]; import {function}.handler"
