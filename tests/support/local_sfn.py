@@ -24,6 +24,7 @@ from moto.stepfunctions.parser.asl.component.common.error_name.failure_event imp
     FailureEventException,
 )
 from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
 from moto.stepfunctions.parser.asl.component.state.exec.state_parallel import branches_decl
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
@@ -108,6 +109,9 @@ class LocalSfn:
 
         def eval_service_task(task, env, resource_runtime_part, normalised_parameters, state_credentials):
             key = _key(task)
+            if not env.is_running():  # a branch cancelled by its sibling's failure: AWS would not call it
+                env.stack.append({})
+                return None
             if key not in outer.services:
                 return original(task, env, resource_runtime_part, normalised_parameters, state_credentials)
             outer.calls.append((key, normalised_parameters))
@@ -165,6 +169,7 @@ class LocalSfn:
                             cls, "_eval_service_task", self._service_task(cls.__dict__["_eval_service_task"])
                         )
                     )
+            stack.enter_context(mock.patch.object(TimeoutSeconds, "eval", _literal_timeout))
             stack.enter_context(
                 mock.patch.object(
                     callback, "_eval_integration_pattern", self._integration_pattern(callback._eval_integration_pattern)
@@ -201,6 +206,13 @@ class LocalSfn:
             path,
             list(self.calls),
         )
+
+
+def _literal_timeout(self, env) -> None:
+    # moto's eval is a no-op once a sibling branch has failed the Parallel, yet the task still pops the
+    # stack for its timeoutInSeconds: it would record the branch's input there, and GetExecutionHistory
+    # could not serialize it. A literal TimeoutSeconds is known whatever the state of the run.
+    env.stack.append(self.timeout_seconds)
 
 
 def _error_name(error_name: str):
