@@ -1,18 +1,17 @@
-"""Session-wide fixtures shared by every test tier (a generated corpus and a real fastText model), and the tiers.
-
-Every test gets exactly one tier marker, assigned here (``make test-<tier>`` selects one with ``-m``):
-unit (in-process, no server, no subprocess), integration (real servers and subprocesses on 127.0.0.1),
-infra (the synthesized CDK app), image (the real container image, podman), browser (headless Chromium).
+"""Session-wide fixtures shared by every test tier (a generated corpus, a real fastText model, the built image, one
+local AWS API), and the tier marker each test gets (tests/support/tiers.py says which).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.support.aws_calls import _calls_are_in_the_inventory, _record_aws_calls  # noqa: F401 (every test)
+from tests.support.tiers import tier_of
 from textexplain import synthetic, training
 
 
@@ -55,44 +54,22 @@ def built_image() -> str:
     return built
 
 
-TIERS = ("unit", "integration", "infra", "image", "browser")
-# by directory under tests/ ...
-DIRECTORY_TIERS = {
-    "unit": "unit",
-    "container": "integration",
-    "local": "integration",
-    "workflow": "integration",
-    "packaging": "integration",
-    "infra": "infra",
-    "image": "image",
-}
-# ... unless the module needs another tier than its directory
-MODULE_TIERS = {
-    "container/test_codec.py": "unit",
-    "container/test_image_requirements.py": "unit",
-    "infra/test_iam_eval.py": "unit",
-    "local/test_kernel_shap.py": "unit",
-    "packaging/test_dependencies.py": "unit",
-    "workflow/test_dataset.py": "unit",
-    "workflow/test_report_browser.py": "browser",
-}
-TESTS = Path(__file__).resolve().parent
+@pytest.fixture(scope="session")
+def moto_server_url() -> Iterator[str]:
+    """The session's one local AWS API (moto's server, in its own process), started when a test first needs it."""
+    from tests.support import s3
+
+    with s3.moto_server() as url:
+        yield url
 
 
-def tier_of(item: pytest.Item) -> str:
-    explicit = [m.name for m in item.iter_markers() if m.name in TIERS]
-    if explicit:
-        if len(set(explicit)) != 1:
-            raise pytest.UsageError(f"{item.nodeid}: more than one tier marker {sorted(set(explicit))}")
-        return explicit[0]
-    callspec = getattr(item, "callspec", None)
-    if "built_image" in item.fixturenames or (callspec is not None and callspec.params.get("server") == "image"):
-        return "image"  # the container's HTTP suite run against the image
-    relative = Path(item.path).resolve().relative_to(TESTS).as_posix()
-    tier = MODULE_TIERS.get(relative) or DIRECTORY_TIERS.get(relative.split("/")[0])
-    if tier is None:
-        raise pytest.UsageError(f"{item.nodeid}: no tier for {relative} (tests/conftest.py DIRECTORY_TIERS)")
-    return tier
+@pytest.fixture
+def moto_url(moto_server_url) -> str:
+    """The local AWS API, emptied for this test: no bucket, stack, bus or configuration an earlier test made."""
+    from tests.support import s3
+
+    s3.reset(moto_server_url)
+    return moto_server_url
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from fasttext_server.codec import encode_csv_batch
 from fasttext_server.model import Classifier
-from tests.support.wire import decode_jsonlines_response
+from tests.support.wire import clarify_batch, decode_jsonlines_response
 from textexplain import synthetic
 
 CSV = {"Content-Type": "text/csv"}
@@ -23,13 +23,6 @@ CSV = {"Content-Type": "text/csv"}
 
 def invoke(url: str, body: bytes, headers: dict | None = None) -> requests.Response:
     return requests.post(url + "/invocations", data=body, headers=headers or CSV, timeout=30)
-
-
-def clarify_batch(text: str, n: int, seed: int = 0, baseline: str = "<UNK>") -> list[str]:
-    """``n`` perturbed variants of ``text`` the way Clarify builds them: some tokens replaced by the baseline."""
-    rng = random.Random(seed)
-    tokens = text.split(" ")
-    return [" ".join(baseline if rng.random() < 0.5 else tok for tok in tokens) for _ in range(n)]
 
 
 def test_ping_and_execution_parameters(server_url):

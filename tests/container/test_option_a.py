@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from fasttext_server.codec import encode_csv_batch
-from tests.container.test_http import clarify_batch
+from tests.support.wire import clarify_batch
 from textexplain.serving import ServeError, ServeProcess
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+from tests.support.cfn import STAGES
 
-STAGES = ["dev", "staging", "prod"]
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,3 @@ def synthesized(tmp_path_factory) -> Synthesized:
     }
     image_stacks = {s.stack_name.split("-")[1]: s for s in app.node.children if s.node.id.endswith("-images")}
     return Synthesized(stacks, templates, outdir, image_templates, image_stacks)
-
-
-def resources(template: dict, kind: str) -> dict:
-    return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}

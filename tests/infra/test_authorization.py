@@ -19,9 +19,9 @@ from explain_workflow.settings import WorkflowSettings
 from infra.config import load_stage
 from infra.images import clarify_repository_arn
 from infra.multi_account import ArtifactsConfig, ModelArtifactsStack, load_json
-from tests.infra.conftest import STAGES, resources
 from tests.support.authz import StackPolicies, World
 from tests.support.authz_inventory import FUNCTION_ROLES, HANDLER_CALLS, NO_POLICY_CALLS, SERVICE_CALLS
+from tests.support.cfn import STAGES, resources
 from tests.support.iam_eval import Principal, Request
 
 TLS = {"aws:SecureTransport": "true"}

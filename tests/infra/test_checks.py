@@ -14,8 +14,7 @@ from explain_workflow import analysis_config
 from explain_workflow.settings import WorkflowSettings
 from infra.config import ConfigError, load_stage
 from infra.images import BLAZINGTEXT_REGISTRIES, CLARIFY_REGISTRIES, blazingtext_image_uri, clarify_image_uri
-from tests.infra.conftest import STAGES, resources
-from tests.support.cfn import Resolver
+from tests.support.cfn import STAGES, Resolver, resources
 
 
 @pytest.mark.parametrize("stage", STAGES)

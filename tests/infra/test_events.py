@@ -9,18 +9,17 @@ import boto3
 import pytest
 
 from infra.config import load_stage
-from tests.infra.conftest import resources
-from tests.support.s3 import CREDENTIALS, moto_server
+from tests.support.cfn import resources
+from tests.support.s3 import CREDENTIALS
 
 
-@pytest.fixture(scope="module")
-def eventbridge():
-    with moto_server() as url:
-        make = lambda service: boto3.client(  # noqa: E731
-            service, endpoint_url=url, region_name="us-east-1",
-            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"], aws_secret_access_key="testing",
-        )  # fmt: skip
-        yield make("events"), make("sqs")
+@pytest.fixture
+def eventbridge(moto_url):
+    make = lambda service: boto3.client(  # noqa: E731
+        service, endpoint_url=moto_url, region_name="us-east-1",
+        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"], aws_secret_access_key="testing",
+    )  # fmt: skip
+    return make("events"), make("sqs")
 
 
 def _concrete(value):

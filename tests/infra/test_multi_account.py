@@ -102,7 +102,7 @@ def test_pipeline_deploys_the_stages_in_order_with_approval_before_prod(synthesi
 
 def test_cfn_lint_on_the_multi_account_templates(synthesized):
     """cfn-lint with the serverless rules over every template, nested stage assemblies included."""
-    from tests.infra.test_commands import accepted, lint
+    from tests.support.cfn_lint import accepted, lint
 
     findings = lint(synthesized["outdir"])
     assert [(f["Rule"]["Id"], f["Message"][:120]) for f in findings if not accepted(f)] == []

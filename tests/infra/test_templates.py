@@ -9,8 +9,7 @@ from aws_cdk.assertions import Match, Template
 
 from infra.config import load_stage
 from infra.images import blazingtext_image_uri, clarify_image_uri
-from tests.infra.conftest import STAGES, resources
-from tests.support.cfn import Resolver
+from tests.support.cfn import STAGES, Resolver, resources
 from tests.support.local_sfn import all_states, definition_from_template
 
 # IAM actions that have no resource-level permissions, so "*" is the only possible resource.

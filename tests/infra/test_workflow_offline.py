@@ -20,21 +20,14 @@ from explain_workflow.runs import RunLayout
 from explain_workflow.storage import read_bytes
 from infra.config import load_stage
 from infra.images import clarify_image_uri
-from tests.infra.conftest import resources
-from tests.support.cfn import Resolver
-from tests.support.clarify_output import known_run
+from tests.support.cfn import Resolver, resources
+from tests.support.clarify_output import known_run, model_probabilities, write_clarify_output
+from tests.support.data import TEXTS, csv_bytes
+from tests.support.lambda_context import Context
 from tests.support.local_sfn import LocalSfn, TaskFailed, definition_from_template
-from tests.support.s3 import CREDENTIALS, moto_server, s3_client
-from tests.workflow.conftest import TEXTS, csv_bytes, model_probabilities, write_clarify_output
-from tests.workflow.test_handlers_s3 import Context
+from tests.support.s3 import CREDENTIALS, s3_client, upload
 
 STAGE = "dev"
-
-
-@pytest.fixture(scope="module")
-def s3_url():
-    with moto_server() as url:
-        yield url
 
 
 @pytest.fixture(scope="module")
@@ -53,16 +46,16 @@ def workflow(synthesized):
 
 
 @pytest.fixture
-def run(workflow, s3_url, monkeypatch):
+def run(workflow, moto_url, monkeypatch):
     """A LocalSfn bound to the real handlers, with a fresh pair of buckets."""
     for key, value in (CREDENTIALS | workflow["env"]).items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("RESULTS_BUCKET", "results")
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_url)
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     aws.settings.cache_clear()
     aws.storage.cache_clear()
-    client = s3_client(s3_url)
+    client = s3_client(moto_url)
     for bucket in ("input", "results"):
         client.create_bucket(Bucket=bucket)
 
@@ -194,12 +187,6 @@ def describe(params: dict, status: str, reason: str | None = None) -> dict:
     if reason:
         answer["FailureReason"] = reason
     return answer
-
-
-def upload(client, key: str, body: bytes) -> dict:
-    client.put_object(Bucket="input", Key=key, Body=body)
-    head = client.head_object(Bucket="input", Key=key)
-    return {"bucket": "input", "key": key, "version_id": head.get("VersionId", ""), "etag": head["ETag"].strip('"')}
 
 
 def detail_of(event: dict) -> dict:

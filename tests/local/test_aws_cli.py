@@ -12,40 +12,39 @@ import requests
 
 from explain_workflow.identity import run_identity
 from explain_workflow.request import RunRequest
-from tests.support.s3 import moto_server
-from tests.workflow.conftest import TEXTS, csv_bytes
+from tests.support.data import TEXTS, csv_bytes
 from textexplain import aws_cli
 
 ACCOUNT = "123456789012"
 
 
-@pytest.fixture(scope="module")
-def local_aws():
-    with moto_server() as url:
-        requests.post(url + "/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}, timeout=10)
-        make = lambda s: boto3.client(s, endpoint_url=url, region_name="us-east-1",  # noqa: E731
-                                      aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
-        clients = {name: make(name) for name in ("s3", "stepfunctions", "cloudformation")}
-        for bucket in ("in-bucket", "results-bucket"):
-            clients["s3"].create_bucket(Bucket=bucket)
-        machine = clients["stepfunctions"].create_state_machine(
-            name="explanations",
-            definition=json.dumps({"StartAt": "Prepare", "States": {"Prepare": {"Type": "Pass", "End": True}}}),
-            roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn",
-        )["stateMachineArn"]
-        workflow_env = {"RESULTS_BUCKET": "results-bucket", "LABELS": '["a", "b"]', "MODEL_NAME": "Model-1a2b"}
-        outputs = {
-            "InputBucket": "in-bucket",
-            "ResultsBucket": "results-bucket",
-            "StateMachineArn": machine,
-            "WorkflowEnvironment": json.dumps(workflow_env),
-        }
-        template = {
-            "Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
-            "Outputs": {k: {"Value": v} for k, v in outputs.items()},
-        }
-        clients["cloudformation"].create_stack(StackName="TextExplanations-test", TemplateBody=json.dumps(template))
-        yield clients
+@pytest.fixture
+def local_aws(moto_url):
+    """A stage as the CLI finds it: its buckets, its state machine (run by moto) and its stack's outputs."""
+    requests.post(moto_url + "/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}, timeout=10)
+    make = lambda s: boto3.client(s, endpoint_url=moto_url, region_name="us-east-1",  # noqa: E731
+                                  aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    clients = {name: make(name) for name in ("s3", "stepfunctions", "cloudformation")}
+    for bucket in ("in-bucket", "results-bucket"):
+        clients["s3"].create_bucket(Bucket=bucket)
+    machine = clients["stepfunctions"].create_state_machine(
+        name="explanations",
+        definition=json.dumps({"StartAt": "Prepare", "States": {"Prepare": {"Type": "Pass", "End": True}}}),
+        roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn",
+    )["stateMachineArn"]
+    workflow_env = {"RESULTS_BUCKET": "results-bucket", "LABELS": '["a", "b"]', "MODEL_NAME": "Model-1a2b"}
+    outputs = {
+        "InputBucket": "in-bucket",
+        "ResultsBucket": "results-bucket",
+        "StateMachineArn": machine,
+        "WorkflowEnvironment": json.dumps(workflow_env),
+    }
+    template = {
+        "Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {k: {"Value": v} for k, v in outputs.items()},
+    }
+    clients["cloudformation"].create_stack(StackName="TextExplanations-test", TemplateBody=json.dumps(template))
+    return clients
 
 
 def test_stage_targets_come_from_the_stack_outputs(local_aws):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
@@ -14,19 +13,12 @@ import pytest
 from explain_workflow.clarify_format import OUT_FILE, iter_local
 from explain_workflow.postprocess import postprocess_run
 from explain_workflow.storage import FileStorage
+from tests.support.data import write_csv, write_texts
 from textexplain import local
 from textexplain.explainer.units import split_units
 from textexplain.serving import ServeProcess
 
 RIVER = "The river Aare flows through a deep valley. Its water comes from a glacier."
-
-
-def write_csv(path: Path, texts: list[str]) -> Path:
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["id", "text"])
-        writer.writerows([f"r{i}", t] for i, t in enumerate(texts, start=1))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +29,7 @@ def served(trained_model):
 
 def run_local(tmp_path, served, texts, **overrides):
     url, labels = served
-    config = local.LocalRun(write_csv(tmp_path / "texts.csv", texts), tmp_path / "out", labels, overrides)
+    config = local.LocalRun(write_texts(tmp_path / "texts.csv", texts), tmp_path / "out", labels, overrides)
     return local.run(config, url)
 
 
@@ -122,18 +114,14 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_cli_train_explain_report_and_errors(tmp_path, corpus):
-    data = tmp_path / "train.csv"
-    with data.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["label", "text"])
-        writer.writerows([e.label, e.text] for e in corpus[:700])
+    data = write_csv(tmp_path / "train.csv", ["label", "text"], ([e.label, e.text] for e in corpus[:700]))
     trained = cli("train", "--data", str(data), "--out", "m.tar.gz", cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
     assert "held-out accuracy: " in trained.stdout
     accuracy = float(trained.stdout.split("held-out accuracy: ")[1].split()[0])
     assert accuracy > 0.9
 
-    texts = write_csv(tmp_path / "texts.csv", [RIVER])
+    texts = write_texts(tmp_path / "texts.csv", [RIVER])
     model = ("--model", "m.tar.gz", "--out", "o")
     explained = cli("explain", *model, "--data", str(texts), "--num-samples", "40", cwd=tmp_path)
     assert explained.returncode == 0, explained.stderr
@@ -141,7 +129,7 @@ def test_cli_train_explain_report_and_errors(tmp_path, corpus):
     report = cli("report", str(run_dir), cwd=tmp_path)
     assert report.returncode == 0, report.stderr
 
-    bad = write_csv(tmp_path / "bad.csv", ["ok"])
+    bad = write_texts(tmp_path / "bad.csv", ["ok"])
     bad.write_bytes(bad.read_bytes() + b'r2,"caf\xe9"\n')
     failed = cli("explain", *model, "--data", str(bad), cwd=tmp_path)
     assert failed.returncode == 2

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from fasttext_server.normalize import normalize
+from tests.support.data import write_texts
 from textexplain import local, synthetic
 from textexplain.explainer.explain import ShapOptions, explain_records
 from textexplain.explainer.scorer import HttpScorer, InProcessScorer
@@ -29,13 +30,8 @@ TIMED = {"manifest.json": ("written_at", "timings"), "request.json": ("timings",
 
 @pytest.fixture(scope="module")
 def texts_csv(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("resume") / "texts.csv"
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["id", "text"])
-        for i, example in enumerate(synthetic.generate(RECORDS, seed=9, sentences=(3, 4)), start=1):
-            writer.writerow([f"doc-{i}", example.text])
-    return path
+    texts = [example.text for example in synthetic.generate(RECORDS, seed=9, sentences=(3, 4))]
+    return write_texts(tmp_path_factory.mktemp("resume") / "texts.csv", texts, prefix="doc-")
 
 
 def explain_command(model: Path, data: Path, out: Path) -> list[str]:

@@ -3,11 +3,11 @@ the "your own data" pair, train then explain."""
 
 from __future__ import annotations
 
-import csv
 import re
 import subprocess
 from pathlib import Path
 
+from tests.support.data import write_csv
 from textexplain import synthetic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,14 +47,9 @@ def test_the_own_data_commands_run_as_written(tmp_path):
     commands = own_data_commands()
     assert [c.split()[1] for c in commands] == ["train", "explain"], commands
     (tmp_path / ".venv").symlink_to(ROOT / ".venv")  # the commands name the checkout's .venv/bin, relative
-    with (tmp_path / "labelled.csv").open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["text", "label"])
-        writer.writerows([ex.text, ex.label] for ex in synthetic.generate(700, seed=3))
-    with (tmp_path / "texts.csv").open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["text"])
-        writer.writerows([ex.text] for ex in synthetic.generate(3, seed=4))
+    labelled = synthetic.generate(700, seed=3)
+    write_csv(tmp_path / "labelled.csv", ["text", "label"], ([ex.text, ex.label] for ex in labelled))
+    write_csv(tmp_path / "texts.csv", ["text"], ([ex.text] for ex in synthetic.generate(3, seed=4)))
     for command in commands:
         result = subprocess.run(command.split(), cwd=tmp_path, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TIERS
+from tests.support.tiers import TIERS
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,6 +11,12 @@ from __future__ import annotations
 import re
 
 PARTITION = "aws"
+STAGES = ["dev", "staging", "prod"]  # config/stages/, in the order the pipeline deploys them
+
+
+def resources(template: dict, kind: str) -> dict:
+    """logical id -> resource, for every resource of type ``kind`` (e.g. ``AWS::Lambda::Function``)."""
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
 
 
 class Resolver:

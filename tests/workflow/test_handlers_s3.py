@@ -3,36 +3,22 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import pytest
 from botocore.exceptions import ClientError
 
 from explain_workflow import aws
 from explain_workflow.storage import S3Storage
-from tests.support.clarify_output import known_run
-from tests.support.s3 import CREDENTIALS, all_keys, moto_server, s3_client
-from tests.workflow.conftest import LABELS, TEXTS, csv_bytes, write_clarify_output
-
-
-@dataclass
-class Context:
-    function_name: str = "test"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test"
-    aws_request_id: str = "req-1"
-
-
-@pytest.fixture(scope="module")
-def s3_url():
-    with moto_server() as url:
-        yield url
+from tests.support.clarify_output import known_run, write_clarify_output
+from tests.support.data import LABELS, TEXTS, csv_bytes
+from tests.support.lambda_context import Context
+from tests.support.s3 import CREDENTIALS, all_keys, s3_client, upload
 
 
 @pytest.fixture
-def s3(s3_url, monkeypatch):
+def s3(moto_url, monkeypatch):
     env = CREDENTIALS | {
-        "AWS_ENDPOINT_URL_S3": s3_url,
+        "AWS_ENDPOINT_URL_S3": moto_url,
         "RESULTS_BUCKET": "results",
         "LABELS": json.dumps(LABELS),
         "MODEL_NAME": "text-model",
@@ -45,7 +31,7 @@ def s3(s3_url, monkeypatch):
         monkeypatch.setenv(key, value)
     aws.settings.cache_clear()
     aws.storage.cache_clear()
-    client = s3_client(s3_url)
+    client = s3_client(moto_url)
     for bucket in ("input", "results"):
         client.create_bucket(Bucket=bucket)
     yield client
@@ -55,12 +41,6 @@ def s3(s3_url, monkeypatch):
         client.delete_bucket(Bucket=bucket)
     aws.settings.cache_clear()
     aws.storage.cache_clear()
-
-
-def upload(client, key: str, body: bytes) -> dict:
-    client.put_object(Bucket="input", Key=key, Body=body)
-    etag = client.head_object(Bucket="input", Key=key)["ETag"].strip('"')
-    return {"bucket": "input", "key": key, "etag": etag}
 
 
 def test_prepare_then_postprocess_through_s3(s3):
@@ -254,12 +234,12 @@ def test_record_failure_replaces_an_earlier_attempts_manifest_only(s3):
 
 
 @pytest.mark.parametrize("fault", ["slow_down", "cut"])
-def test_transient_s3_errors_are_retried_inside_postprocess(s3, s3_url, monkeypatch, fault):
+def test_transient_s3_errors_are_retried_inside_postprocess(s3, moto_url, monkeypatch, fault):
     """Old main had no retry of a body that broke mid-read: one reset connection failed the run for good."""
     from explain_workflow import aws as aws_module
     from explain_workflow.runs import RunLayout
     from explain_workflow.storage import CLIENT_CONFIG, S3Storage
-    from tests.workflow.faulty_s3 import Fault, faulty_proxy
+    from tests.support.faulty_s3 import Fault, faulty_proxy
 
     event = upload(s3, "incoming/flaky.csv", csv_bytes(TEXTS * 15))
     from postprocess.handler import handler as postprocess
@@ -268,7 +248,7 @@ def test_transient_s3_errors_are_retried_inside_postprocess(s3, s3_url, monkeypa
     prepared = prepare(event, Context())
     layout = RunLayout("results", prepared["run_id"])
     write_clarify_output(aws.storage(), layout, known_run(TEXTS * 15, LABELS, seed=1))
-    with faulty_proxy(s3_url) as (proxy, plan):
+    with faulty_proxy(moto_url) as (proxy, plan):
         is_out = lambda path: "out.jsonl" in path and "list-type" not in path  # noqa: E731
         is_frozen = lambda path: "dataset.csv" in path  # noqa: E731
         plan.faults += [Fault(fault, "GET", is_out), Fault(fault, "GET", is_frozen), Fault(fault, "GET", is_out)]
@@ -287,13 +267,13 @@ def test_transient_s3_errors_are_retried_inside_postprocess(s3, s3_url, monkeypa
     assert [json.loads(line)["text"] for line in body.splitlines()] == TEXTS * 15
 
 
-def test_a_changed_object_is_never_spliced_into_a_resumed_read(s3, s3_url):
+def test_a_changed_object_is_never_spliced_into_a_resumed_read(s3, moto_url):
     """The rest of a broken body is fetched pinned to the first answer's ETag: a changed object is an error."""
     from explain_workflow.storage import CLIENT_CONFIG, S3Storage
-    from tests.workflow.faulty_s3 import Fault, faulty_proxy
+    from tests.support.faulty_s3 import Fault, faulty_proxy
 
     s3.put_object(Bucket="input", Key="incoming/big.csv", Body=b"a" * 300_000)
-    with faulty_proxy(s3_url) as (proxy, plan):
+    with faulty_proxy(moto_url) as (proxy, plan):
         import boto3
 
         storage = S3Storage(boto3.client("s3", endpoint_url=proxy, region_name="us-east-1", config=CLIENT_CONFIG))

@@ -3,7 +3,6 @@ failed run again. A real fastText model trained in the session, the real CLI as 
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import pytest
 
 from explain_workflow.runs import read_manifest, write_manifest
 from explain_workflow.storage import FileStorage
+from tests.support.data import write_texts
 from textexplain import local
 from textexplain.serving import ServeProcess
 
@@ -21,14 +21,6 @@ TEXTS = [
     "The film was directed by a young director, starring a famous singer.",
     "A small shrub with flowering leaves grows in the meadow.",
 ]
-
-
-def write_csv(path: Path, texts: list[str]) -> Path:
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["id", "text"])
-        writer.writerows([f"r{i}", t] for i, t in enumerate(TEXTS if texts is None else texts, start=1))
-    return path
 
 
 def records(result) -> list[dict]:
@@ -45,7 +37,7 @@ def served(trained_model):
 def test_records_carry_the_models_own_probabilities(tmp_path, served, trained_model):
     """Old main published expected value + Σφ (values such as 1.019 or -0.012, 1 in 30 with the wrong class)."""
     url, labels = served
-    config = local.LocalRun(write_csv(tmp_path / "t.csv", TEXTS), tmp_path / "out", labels, {"num_samples": 40})
+    config = local.LocalRun(write_texts(tmp_path / "t.csv", TEXTS), tmp_path / "out", labels, {"num_samples": 40})
     result = local.run(config, url)
     from fasttext_server.model import Classifier
 
@@ -65,7 +57,7 @@ def test_records_carry_the_models_own_probabilities(tmp_path, served, trained_mo
 def test_model_seed_and_row_limit_are_part_of_the_run(tmp_path, served):
     """Old main answered "already explained" with the old results after a new model, seed or --max-rows."""
     url, labels = served
-    data = write_csv(tmp_path / "t.csv", TEXTS)
+    data = write_texts(tmp_path / "t.csv", TEXTS)
 
     def run(**kw):
         config = local.LocalRun(data, tmp_path / "out", labels, {"num_samples": 20}, **kw)
@@ -92,7 +84,7 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def test_a_failed_run_is_computed_again_and_never_reported_as_explained(tmp_path, trained_model):
     """Old main: a second try of a failed run exited 0, "already explained", with report paths that do not exist."""
-    data = write_csv(tmp_path / "t.csv", TEXTS)
+    data = write_texts(tmp_path / "t.csv", TEXTS)
     args = ("explain", "--model", str(trained_model.tarball), "--data", str(data), "--num-samples", "20", "--out", "o")
     first = cli(*args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr

@@ -23,8 +23,8 @@ from explain_workflow.postprocess import TokenStats, min_support, postprocess_ru
 from explain_workflow.prepare import prepare_run
 from explain_workflow.runs import RunLayout, read_manifest
 from explain_workflow.storage import read_bytes
-from tests.support.clarify_output import known_run
-from tests.workflow.conftest import LABELS, TEXTS, csv_bytes, write_clarify_output, write_predictions
+from tests.support.clarify_output import known_run, write_clarify_output, write_predictions
+from tests.support.data import LABELS, TEXTS, csv_bytes
 
 OUT = "explanations_shap/out.jsonl"
 
@@ -48,7 +48,7 @@ def test_records_carry_the_models_own_predictions(storage, settings, prepared, s
     assert answer["complete"] is True
     assert answer["records"] == 3
     got = records(storage, layout)
-    from tests.workflow.conftest import model_probabilities
+    from tests.support.clarify_output import model_probabilities
 
     model = model_probabilities(run)
     assert [r["text"] for r in got] == TEXTS

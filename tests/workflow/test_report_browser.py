@@ -10,7 +10,7 @@ import pytest
 
 from explain_workflow.postprocess import postprocess_run
 from explain_workflow.storage import read_bytes
-from tests.workflow.conftest import write_clarify_output
+from tests.support.clarify_output import write_clarify_output
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(__file__).resolve().parents[2] / ".artifacts"

@@ -11,9 +11,9 @@ from explain_workflow import aws
 from explain_workflow.identity import run_identity
 from explain_workflow.request import RunRequest
 from explain_workflow.settings import WorkflowSettings
-from tests.support.s3 import CREDENTIALS, moto_server
-from tests.workflow.conftest import TEXTS, csv_bytes
-from tests.workflow.test_handlers_s3 import Context
+from tests.support.data import TEXTS, csv_bytes
+from tests.support.lambda_context import Context
+from tests.support.s3 import CREDENTIALS
 
 OWN, FRIEND, STRANGER = "123456789012", "444455556666", "777788889999"
 BUS = "text-explanations-test"
@@ -34,14 +34,9 @@ def run_id_for(bucket: str, key: str, version: str, overrides: dict, env: dict |
     return run_identity(RunRequest(bucket, key, version, "", overrides), settings).run_id
 
 
-@pytest.fixture(scope="module")
-def url():
-    with moto_server() as endpoint:
-        yield endpoint
-
-
 @pytest.fixture
-def local_aws(url, monkeypatch):
+def local_aws(moto_url, monkeypatch):
+    url = moto_url
     for key, value in (CREDENTIALS | {"AWS_ENDPOINT_URL": url, "AWS_ENDPOINT_URL_S3": url}).items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
