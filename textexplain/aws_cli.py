@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from explain_workflow.dataset import iter_texts
+from explain_workflow.executions import StepFunctionsExecutions
 from explain_workflow.runs import RunLayout, execution_name_for
 from explain_workflow.settings import Limits, SettingsError, WorkflowSettings
 from explain_workflow.start import REQUESTED, UPLOADS, Caller, start_run
@@ -87,10 +88,11 @@ def start(targets: StageTargets, source: str, overrides: dict, s3, sfn, account:
         "account": account,
         "detail": {"bucket": bucket, "key": key, "overrides": overrides},
     }
-    result = start_run(event, Caller(account), S3Storage(s3), sfn, targets.state_machine_arn, targets.settings())
-    if result["status"] == "REJECTED":
-        raise AwsCliError(result["reason"])
-    return result
+    executions = StepFunctionsExecutions(sfn, targets.state_machine_arn)
+    result = start_run(event, Caller(account), S3Storage(s3), executions, targets.settings())
+    if result.status == "REJECTED":
+        raise AwsCliError(result.reason)
+    return result.answer()
 
 
 def follow(
@@ -103,15 +105,16 @@ def follow(
     attempt: int = 1,
 ):
     """Wait for the run's execution (of ``attempt``) to end, reporting each state it enters; returns its status."""
-    arn = state_machine_arn.replace(":stateMachine:", ":execution:") + f":{execution_name_for(run_id, attempt)}"
+    executions, name = StepFunctionsExecutions(sfn, state_machine_arn), execution_name_for(run_id, attempt)
     seen, deadline = 0, time.monotonic() + timeout
     while True:
-        history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
-        for event in history[seen:]:
-            if "stateEnteredEventDetails" in event:
-                report(f"  {event['timestamp']:%H:%M:%S}  {event['stateEnteredEventDetails']['name']}")
-        seen = len(history)
-        status = sfn.describe_execution(executionArn=arn)["status"]
+        entered = executions.states_entered(name)
+        for when, state in entered[seen:]:
+            report(f"  {when:%H:%M:%S}  {state}")
+        seen = len(entered)
+        status = executions.status(name)
+        if status is None:
+            raise AwsCliError(f"no execution {name} of {state_machine_arn}")
         if status != "RUNNING" or time.monotonic() > deadline:
             return status
         time.sleep(poll_seconds)

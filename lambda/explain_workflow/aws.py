@@ -1,15 +1,20 @@
-"""What the three Lambda handlers share: settings from the environment and S3 storage."""
+"""The AWS edge the four handlers share: their settings from the environment and their clients, made once per
+container (at cold start) and reused by every invocation."""
 
 from __future__ import annotations
 
 import functools
+import json
+import os
 
 import boto3
 
+from explain_workflow.executions import StepFunctionsExecutions
 from explain_workflow.settings import WorkflowSettings
+from explain_workflow.start import Caller
 from explain_workflow.storage import CLIENT_CONFIG, S3Storage
 
-__all__ = ["CLIENT_CONFIG", "settings", "storage"]
+__all__ = ["CLIENT_CONFIG", "caller", "event_bus_name", "events", "executions", "settings", "storage"]
 
 
 @functools.cache
@@ -21,3 +26,28 @@ def settings() -> WorkflowSettings:
 def storage() -> S3Storage:
     # boto3 honours AWS_ENDPOINT_URL_S3, so a local S3 API needs no code change
     return S3Storage(boto3.client("s3", config=CLIENT_CONFIG))
+
+
+@functools.cache
+def caller() -> Caller:
+    """Who may ask the starter for a run."""
+    return Caller(
+        os.environ["OWN_ACCOUNT"],
+        frozenset(json.loads(os.environ.get("ALLOWED_ACCOUNTS", "[]"))),
+        os.environ.get("ALLOWED_ORG_ID", "").strip(),
+    )
+
+
+@functools.cache
+def executions() -> StepFunctionsExecutions:
+    """The stage's state machine, whose executions the starter starts."""
+    return StepFunctionsExecutions(boto3.client("stepfunctions", config=CLIENT_CONFIG), os.environ["STATE_MACHINE_ARN"])
+
+
+@functools.cache
+def events():
+    return boto3.client("events", config=CLIENT_CONFIG)
+
+
+def event_bus_name() -> str:
+    return os.environ["EVENT_BUS_NAME"]

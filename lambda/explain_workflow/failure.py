@@ -7,6 +7,9 @@ manifest left by an earlier attempt is replaced, so the manifest always speaks o
 from __future__ import annotations
 
 import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
 
 from explain_workflow.dataset import InputValidationError
 from explain_workflow.prepare import layout_for
@@ -28,12 +31,22 @@ def _reason(error: dict) -> str:
     return f"{name}: {cause}" if cause else name
 
 
-def record_failure(storage: Storage, event: dict, settings: WorkflowSettings) -> dict:
-    error = event.get("error") or {}
+class FailureEvent(BaseModel):
+    """What the state machine's catch passes: its whole state as ``request`` and the caught ``error``.
+
+    Both stay plain objects: the state of a run whose request was malformed is exactly what must still be recorded.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)  # the failure path refuses nothing it can record
+    # the execution's input, with prepare's answer under "prepare" once prepare ran
+    request: dict[str, Any] = {}
+    error: dict[str, Any] = {}  # Step Functions' {"Error", "Cause"}
+
+
+def record_failure(storage: Storage, event: FailureEvent, settings: WorkflowSettings) -> dict:
+    error, request = event.error, event.request
     reason = _reason(error)
-    request = event.get("request") or {}
-    # the state machine passes its whole state as the request; prepare's answer is in it once prepare ran
-    prepared = event.get("prepare") or request.get("prepare") or {}
+    prepared = request.get("prepare") or {}
     run_id = prepared.get("run_id")
     if not run_id:
         try:

@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Literal
 from urllib.parse import unquote_plus
 
+from pydantic import BaseModel, ConfigDict
+
 from explain_workflow.errors import InputValidationError
+from explain_workflow.executions import ExecutionExists, Executions
 from explain_workflow.identity import run_identity
 from explain_workflow.request import RunRequest
 from explain_workflow.runs import FAILED as MANIFEST_FAILED
@@ -71,10 +75,24 @@ def request_from_event(event: dict, caller: Caller) -> dict:
 ENDED_BADLY = ("FAILED", "TIMED_OUT", "ABORTED")
 
 
+class StartResult(BaseModel):
+    """What the starter did with one event (serialized with ``exclude_unset``: only what applies is said)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    status: Literal["STARTED", "DUPLICATE", "REJECTED"]
+    run_id: str | None
+    reason: str = ""
+    attempt: int | None = None
+    execution_arn: str | None = None
+
+    def answer(self) -> dict:
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
 def start_run(
-    event: dict, caller: Caller, storage: Storage, sfn_client, state_machine_arn: str, settings: WorkflowSettings
-) -> dict:
-    """Start (or find) the execution for an event; returns what happened, never raises for a bad request."""
+    event: dict, caller: Caller, storage: Storage, executions: Executions, settings: WorkflowSettings
+) -> StartResult:
+    """Start (or find) the execution for an event; says what happened, never raises for a bad request."""
     try:
         request = request_from_event(event, caller)
         request, found = _readable(storage, request, from_s3=event.get("source") == "aws.s3")
@@ -83,38 +101,27 @@ def start_run(
             request = {**request, "version_id": found.version_id or None, "etag": found.etag or None}
         run_id = run_identity(RunRequest.from_event(request), settings).run_id
     except InputValidationError as exc:
-        return {"status": "REJECTED", "run_id": None, "reason": exc.reason}
-    attempt, why = _next_attempt(sfn_client, state_machine_arn, run_id, storage, settings)
+        return StartResult(status="REJECTED", run_id=None, reason=exc.reason)
+    attempt, why = _next_attempt(executions, run_id, storage, settings)
     if attempt is None:
-        return {"status": "DUPLICATE", "run_id": run_id, "reason": why}
+        return StartResult(status="DUPLICATE", run_id=run_id, reason=why)
     try:
-        # Step Functions itself refuses a second execution of this name (or answers with the running one)
-        execution = sfn_client.start_execution(
-            stateMachineArn=state_machine_arn,
-            name=execution_name_for(run_id, attempt),
-            input=json.dumps({**request, "attempt": attempt}),
-        )
-    except sfn_client.exceptions.ExecutionAlreadyExists:
-        return {"status": "DUPLICATE", "run_id": run_id, "reason": "an execution for this attempt exists already"}
-    return {
-        "status": "STARTED",
-        "run_id": run_id,
-        "attempt": attempt,
-        "execution_arn": execution["executionArn"],
-        **({"reason": why} if why else {}),
-    }
+        # Step Functions itself refuses a second execution of this name
+        arn = executions.start(execution_name_for(run_id, attempt), {**request, "attempt": attempt})
+    except ExecutionExists:
+        return StartResult(status="DUPLICATE", run_id=run_id, reason="an execution for this attempt exists already")
+    return StartResult(
+        status="STARTED", run_id=run_id, attempt=attempt, execution_arn=arn, **({"reason": why} if why else {})
+    )
 
 
-def _next_attempt(sfn_client, state_machine_arn, run_id, storage, settings) -> tuple[int | None, str]:
+def _next_attempt(
+    executions: Executions, run_id: str, storage: Storage, settings: WorkflowSettings
+) -> tuple[int | None, str]:
     """The attempt to start (None: none, the run is running or done) and why."""
-    base = state_machine_arn.replace(":stateMachine:", ":execution:")
     latest, status = 0, None
-    while True:
-        try:
-            answer = sfn_client.describe_execution(executionArn=f"{base}:{execution_name_for(run_id, latest + 1)}")
-        except sfn_client.exceptions.ExecutionDoesNotExist:
-            break
-        latest, status = latest + 1, answer["status"]
+    while (found := executions.status(execution_name_for(run_id, latest + 1))) is not None:
+        latest, status = latest + 1, found
     if latest == 0:
         return 1, ""
     if status in ENDED_BADLY:
@@ -146,7 +153,7 @@ def _readable(storage: Storage, request: dict, from_s3: bool) -> tuple[dict, Obj
     raise InputValidationError(f"the object to explain cannot be read: {error}")
 
 
-def failure_event(result: dict, event: dict, bus_name: str) -> dict:
+def failure_event(result: StartResult, event: dict, bus_name: str) -> dict:
     """The "Explanation Failed" entry for a rejected request (PutEvents shape)."""
-    detail = {"run_id": None, "status": "FAILED", "reason": result["reason"], "request_event_id": event.get("id")}
+    detail = {"run_id": None, "status": "FAILED", "reason": result.reason, "request_event_id": event.get("id")}
     return {"Source": EVENT_SOURCE, "DetailType": FAILED, "Detail": json.dumps(detail), "EventBusName": bus_name}

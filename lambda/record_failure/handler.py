@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
-from pydantic import BaseModel, ConfigDict
-
 from explain_workflow import aws
-from explain_workflow.failure import record_failure
-
-logger, tracer, metrics = Logger(), Tracer(), Metrics()
-
-
-class FailureEvent(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    request: dict = {}
-    prepare: dict | None = None
-    error: dict = {}
+from explain_workflow.failure import FailureEvent, record_failure
+from explain_workflow.observability import count, entry_point, logger
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point
 def handler(event: dict, context) -> dict:
-    failure = FailureEvent.model_validate(event)
-    result = record_failure(aws.storage(), failure.model_dump(), aws.settings())
+    result = record_failure(aws.storage(), FailureEvent.model_validate(event), aws.settings())
     logger.append_keys(run_id=result["run_id"])
     logger.warning("run failed", extra={"reason": result["reason"]})
-    metrics.add_metric(name="RunFailed", unit=MetricUnit.Count, value=1)
+    count("RunFailed")
     return result

@@ -8,9 +8,7 @@ import boto3
 import pytest
 
 from explain_workflow import aws
-from explain_workflow.identity import run_identity
-from explain_workflow.request import RunRequest
-from explain_workflow.settings import WorkflowSettings
+from explain_workflow.prepare import prepare_run
 from tests.support.data import TEXTS, csv_bytes
 from tests.support.lambda_context import Context
 from tests.support.s3 import CREDENTIALS
@@ -28,10 +26,10 @@ WORKFLOW_ENV = {
 }
 
 
-def run_id_for(bucket: str, key: str, version: str, overrides: dict, env: dict | None = None) -> str:
-    """The run id prepare computes for this request on this stage."""
-    settings = WorkflowSettings.from_env(WORKFLOW_ENV | (env or {}))
-    return run_identity(RunRequest(bucket, key, version, "", overrides), settings).run_id
+def prepared_run_id(env, execution_arn: str) -> str:
+    """The run id prepare itself computes from the execution's input: the run the execution will be."""
+    request = json.loads(env["sfn"].describe_execution(executionArn=execution_arn)["input"])
+    return prepare_run(aws.storage(), request, aws.settings())["run_id"]
 
 
 @pytest.fixture
@@ -64,20 +62,22 @@ def local_aws(moto_url, monkeypatch):
         **WORKFLOW_ENV,
     }.items():
         monkeypatch.setenv(key, value)
-    aws.storage.cache_clear()
-    aws.settings.cache_clear()
-    from start_run import handler as module
+    clear_aws_caches()
+    from start_run.handler import handler
 
-    module.clients.cache_clear()
-    yield {"s3": s3, "sfn": sfn, "sqs": sqs, "queue": queue, "machine": machine, "handler": module.handler}
+    yield {"s3": s3, "sfn": sfn, "sqs": sqs, "queue": queue, "machine": machine, "handler": handler}
     sqs.delete_queue(QueueUrl=queue)
     for bucket in ("input", "results"):
         for item in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
             s3.delete_object(Bucket=bucket, Key=item["Key"])
         s3.delete_bucket(Bucket=bucket)
-    aws.storage.cache_clear()
-    aws.settings.cache_clear()
-    module.clients.cache_clear()
+    clear_aws_caches()
+
+
+def clear_aws_caches() -> None:
+    """The handlers read their settings and make their clients once per container: a new test is a new one."""
+    for made in (aws.settings, aws.storage, aws.caller, aws.executions, aws.events):
+        made.cache_clear()
 
 
 def s3_event(head: dict, key: str) -> dict:
@@ -111,8 +111,8 @@ def test_upload_starts_one_execution_named_by_the_run_id_and_a_duplicate_starts_
     head = upload(env, "incoming/a.csv")
     first = env["handler"](s3_event(head, "incoming/a.csv"), Context())
     assert first["status"] == "STARTED"
-    assert first["run_id"] == run_id_for("input", "incoming/a.csv", head["ETag"].strip('"'), {})
     assert first["attempt"] == 1
+    assert first["run_id"] == prepared_run_id(env, first["execution_arn"])
     again = env["handler"](s3_event(head, "incoming/a.csv"), Context())
     assert again == {"status": "DUPLICATE", "run_id": first["run_id"], "reason": "attempt 1 of this run is running"}
     executions = env["sfn"].list_executions(stateMachineArn=env["machine"])["executions"]
@@ -155,6 +155,7 @@ def test_with_an_organisation_the_bus_decides_who_may_ask(local_aws, monkeypatch
     assert env["handler"](requested(STRANGER, detail), Context())["status"] == "REJECTED"
     failures(env)
     monkeypatch.setenv("ALLOWED_ORG_ID", "o-abc123")
+    aws.caller.cache_clear()  # a new container with the new setting
     assert env["handler"](requested(STRANGER, detail), Context())["status"] == "STARTED"
 
 
@@ -177,9 +178,9 @@ def test_allowed_account_request_with_overrides_is_its_own_run(local_aws):
     result = env["handler"](requested(FRIEND, detail), Context())
     assert result["status"] == "STARTED"
     # a request naming no version means the object as it is now: the run is pinned to that content
-    assert result["run_id"] == run_id_for("input", "incoming/b.csv", etag, {"granularity": "sentence"})
     execution = env["sfn"].describe_execution(executionArn=result["execution_arn"])
     assert json.loads(execution["input"])["etag"] == etag
+    assert result["run_id"] == prepared_run_id(env, result["execution_arn"])
     assert env["handler"](requested(FRIEND, detail), Context())["status"] == "DUPLICATE"
     env["s3"].put_object(Bucket="input", Key="incoming/b.csv", Body=csv_bytes(TEXTS[:2]))
     changed = env["handler"](requested(FRIEND, detail), Context())
