@@ -46,7 +46,7 @@ class LocalExplanation:
     raw_attributions: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
 
-# ---- writing (the local explainer, test fixtures) ----
+# ---- writing (the local explainer) ----
 
 
 def local_line(explanation: LocalExplanation) -> str:
@@ -68,14 +68,6 @@ def local_line(explanation: LocalExplanation) -> str:
     if explanation.join_source_value is not None:
         record["join_source_value"] = explanation.join_source_value
     return json.dumps(record, ensure_ascii=False) + "\n"
-
-
-def write_local(target: BinaryIO, explanations: Iterable[LocalExplanation]) -> int:
-    count = 0
-    for explanation in explanations:
-        target.write(local_line(explanation).encode("utf-8"))
-        count += 1
-    return count
 
 
 def analysis_document(

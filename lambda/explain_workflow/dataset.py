@@ -29,7 +29,6 @@ _CHUNK = 1 << 16
 @dataclass(frozen=True)
 class DatasetSummary:
     rows: int
-    text_column: str
     sha256: str  # of the user's bytes as read
     bytes: int
 
@@ -145,7 +144,7 @@ def freeze(
         rows += 1
     out.flush()
     out.detach()  # leave ``target`` open for the caller
-    return DatasetSummary(rows, str(text_column), counted.sha.hexdigest(), counted.count)
+    return DatasetSummary(rows, counted.sha.hexdigest(), counted.count)
 
 
 def read_frozen(stream: BinaryIO) -> Iterator[tuple[int, str]]:

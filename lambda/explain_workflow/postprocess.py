@@ -32,7 +32,6 @@ from explain_workflow.clarify_format import (
     expected_values,
     global_top_tokens,
     iter_lines,
-    iter_local,
     load_analysis,
     out_keys,
     parse_local_line,
@@ -499,4 +498,4 @@ def _answer(layout: RunLayout, manifest: dict) -> dict:
     }
 
 
-__all__ = ["ClarifyOutputError", "iter_local", "postprocess_run", "record_line", "record_of"]
+__all__ = ["ClarifyOutputError", "postprocess_run", "record_line", "record_of"]

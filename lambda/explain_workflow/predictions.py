@@ -48,9 +48,6 @@ class Predictions:
         start = (row_id - 1) * k
         return self.labels[self.label_index[row_id - 1]], self.probabilities[start : start + k].tolist()
 
-    def missing_row_ids(self) -> list[int]:
-        return [i + 1 for i, v in enumerate(self.label_index) if v < 0]
-
 
 def parse_prediction(line: str, labels: list[str], where: dict) -> tuple[int, int, list[float]]:
     """(row_id, label index, probabilities) of one output line, every value checked."""

@@ -100,7 +100,7 @@ def _card(label: str, info: dict) -> str:
     )
 
 
-def _highlighted(record: dict, labels: list[str]) -> str:
+def _highlighted(record: dict) -> str:
     """The record's text with each explained unit wrapped in a span carrying its attributions."""
     text = record["text"]
     out, cursor = [], 0
@@ -131,7 +131,7 @@ def _record(record: dict, labels: list[str]) -> str:
     return (
         f'<div class="record" id="row-{record["row_id"]}">'
         f'<div class="meta">row {record["row_id"]} · {prediction} · explain class <select>{options}</select></div>'
-        f'<div class="text">{_highlighted(record, labels)}</div></div>'
+        f'<div class="text">{_highlighted(record)}</div></div>'
     )
 
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from explain_workflow.identity import canonical_json, run_id_for  # noqa: F401 (re-exported for callers)
 from explain_workflow.storage import Storage, StorageError, read_bytes
 
 SUCCEEDED, FAILED = "SUCCEEDED", "FAILED"

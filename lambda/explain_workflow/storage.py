@@ -44,8 +44,6 @@ class ObjectInfo:
 class Storage(Protocol):
     def head(self, bucket: str, key: str, version_id: str | None = None) -> ObjectInfo: ...
 
-    def exists(self, bucket: str, key: str) -> bool: ...
-
     def open(self, bucket: str, key: str, version_id: str | None = None) -> BinaryIO: ...
 
     def writer(self, bucket: str, key: str, content_type: str) -> contextlib.AbstractContextManager[BinaryIO]: ...
@@ -139,13 +137,6 @@ class S3Storage:
             raise
         return ObjectInfo(resp["ContentLength"], resp.get("ETag", "").strip('"'), resp.get("VersionId") or "")
 
-    def exists(self, bucket, key):
-        try:
-            self.head(bucket, key)
-        except StorageError:
-            return False
-        return True
-
     def open(self, bucket, key, version_id=None):
         args = {"Bucket": bucket, "Key": key, **({"VersionId": version_id} if version_id else {})}
         try:
@@ -208,9 +199,6 @@ class FileStorage:
             while chunk := fh.read(1 << 20):
                 digest.update(chunk)
         return ObjectInfo(path.stat().st_size, digest.hexdigest(), "")
-
-    def exists(self, bucket, key):
-        return self._path(bucket, key).is_file()
 
     def open(self, bucket, key, version_id=None):
         path = self._path(bucket, key)
