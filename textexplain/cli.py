@@ -15,8 +15,8 @@ import signal
 import sys
 from pathlib import Path
 
+from explain_workflow.contract import AGG_METHODS, GRANULARITIES, Limits
 from explain_workflow.dataset import InputValidationError
-from explain_workflow.settings import AGG_METHODS, GRANULARITIES, Limits
 
 EXIT_BAD_INPUT = 2
 
@@ -78,7 +78,7 @@ def _explain_parser(sub) -> None:
         "--labels",
         help='JSON list such as \'["Film", "Album"]\': the answer order of the model (default: the model\'s, sorted)',
     )
-    p.add_argument("--max-rows", type=int, default=Limits.max_rows, help="refuse files with more data rows")
+    p.add_argument("--max-rows", type=int, default=Limits().max_rows, help="refuse files with more data rows")
     p.add_argument(
         "--out", type=Path, default=Path("textexplain-output"), help="output directory (default: textexplain-output)"
     )

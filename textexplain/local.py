@@ -21,13 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from explain_workflow import clarify_format
+from explain_workflow.contract import ClarifyOptions, Limits, WorkflowSettings
 from explain_workflow.dataset import read_frozen
 from explain_workflow.postprocess import LOCAL_FAITHFULNESS, postprocess_run
 from explain_workflow.predictions import prediction_lines
 from explain_workflow.prepare import ALREADY_DONE, prepare_run
-from explain_workflow.request import apply_overrides
 from explain_workflow.runs import FAILED, RunLayout, write_manifest
-from explain_workflow.settings import ClarifyDefaults, Limits, WorkflowSettings
 from explain_workflow.storage import FileStorage
 from textexplain.explainer import kernel_shap
 from textexplain.explainer.explain import (
@@ -67,7 +66,7 @@ class LocalRun:
             results_bucket=RESULTS_BUCKET,
             labels=self.labels,
             model_name="local",
-            defaults=ClarifyDefaults(seed=self.seed),
+            defaults=ClarifyOptions(seed=self.seed),
             limits=self.limits,
             model_identity=self.model or model_identity_of(url, self.labels),
         )
@@ -215,11 +214,8 @@ def run(config: LocalRun, url: str | LocalModel, progress: Callable[[Iterator, i
     layout = RunLayout(RESULTS_BUCKET, prepared["run_id"])
     if prepared["status"] == ALREADY_DONE:  # only a SUCCEEDED run; a FAILED one is prepared again
         return {"status": ALREADY_DONE, "run_dir": config.out / RESULTS_BUCKET / layout.prefix, **prepared}
-    clarify, _ = apply_overrides(settings.defaults, settings.limits, config.overrides)
-    seed = config.seed if clarify.seed is None else clarify.seed
-    options = ShapOptions(
-        clarify.granularity, clarify.language, clarify.baseline, clarify.num_samples, clarify.agg_method, seed
-    )
+    # the options prepare ran with (stage defaults and overrides): the same the Clarify job would get in AWS
+    options = ShapOptions.of(ClarifyOptions.model_validate(prepared["options"]), config.seed)
     scorer = url.scorer if isinstance(url, LocalModel) else HttpScorer(url)
     journal = Journal(
         config.out / RESULTS_BUCKET / layout.prefix / JOURNAL,
@@ -258,7 +254,7 @@ def run(config: LocalRun, url: str | LocalModel, progress: Callable[[Iterator, i
             json.dumps(document, indent=2).encode(),
             "application/json",
         )
-        check = faithfulness(results, scorer.score, seed=seed)
+        check = faithfulness(results, scorer.score, seed=options.seed)
         storage.put(layout.bucket, layout.prefix + LOCAL_FAITHFULNESS, json.dumps(check, indent=2).encode(), "x")
         journal.close()
     except Exception as exc:

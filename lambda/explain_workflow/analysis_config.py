@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from explain_workflow.contract import ClarifyOptions, WorkflowSettings
 from explain_workflow.dataset import FROZEN_HEADERS
 from explain_workflow.languages import clarify_language
-from explain_workflow.settings import ClarifyDefaults, WorkflowSettings
 
 
-def build(settings: WorkflowSettings, clarify: ClarifyDefaults, endpoint_name_prefix: str = "") -> dict:
+def build(settings: WorkflowSettings, clarify: ClarifyOptions, endpoint_name_prefix: str = "") -> dict:
     """The analysis config for the frozen dataset: explain column ``text``, join results on ``row_id``."""
     predictor: dict = {
         "content_type": "text/csv",

@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
+from explain_workflow.contract import ClarifyOptions, Limits, WorkflowSettings
 from explain_workflow.request import RunRequest, apply_overrides
-from explain_workflow.settings import ClarifyDefaults, Limits, WorkflowSettings
 
 _SLUG_CHARS = re.compile(r"[^a-z0-9]+")
 
@@ -28,7 +28,7 @@ def canonical_json(value: Any) -> str:
 class RunIdentity:
     run_id: str
     parts: dict  # {"input", "options", "limits", "model"}: shown in request.json and the manifest
-    options: ClarifyDefaults
+    options: ClarifyOptions
     limits: Limits
 
 
@@ -49,7 +49,7 @@ def run_identity(request: RunRequest, settings: WorkflowSettings) -> RunIdentity
     options, limits = apply_overrides(settings.defaults, settings.limits, request.overrides)
     parts = {
         "input": {"bucket": request.bucket, "key": request.key, "version": request.version},
-        "options": asdict(options),
+        "options": options.model_dump(),
         "limits": {
             "max_rows": limits.max_rows,
             "max_text_chars": limits.max_text_chars,

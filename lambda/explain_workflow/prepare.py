@@ -10,6 +10,7 @@ import hashlib
 import json
 
 from explain_workflow import analysis_config
+from explain_workflow.contract import CLARIFY_ENDPOINT_PREFIX, PredictJob, PrepareResult, RunStatus, WorkflowSettings
 from explain_workflow.dataset import InputValidationError, first_invalid_utf8_byte, freeze
 from explain_workflow.identity import RunIdentity, rejected_identity, run_id_for, run_identity
 from explain_workflow.request import RunRequest
@@ -22,10 +23,9 @@ from explain_workflow.runs import (
     transform_job_name_for,
     write_manifest,
 )
-from explain_workflow.settings import WorkflowSettings
 from explain_workflow.storage import Storage, StorageError
 
-READY, ALREADY_DONE = "READY", "ALREADY_DONE"
+READY, ALREADY_DONE = RunStatus.READY, RunStatus.ALREADY_DONE
 
 
 def layout_for(request: RunRequest, settings: WorkflowSettings) -> RunLayout:
@@ -36,33 +36,31 @@ def layout_for(request: RunRequest, settings: WorkflowSettings) -> RunLayout:
     return RunLayout(settings.results_bucket, run_id)
 
 
-def result(layout: RunLayout, settings: WorkflowSettings, status: str, rows: int, attempt: int) -> dict:
-    """What the state machine's Clarify and transform steps need (prepare's output, see docs/workflow.md)."""
-    p = settings.processing
-    return {
-        "run_id": layout.run_id,
-        "status": status,
-        "attempt": attempt,
-        "job_name": job_name_for(layout.run_id, attempt),
-        "results_bucket": layout.bucket,
-        "run_prefix": layout.prefix,
-        "dataset_s3_uri": layout.uri(layout.input_prefix),
-        "config_s3_uri": layout.uri(layout.config_prefix),
-        "output_s3_uri": layout.uri(layout.clarify_prefix),
-        "manifest_s3_uri": layout.uri(layout.manifest_key),
-        "predict": {
-            "job_name": transform_job_name_for(layout.run_id, attempt),
-            "input_s3_uri": layout.uri(layout.predict_input_prefix),
-            "output_s3_uri": layout.uri(layout.predict_output_prefix),
-        },
-        "processing": {
-            "instance_type": p.instance_type,
-            "instance_count": p.instance_count,
-            "volume_size_gb": p.volume_size_gb,
-            "max_runtime_seconds": p.max_runtime_seconds,
-        },
-        "rows": rows,
-    }
+def result(
+    layout: RunLayout, settings: WorkflowSettings, identity: RunIdentity, status: RunStatus, rows: int, attempt: int
+) -> dict:
+    """What the state machine's Clarify and transform steps need (a PrepareResult, see docs/workflow.md)."""
+    answer = PrepareResult(
+        run_id=layout.run_id,
+        status=status,
+        attempt=attempt,
+        job_name=job_name_for(layout.run_id, attempt),
+        results_bucket=layout.bucket,
+        run_prefix=layout.prefix,
+        dataset_s3_uri=layout.uri(layout.input_prefix),
+        config_s3_uri=layout.uri(layout.config_prefix),
+        output_s3_uri=layout.uri(layout.clarify_prefix),
+        manifest_s3_uri=layout.uri(layout.manifest_key),
+        predict=PredictJob(
+            job_name=transform_job_name_for(layout.run_id, attempt),
+            input_s3_uri=layout.uri(layout.predict_input_prefix),
+            output_s3_uri=layout.uri(layout.predict_output_prefix),
+        ),
+        rows=rows,
+        options=identity.options,
+    ).model_dump(mode="json")
+    # until the Clarify task takes the processing settings as literals from the stage config
+    return {**answer, "processing": settings.processing.model_dump()}
 
 
 def _previous_attempt(manifest: dict) -> int:
@@ -89,7 +87,7 @@ def prepare_run(storage: Storage, event: dict, settings: WorkflowSettings) -> di
     if existing is not None:
         if existing.get("status") == SUCCEEDED:
             counts = existing.get("counts", {})
-            return result(layout, settings, ALREADY_DONE, counts.get("rows", 0), _previous_attempt(existing))
+            return result(layout, settings, identity, ALREADY_DONE, counts.get("rows", 0), _previous_attempt(existing))
         # FAILED (or unreadable): a new attempt, never reusing the failed attempt's job names
         attempt = max(attempt, _previous_attempt(existing) + 1)
     _clear(storage, layout)
@@ -106,7 +104,9 @@ def prepare_run(storage: Storage, event: dict, settings: WorkflowSettings) -> di
         _fail(storage, layout, request, exc, attempt, identity)
         raise
     clock.lap("validate_and_freeze")
-    config = analysis_config.build(settings, identity.options, endpoint_name_prefix=f"sm-clarify-{layout.run_id[:11]}")
+    config = analysis_config.build(
+        settings, identity.options, endpoint_name_prefix=f"{CLARIFY_ENDPOINT_PREFIX}{layout.run_id[:11]}"
+    )
     body = json.dumps(config, indent=2, sort_keys=True).encode()
     storage.put(layout.bucket, layout.config_key, body, "application/json")
     storage.put(
@@ -130,14 +130,14 @@ def prepare_run(storage: Storage, event: dict, settings: WorkflowSettings) -> di
         ).encode(),
         "application/json",
     )
-    return result(layout, settings, READY, summary.rows, attempt)
+    return result(layout, settings, identity, READY, summary.rows, attempt)
 
 
 def _fail(storage, layout, request, exc, attempt, identity: RunIdentity | None) -> None:
     write_manifest(
         storage,
         layout,
-        "FAILED",
+        RunStatus.FAILED,
         stage="prepare",
         attempt=attempt,
         reason=exc.reason,

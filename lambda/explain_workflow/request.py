@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
+from explain_workflow.contract import AGG_METHODS, GRANULARITIES, ClarifyOptions, Limits
 from explain_workflow.dataset import InputValidationError
 from explain_workflow.languages import clarify_language
-from explain_workflow.settings import AGG_METHODS, GRANULARITIES, ClarifyDefaults, Limits
 
 OVERRIDABLE = ("text_column", "granularity", "language", "num_samples", "baseline", "agg_method", "max_rows", "seed")
 
@@ -69,8 +69,8 @@ def _attempt(value) -> int:
 
 
 def apply_overrides(
-    defaults: ClarifyDefaults, limits: Limits, overrides: dict[str, Any]
-) -> tuple[ClarifyDefaults, Limits]:
+    defaults: ClarifyOptions, limits: Limits, overrides: dict[str, Any]
+) -> tuple[ClarifyOptions, Limits]:
     """The run's effective Clarify settings and limits. A run may lower max_rows, never raise it.
 
     Values are normalised to what Clarify's schema takes (language " EN " -> "en"), so two spellings of one
@@ -105,5 +105,6 @@ def apply_overrides(
         max_rows = overrides["max_rows"]
         if not _whole(max_rows) or not 1 <= max_rows <= limits.max_rows:
             raise InputValidationError(f"max_rows must be a whole number from 1 to {limits.max_rows}, got {max_rows!r}")
-        effective_limits = replace(limits, max_rows=max_rows)
-    return replace(defaults, **values), effective_limits
+        effective_limits = limits.model_copy(update={"max_rows": max_rows})
+    # each value was checked above, with a message naming the override
+    return defaults.model_copy(update=values), effective_limits

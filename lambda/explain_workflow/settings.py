@@ -1,6 +1,7 @@
-"""Stage settings of the workflow functions, read from the environment in one place.
+"""The stage settings as the workflow functions read them from their environment.
 
-CDK sets these variables from the stage config; the local mode builds the same object directly.
+The models are the contract's (explain_workflow.contract); this module keeps the reader of the one-variable-per-
+setting environment that the stacks set before WORKFLOW_SETTINGS, and re-exports the old names for its callers.
 """
 
 from __future__ import annotations
@@ -8,116 +9,90 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
+from pydantic import ValidationError
+
+from explain_workflow.contract import (
+    AGG_METHODS,
+    GRANULARITIES,
+    NUM_SAMPLES_CEILING,
+    ClarifyOptions,
+    Limits,
+    ProcessingSettings,
+    SettingsError,
+    WorkflowSettings,
+)
 from explain_workflow.languages import clarify_language
 
-GRANULARITIES = ("token", "sentence", "paragraph")
-AGG_METHODS = ("mean_abs", "median", "mean_sq")
-NUM_SAMPLES_CEILING = 100_000  # no stage may allow more model calls per record than this
+ClarifyDefaults, Processing = ClarifyOptions, ProcessingSettings
+
+__all__ = [
+    "AGG_METHODS", "GRANULARITIES", "NUM_SAMPLES_CEILING", "ClarifyDefaults", "ClarifyOptions", "Limits",
+    "Processing", "ProcessingSettings", "SettingsError", "WorkflowSettings", "legacy_settings",
+]  # fmt: skip
 
 
-class SettingsError(ValueError):
-    """An environment variable is missing or holds an unusable value."""
+def _default(model, name: str):
+    return model.model_fields[name].default
 
 
-@dataclass(frozen=True)
-class ClarifyDefaults:
-    """What a run uses unless its request overrides it."""
-
-    text_column: str = "text"
-    granularity: str = "token"
-    language: str = "english"
-    baseline: str = "<UNK>"
-    num_samples: int = 1000
-    agg_method: str = "mean_abs"
-    seed: int | None = None  # Clarify's ``shap.seed``: None lets each job draw its own samples
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_rows: int = 10_000
-    max_text_chars: int = 5_000
-    max_object_bytes: int = 100 * 1024 * 1024
-    max_num_samples: int = 5000  # a request asking for more is refused (each sample is a model call per record)
-
-
-@dataclass(frozen=True)
-class Processing:
-    instance_type: str = "ml.m5.xlarge"
-    instance_count: int = 1
-    volume_size_gb: int = 30
-    max_runtime_seconds: int = 3600
-
-
-@dataclass(frozen=True)
-class WorkflowSettings:
-    results_bucket: str
-    labels: list[str]
-    model_name: str = ""
-    endpoint_name: str = ""  # an existing endpoint instead of a temporary one
-    endpoint_instance_type: str = "ml.m5.xlarge"
-    endpoint_instance_count: int = 1
-    defaults: ClarifyDefaults = field(default_factory=ClarifyDefaults)
-    limits: Limits = field(default_factory=Limits)
-    processing: Processing = field(default_factory=Processing)
-    # What identifies the model that makes the predictions (contract: MODEL_IDENTITY); part of the run id.
-    model_identity: dict = field(default_factory=dict)
-
-    def identity_of_model(self) -> dict:
-        """The model part of a run's identity: MODEL_IDENTITY, or what the names alone say when it is not set."""
-        if self.model_identity:
-            return self.model_identity
-        named = {"model_name": self.model_name} if not self.endpoint_name else {"endpoint_name": self.endpoint_name}
-        return {**named, "labels": list(self.labels), "source": "MODEL_NAME/ENDPOINT_NAME (no MODEL_IDENTITY set)"}
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> WorkflowSettings:
-        env = os.environ if env is None else env
-        reader = _Reader(env)
-        labels = reader.labels("LABELS")
-        max_num_samples = reader.number("MAX_NUM_SAMPLES", Limits.max_num_samples)
-        if max_num_samples > NUM_SAMPLES_CEILING:
-            raise SettingsError(f"MAX_NUM_SAMPLES={max_num_samples} is over {NUM_SAMPLES_CEILING}")
-        settings = cls(
-            results_bucket=reader.text("RESULTS_BUCKET"),
-            labels=labels,
-            model_name=reader.text("MODEL_NAME", ""),
-            endpoint_name=reader.text("ENDPOINT_NAME", ""),
-            endpoint_instance_type=reader.text("ENDPOINT_INSTANCE_TYPE", "ml.m5.xlarge"),
-            endpoint_instance_count=reader.number("ENDPOINT_INSTANCE_COUNT", 1),
-            defaults=ClarifyDefaults(
-                text_column=reader.text("DEFAULT_TEXT_COLUMN", ClarifyDefaults.text_column),
-                granularity=reader.choice("DEFAULT_GRANULARITY", ClarifyDefaults.granularity, GRANULARITIES),
-                language=reader.language("DEFAULT_LANGUAGE", ClarifyDefaults.language),
-                baseline=reader.text("DEFAULT_BASELINE", ClarifyDefaults.baseline),
-                num_samples=reader.number("DEFAULT_NUM_SAMPLES", ClarifyDefaults.num_samples),
-                agg_method=reader.choice("DEFAULT_AGG_METHOD", ClarifyDefaults.agg_method, AGG_METHODS),
-                seed=reader.optional_number("DEFAULT_SEED"),
-            ),
-            limits=Limits(
-                max_rows=reader.number("MAX_ROWS", Limits.max_rows),
-                max_text_chars=reader.number("MAX_TEXT_CHARS", Limits.max_text_chars),
-                max_object_bytes=reader.number("MAX_OBJECT_BYTES", Limits.max_object_bytes),
-                max_num_samples=max_num_samples,
-            ),
-            processing=Processing(
-                instance_type=reader.text("PROCESSING_INSTANCE_TYPE", Processing.instance_type),
-                instance_count=reader.number("PROCESSING_INSTANCE_COUNT", Processing.instance_count),
-                volume_size_gb=reader.number("PROCESSING_VOLUME_GB", Processing.volume_size_gb),
-                max_runtime_seconds=reader.number("PROCESSING_MAX_RUNTIME_SECONDS", Processing.max_runtime_seconds),
-            ),
-            model_identity=reader.model_identity("MODEL_IDENTITY", labels),
-        )
-        if settings.defaults.num_samples > max_num_samples:
-            raise SettingsError(
-                f"DEFAULT_NUM_SAMPLES={settings.defaults.num_samples} is over MAX_NUM_SAMPLES={max_num_samples}"
+def legacy_settings(env: Mapping[str, str] | None = None) -> WorkflowSettings:
+    """WorkflowSettings from one environment variable per setting (RESULTS_BUCKET, LABELS, MAX_ROWS, ...)."""
+    env = os.environ if env is None else env
+    reader = _Reader(env)
+    labels = reader.labels("LABELS")
+    max_num_samples = reader.number("MAX_NUM_SAMPLES", _default(Limits, "max_num_samples"))
+    if max_num_samples > NUM_SAMPLES_CEILING:
+        raise SettingsError(f"MAX_NUM_SAMPLES={max_num_samples} is over {NUM_SAMPLES_CEILING}")
+    num_samples = reader.number("DEFAULT_NUM_SAMPLES", _default(ClarifyOptions, "num_samples"))
+    if num_samples > max_num_samples:
+        raise SettingsError(f"DEFAULT_NUM_SAMPLES={num_samples} is over MAX_NUM_SAMPLES={max_num_samples}")
+    model_name, endpoint_name = reader.text("MODEL_NAME", ""), reader.text("ENDPOINT_NAME", "")
+    if not model_name and not endpoint_name:
+        raise SettingsError("set MODEL_NAME (a temporary endpoint per job) or ENDPOINT_NAME (an existing one)")
+    values = {
+        "results_bucket": reader.text("RESULTS_BUCKET"),
+        "labels": labels,
+        "model_name": model_name,
+        "endpoint_name": endpoint_name,
+        "endpoint_instance_type": reader.text("ENDPOINT_INSTANCE_TYPE", "ml.m5.xlarge"),
+        "endpoint_instance_count": reader.number("ENDPOINT_INSTANCE_COUNT", 1),
+        "defaults": {
+            "text_column": reader.text("DEFAULT_TEXT_COLUMN", _default(ClarifyOptions, "text_column")),
+            "granularity": reader.choice("DEFAULT_GRANULARITY", _default(ClarifyOptions, "granularity"), GRANULARITIES),
+            "language": reader.language("DEFAULT_LANGUAGE", _default(ClarifyOptions, "language")),
+            "baseline": reader.text("DEFAULT_BASELINE", _default(ClarifyOptions, "baseline")),
+            "num_samples": num_samples,
+            "agg_method": reader.choice("DEFAULT_AGG_METHOD", _default(ClarifyOptions, "agg_method"), AGG_METHODS),
+            "seed": reader.optional_number("DEFAULT_SEED"),
+        },
+        "limits": {
+            "max_rows": reader.number("MAX_ROWS", _default(Limits, "max_rows")),
+            "max_text_chars": reader.number("MAX_TEXT_CHARS", _default(Limits, "max_text_chars")),
+            "max_object_bytes": reader.number("MAX_OBJECT_BYTES", _default(Limits, "max_object_bytes")),
+            "max_num_samples": max_num_samples,
+        },
+        "processing": {
+            name: (reader.text if name == "instance_type" else reader.number)(
+                f"PROCESSING_{variable}", _default(ProcessingSettings, name)
             )
-        if not settings.model_name and not settings.endpoint_name:
-            raise SettingsError("set MODEL_NAME (a temporary endpoint per job) or ENDPOINT_NAME (an existing one)")
-        return settings
+            for name, variable in _PROCESSING_VARIABLES.items()
+        },
+        "model_identity": reader.model_identity("MODEL_IDENTITY", labels),
+    }
+    try:
+        return WorkflowSettings.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(value)'}: {e['msg']}" for e in exc.errors())
+        raise SettingsError(problems) from None
 
 
+_PROCESSING_VARIABLES = {
+    "instance_type": "INSTANCE_TYPE",
+    "instance_count": "INSTANCE_COUNT",
+    "volume_size_gb": "VOLUME_GB",
+    "max_runtime_seconds": "MAX_RUNTIME_SECONDS",
+}
 _MISSING = object()
 
 

@@ -73,7 +73,7 @@ def test_model_identity_must_be_an_object_with_the_stage_labels():
     with pytest.raises(SettingsError, match="names labels"):
         WorkflowSettings.from_env(ENV | {"MODEL_IDENTITY": json.dumps({"model_name": "m", "labels": ["x"]})})
     # without MODEL_IDENTITY the model part says what it rests on
-    assert "no MODEL_IDENTITY" in WorkflowSettings.from_env(ENV).identity_of_model()["source"]
+    assert "no model_identity" in WorkflowSettings.from_env(ENV).identity_of_model()["source"]
 
 
 @given(st.text(), st.text(), st.text(), st.integers(1, 999))
@@ -84,7 +84,10 @@ def test_run_ids_make_valid_execution_and_job_names(bucket, key, version, attemp
     for name in (job_name_for(run_id, attempt), transform_job_name_for(run_id, attempt)):
         assert JOB_NAME.match(name)
         assert name.endswith(f"-{attempt}")
-    assert len(execution_name_for(run_id, attempt)) <= 80
+    # the first attempt runs under the run id itself, a later one adds -a<n>: at most 57 + 5 of Step Functions' 80
+    execution = execution_name_for(run_id, attempt)
+    assert execution == (run_id if attempt == 1 else f"{run_id}-a{attempt}")
+    assert len(execution) <= 57 + len(f"-a{attempt}")
     assert len({job_name_for(run_id, n) for n in (1, 2, 3)}) == 3
 
 

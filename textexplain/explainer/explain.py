@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from explain_workflow.clarify_format import LocalExplanation, Unit
+from explain_workflow.contract import ClarifyOptions
 from textexplain.explainer import kernel_shap
 from textexplain.explainer.units import Span, mask, split_units
 
@@ -25,6 +26,18 @@ class ShapOptions:
     agg_method: str = "mean_abs"
     seed: int = 0
     allocation: str = kernel_shap.DEFAULT_ALLOCATION  # not a Clarify option: how the sample is spread over sizes
+
+    @classmethod
+    def of(cls, clarify: ClarifyOptions, seed: int) -> ShapOptions:
+        """The explainer's options for a run's Clarify options; ``seed`` when the run sets none."""
+        return cls(
+            clarify.granularity,
+            clarify.language,
+            clarify.baseline,
+            clarify.num_samples,
+            clarify.agg_method,
+            seed if clarify.seed is None else clarify.seed,
+        )
 
 
 @dataclass

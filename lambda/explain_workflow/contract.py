@@ -1,0 +1,307 @@
+"""The one contract between the stage config, the stacks, the workflow functions, the local mode and the CLI.
+
+Every setting, name and message that crosses a process boundary is defined here once: the stage config is
+composed of these models, CDK serializes them into each function's environment and into the state machine, the
+functions validate them once at cold start, and the local mode builds the same objects. Only the standard
+library and pydantic are imported, so the stacks, the Lambda asset and the CLI can all depend on it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from explain_workflow.languages import clarify_language
+
+# ---- names ----
+
+EVENT_SOURCE = "clarify-text-explanations"
+METRICS_NAMESPACE = "TextExplanations"
+
+
+class DetailType(StrEnum):
+    """The EventBridge detail types of the stage's bus."""
+
+    REQUESTED = "Explanation Requested"
+    SUCCEEDED = "Explanation Succeeded"
+    FAILED = "Explanation Failed"
+
+
+class RunStatus(StrEnum):
+    """What prepare answers (READY, ALREADY_DONE) and what a manifest says (SUCCEEDED, FAILED)."""
+
+    READY = "READY"
+    ALREADY_DONE = "ALREADY_DONE"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+class StartStatus(StrEnum):
+    """What the starter answers for one event."""
+
+    STARTED = "STARTED"
+    DUPLICATE = "DUPLICATE"
+    REJECTED = "REJECTED"
+
+
+INCOMING_PREFIX = "incoming/"  # an upload here starts a run (the S3 trigger)
+UPLOADS_PREFIX = "uploads/"  # where `textexplain aws run` puts a local file
+READABLE_PREFIXES = (INCOMING_PREFIX, UPLOADS_PREFIX)  # the only input keys a run may name
+RUNS_PREFIX = "runs/"  # everything a run writes, under runs/<run_id>/
+
+CLARIFY_JOB_PREFIX = "cx"  # processing job cx-<run_id>-<attempt>
+TRANSFORM_JOB_PREFIX = "cp"  # transform job cp-<run_id>-<attempt>
+CLARIFY_ENDPOINT_PREFIX = "sm-clarify-"  # Clarify's temporary endpoints (and their configs) are named so
+
+SETTINGS_ENV = "WORKFLOW_SETTINGS"  # a function's WorkflowSettings, as JSON
+STARTER_SETTINGS_ENV = "STARTER_SETTINGS"  # the starter's StarterSettings, as JSON
+
+GRANULARITIES = ("token", "sentence", "paragraph")
+AGG_METHODS = ("mean_abs", "median", "mean_sq")
+NUM_SAMPLES_CEILING = 100_000  # the most samples per record any stage may allow (each is a model call)
+
+
+def project_name(stage: str) -> str:
+    """The name the stage's own resources share (bus, image repository)."""
+    return f"text-explanations-{stage}"
+
+
+def stack_names(stage: str) -> tuple[str, str]:
+    """The stage's two stacks, deployed in this order: its image repository, then the stage itself."""
+    return f"TextExplanations-{stage}-images", f"TextExplanations-{stage}"
+
+
+def state_machine_arn(partition: str, region: str, account: str, name: str) -> str:
+    return f"arn:{partition}:states:{region}:{account}:stateMachine:{name}"
+
+
+def execution_arn(machine_arn: str, execution_name: str) -> str:
+    """The ARN of an execution of ``machine_arn`` by its name (Step Functions derives it so)."""
+    head, marker, name = machine_arn.partition(":stateMachine:")
+    if not marker or not name:
+        raise ValueError(f"not a state machine ARN: {machine_arn!r}")
+    return f"{head}:execution:{name}:{execution_name}"
+
+
+# ---- settings ----
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ClarifyOptions(Strict):
+    """What a run uses unless its request overrides it (Clarify's text_config and shap settings)."""
+
+    text_column: str = "text"
+    granularity: Literal["token", "sentence", "paragraph"] = "token"
+    language: str = "english"
+    baseline: str = Field("<UNK>", min_length=1)
+    num_samples: int = Field(1000, ge=1, le=NUM_SAMPLES_CEILING)
+    agg_method: Literal["mean_abs", "median", "mean_sq"] = "mean_abs"
+    seed: int | None = None  # Clarify's ``shap.seed``: None lets each job draw its own samples
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, language: str) -> str:
+        return clarify_language(language)
+
+
+class Limits(Strict):
+    max_rows: int = Field(10_000, ge=1)
+    max_text_chars: int = Field(5_000, ge=1)
+    max_object_bytes: int = Field(100 * 1024 * 1024, ge=1)
+    # a request (or the stage default) asking for more samples per record is refused: cost is rows x samples
+    max_num_samples: int = Field(5_000, ge=1, le=NUM_SAMPLES_CEILING)
+
+
+class ProcessingSettings(Strict):
+    """The Clarify processing job's cluster and time limit."""
+
+    instance_type: str = "ml.m5.xlarge"
+    instance_count: int = Field(1, ge=1)
+    volume_size_gb: int = Field(30, ge=1, le=16_384)
+    max_runtime_seconds: int = Field(3600, ge=60, le=432_000)
+
+
+class PredictSettings(Strict):
+    """The Batch Transform job that records the model's own predictions for every row, beside the Clarify job."""
+
+    instance_type: str = "ml.m5.xlarge"
+    instance_count: int = Field(1, ge=1)
+
+
+def unique_labels(labels: list[str]) -> list[str]:
+    """The model's class labels: unique, none empty, no white space (Clarify's label headers, fastText's)."""
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"labels must be unique, got {labels}")
+    bad = [lab for lab in labels if not lab or any(ch.isspace() for ch in lab)]
+    if bad:
+        raise ValueError(f"labels may not be empty or contain white space: {bad}")
+    return labels
+
+
+class WorkflowSettings(Strict):
+    """What prepare, postprocess, record_failure and the starter know of their stage."""
+
+    results_bucket: str = Field(min_length=3)
+    labels: list[str] = Field(min_length=1)
+    model_name: str = ""
+    endpoint_name: str = ""  # an existing endpoint instead of a temporary one
+    endpoint_instance_type: str = "ml.m5.xlarge"
+    endpoint_instance_count: int = Field(1, ge=1)
+    defaults: ClarifyOptions = ClarifyOptions()
+    limits: Limits = Limits()
+    processing: ProcessingSettings = ProcessingSettings()
+    # what identifies the model that makes the predictions (image, artifact, labels): part of every run id
+    model_identity: dict[str, Any] = {}
+
+    @field_validator("labels")
+    @classmethod
+    def _plain_labels(cls, labels: list[str]) -> list[str]:
+        return unique_labels(labels)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WorkflowSettings:
+        if not self.model_name and not self.endpoint_name:
+            raise ValueError("set model_name (a temporary endpoint per job) or endpoint_name (an existing one)")
+        if self.defaults.num_samples > self.limits.max_num_samples:
+            raise ValueError(
+                f"defaults.num_samples {self.defaults.num_samples} is over limits.max_num_samples "
+                f"{self.limits.max_num_samples}"
+            )
+        named = self.model_identity.get("labels")
+        if named is not None and named != self.labels:
+            raise ValueError(f"model_identity names labels {named} but labels is {self.labels}")
+        return self
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> WorkflowSettings:
+        """The settings CDK serialized into ``WORKFLOW_SETTINGS``; ``SettingsError`` naming what is wrong."""
+        env = os.environ if env is None else env
+        if SETTINGS_ENV not in env:  # the stacks set one variable per setting before WORKFLOW_SETTINGS
+            from explain_workflow.settings import legacy_settings
+
+            return legacy_settings(env)
+        return settings_from_env(cls, env, SETTINGS_ENV)
+
+    def identity_of_model(self) -> dict:
+        """The model part of a run's identity: model_identity, or what the names alone say when it is not set."""
+        if self.model_identity:
+            return dict(self.model_identity)
+        named = {"model_name": self.model_name} if not self.endpoint_name else {"endpoint_name": self.endpoint_name}
+        return {**named, "labels": list(self.labels), "source": "model_name/endpoint_name (no model_identity set)"}
+
+
+class StarterSettings(Strict):
+    """What the starter needs beyond the workflow's settings: who may ask, and where to start and answer."""
+
+    own_account: str = Field(pattern=r"^\d{12}$")
+    allowed_accounts: frozenset[str] = frozenset()
+    # when set, the bus policy (aws:PrincipalOrgID) already admitted the sender: any account the bus delivered is ok
+    allowed_org_id: str = ""
+    state_machine_arn: str
+    event_bus_name: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> StarterSettings:
+        env = os.environ if env is None else env
+        if STARTER_SETTINGS_ENV not in env:  # the variables the stacks set before STARTER_SETTINGS
+            return cls(
+                own_account=env.get("OWN_ACCOUNT", ""),
+                allowed_accounts=frozenset(json.loads(env.get("ALLOWED_ACCOUNTS", "[]"))),
+                allowed_org_id=env.get("ALLOWED_ORG_ID", "").strip(),
+                state_machine_arn=env.get("STATE_MACHINE_ARN", ""),
+                event_bus_name=env.get("EVENT_BUS_NAME", ""),
+            )
+        return settings_from_env(cls, env, STARTER_SETTINGS_ENV)
+
+
+class SettingsError(ValueError):
+    """A function's settings are missing or unusable; the message names the variable and the field."""
+
+
+def settings_from_env(model: type[Strict], env: Mapping[str, str], name: str) -> Any:
+    """``model`` from the JSON in ``env[name]``, with an error that names the variable and each bad field."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        raise SettingsError(f"environment variable {name} is required (a JSON {model.__name__})")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(value)'}: {e['msg']}" for e in exc.errors())
+        raise SettingsError(f"{name}: {problems}") from None
+
+
+# ---- what the workflow's steps hand each other ----
+
+
+class PredictJob(Strict):
+    """The transform job of one attempt: its name and the run's predict/ input and output prefixes."""
+
+    job_name: str
+    input_s3_uri: str
+    output_s3_uri: str
+
+
+class PrepareResult(Strict):
+    """Prepare's answer: the state machine's Choice reads ``status``, the jobs read their names and prefixes."""
+
+    run_id: str
+    status: Literal[RunStatus.READY, RunStatus.ALREADY_DONE]
+    attempt: int = Field(ge=1)
+    job_name: str
+    results_bucket: str
+    run_prefix: str
+    dataset_s3_uri: str
+    config_s3_uri: str
+    output_s3_uri: str
+    manifest_s3_uri: str
+    predict: PredictJob
+    rows: int = Field(ge=0)
+    options: ClarifyOptions  # the run's effective options: the stage's defaults with the request's overrides
+
+
+class PostprocessResult(Strict):
+    """Postprocess's answer, published as "Explanation Succeeded"."""
+
+    run_id: str
+    status: RunStatus
+    attempt: int = Field(ge=1)
+    complete: bool
+    manifest_s3_uri: str
+    results_prefix: str
+    records: int = Field(ge=0)
+
+
+class FailureResult(Strict):
+    """record_failure's answer, published as "Explanation Failed"."""
+
+    run_id: str | None
+    attempt: int | None = None
+    status: RunStatus = RunStatus.FAILED
+    reason: str
+    manifest_s3_uri: str | None
+
+
+def json_path(model: type[BaseModel], *fields: str, root: str = "$") -> str:
+    """``root.<field>.<field>`` for a chain of fields of ``model``; KeyError for a name the model does not have."""
+    path, current = root, model
+    for name in fields:
+        if current is None or name not in current.model_fields:
+            owner = current.__name__ if current else "a plain value"
+            raise KeyError(f"{name!r} is not a field of {owner}")
+        annotation = current.model_fields[name].annotation
+        current = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        path += f".{name}"
+    return path
+
+
+def dumps(model: BaseModel) -> str:
+    """A model as the compact JSON a function's environment or a state's input carries."""
+    return json.dumps(model.model_dump(mode="json"), separators=(",", ":"), sort_keys=True)
