@@ -45,7 +45,7 @@ from explain_workflow.storage import Storage, StorageError, read_bytes
 TOP_TOKENS = 20
 MIN_SUPPORT = 5  # a token must occur this often in a view to be ranked there (fewer for small views, see below)
 REPORT_MAX_RECORDS = 1000
-# Written by the local mode's faithfulness check; a Clarify job in AWS has no such file.
+# Until the local mode passes its check to postprocess_run itself, the file it writes is read (never in AWS).
 LOCAL_FAITHFULNESS = "local/faithfulness.json"
 GAP_DEFINITION = (
     "derived, not a prediction: per record, the largest |expected_value_k + sum of the units' attributions_k - "
@@ -329,8 +329,14 @@ def _quality(gaps: array) -> dict:
     }
 
 
-def postprocess_run(storage: Storage, run_id: str, settings: WorkflowSettings) -> dict:
-    """Write results/ and then manifest.json; raises ``ClarifyOutputError`` (after a FAILED manifest)."""
+def postprocess_run(
+    storage: Storage, run_id: str, settings: WorkflowSettings, faithfulness: dict | None = None
+) -> dict:
+    """Write results/ and then manifest.json; raises ``ClarifyOutputError`` (after a FAILED manifest).
+
+    ``faithfulness`` is a deletion check the caller ran itself (the local mode does; a Clarify job has none): its
+    summary goes into the report and the manifest as given.
+    """
     layout = RunLayout(settings.results_bucket, run_id)
     existing = read_manifest(storage, layout)
     if existing is not None and existing.get("status") == SUCCEEDED:
@@ -395,7 +401,8 @@ def postprocess_run(storage: Storage, run_id: str, settings: WorkflowSettings) -
         json.dumps(classes, indent=2, ensure_ascii=False).encode(),
         "application/json",
     )
-    faithfulness = _optional_json(storage, layout, LOCAL_FAITHFULNESS)
+    if faithfulness is None:
+        faithfulness = _optional_json(storage, layout, LOCAL_FAITHFULNESS)
     gaps_missing = _missing(missing, predictions)
     quality = _quality(gaps)
     summary = {

@@ -465,3 +465,16 @@ def test_the_report_still_renders_an_earlier_versions_classes():
     html = report.render(summary, classes, [])
     assert "ranked by summed attribution" in html
     assert "river" in html
+
+
+def test_a_faithfulness_check_the_caller_ran_is_published(storage, settings, prepared):
+    """The local mode hands postprocess its own deletion check (a run in AWS has none)."""
+    layout, run = prepared
+    write_clarify_output(storage, layout, run)
+    check = {"k": 3, "records": 3, "mean_top_k_drop": 0.25, "mean_random_k_drop": 0.05, "top_beats_random": 1.0,
+             "per_record": [{"row_id": 1, "top_k_drop": 0.3, "random_k_drop": 0.1}]}  # fmt: skip
+    postprocess_run(storage, layout.run_id, settings, faithfulness=check)
+    manifest = read_manifest(storage, layout)
+    assert manifest["faithfulness"] == {k: v for k, v in check.items() if k != "per_record"}
+    report = read_bytes(storage, layout.bucket, layout.results_prefix + "report.html").decode()
+    assert "lowers that class's probability by 0.250 on average" in report
