@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 
 import pytest
@@ -11,6 +10,7 @@ from hypothesis import strategies as st
 
 from explain_workflow.dataset import InputValidationError, first_invalid_utf8_byte, freeze, read_frozen
 from explain_workflow.settings import Limits
+from tests.support.data import csv_rows
 
 LIMITS = Limits(max_rows=100, max_text_chars=200, max_object_bytes=10_000)
 
@@ -88,10 +88,8 @@ texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_c
 
 @given(st.lists(texts, min_size=1, max_size=20))
 def test_any_valid_csv_round_trips_through_the_frozen_dataset(values):
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["label", "text"])
-    writer.writerows(["L", v] for v in values)
-    summary, rows = frozen(buffer.getvalue().encode(), limits=Limits(max_rows=100, max_text_chars=10_000))
+    summary, rows = frozen(
+        csv_rows(["label", "text"], (["L", v] for v in values)), limits=Limits(max_rows=100, max_text_chars=10_000)
+    )
     assert rows == list(enumerate(values, start=1))
     assert summary.rows == len(values)

@@ -11,7 +11,7 @@ from explain_workflow import aws
 from explain_workflow.prepare import prepare_run
 from tests.support.data import TEXTS, csv_bytes
 from tests.support.lambda_context import Context
-from tests.support.s3 import CREDENTIALS
+from tests.support.s3 import CREDENTIALS, upload
 
 OWN, FRIEND, STRANGER = "123456789012", "444455556666", "777788889999"
 BUS = "text-explanations-test"
@@ -86,7 +86,7 @@ def s3_event(head: dict, key: str) -> dict:
         "source": "aws.s3",
         "detail-type": "Object Created",
         "account": OWN,
-        "detail": {"bucket": {"name": "input"}, "object": {"key": key, "etag": head["ETag"].strip('"')}},
+        "detail": {"bucket": {"name": "input"}, "object": {"key": key, "etag": head["etag"]}},
     }
 
 
@@ -100,15 +100,9 @@ def failures(env) -> list[dict]:
     return [json.loads(m["Body"])["detail"] for m in messages]
 
 
-def upload(env, key: str) -> dict:
-    """Put the sample CSV at ``key`` of the input bucket; its HeadObject answer."""
-    env["s3"].put_object(Bucket="input", Key=key, Body=csv_bytes(TEXTS))
-    return env["s3"].head_object(Bucket="input", Key=key)
-
-
 def test_upload_starts_one_execution_named_by_the_run_id_and_a_duplicate_starts_none(local_aws):
     env = local_aws
-    head = upload(env, "incoming/a.csv")
+    head = upload(env["s3"], "incoming/a.csv", csv_bytes(TEXTS))
     first = env["handler"](s3_event(head, "incoming/a.csv"), Context())
     assert first["status"] == "STARTED"
     assert first["attempt"] == 1
@@ -125,7 +119,7 @@ def test_upload_starts_one_execution_named_by_the_run_id_and_a_duplicate_starts_
 def test_a_run_whose_attempt_ended_badly_starts_the_next_attempt(local_aws):
     """Old main answered DUPLICATE for ever once an execution of the run existed, whatever its end."""
     env = local_aws
-    head = upload(env, "incoming/again.csv")
+    head = upload(env["s3"], "incoming/again.csv", csv_bytes(TEXTS))
     first = env["handler"](s3_event(head, "incoming/again.csv"), Context())
     env["sfn"].stop_execution(executionArn=first["execution_arn"])  # ABORTED
     second = env["handler"](s3_event(head, "incoming/again.csv"), Context())
@@ -143,14 +137,14 @@ def test_a_run_whose_attempt_ended_badly_starts_the_next_attempt(local_aws):
 def test_upper_case_csv_suffix_starts_a_run(local_aws):
     """Old main refused incoming/texts.CSV (a case-sensitive suffix test)."""
     env = local_aws
-    head = upload(env, "incoming/texts.CSV")
+    head = upload(env["s3"], "incoming/texts.CSV", csv_bytes(TEXTS))
     assert env["handler"](s3_event(head, "incoming/texts.CSV"), Context())["status"] == "STARTED"
 
 
 def test_with_an_organisation_the_bus_decides_who_may_ask(local_aws, monkeypatch):
     """docs/events.md: allowed_org_id admits the organisation at the bus; old main then refused its accounts."""
     env = local_aws
-    upload(env, "incoming/org.csv")
+    upload(env["s3"], "incoming/org.csv", csv_bytes(TEXTS))
     detail = {"bucket": "input", "key": "incoming/org.csv"}
     assert env["handler"](requested(STRANGER, detail), Context())["status"] == "REJECTED"
     failures(env)
@@ -162,7 +156,7 @@ def test_with_an_organisation_the_bus_decides_who_may_ask(local_aws, monkeypatch
 def test_a_new_model_is_a_new_run_for_the_same_file(local_aws, monkeypatch):
     """Old main kept the run id of the file alone: after a new model, the same upload was a DUPLICATE."""
     env = local_aws
-    head = upload(env, "incoming/model.csv")
+    head = upload(env["s3"], "incoming/model.csv", csv_bytes(TEXTS))
     first = env["handler"](s3_event(head, "incoming/model.csv"), Context())
     monkeypatch.setenv("MODEL_IDENTITY", json.dumps(MODEL | {"model_name": "Model-9z8y", "image": "repo@sha256:bb"}))
     aws.settings.cache_clear()
@@ -219,7 +213,7 @@ def test_requests_that_cannot_start_end_in_a_failure_event(local_aws, event, rea
 
 def test_an_s3_event_key_that_arrives_url_encoded_finds_its_object(local_aws):
     env = local_aws
-    head = upload(env, "incoming/my texts.csv")
+    head = upload(env["s3"], "incoming/my texts.csv", csv_bytes(TEXTS))
     result = env["handler"](s3_event(head, "incoming/my+texts.csv"), Context())
     assert result["status"] == "STARTED"
     execution = env["sfn"].describe_execution(executionArn=result["execution_arn"])
