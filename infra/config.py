@@ -11,40 +11,29 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from explain_workflow.contract import (
+    ClarifyOptions,
+    Limits,
+    PredictSettings,
+    ProcessingSettings,
+    Strict,
+    unique_labels,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES_DIR = ROOT / "config" / "stages"
+
+
+ClarifySettings = ClarifyOptions  # the old name, until every construct takes the contract's
 
 
 class ConfigError(ValueError):
     """A stage file is missing or invalid; the message names the file and the field."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ClarifySettings(_Strict):
-    granularity: Literal["token", "sentence", "paragraph"] = "token"
-    language: str = "english"
-    baseline: str = "<UNK>"
-    num_samples: int = Field(1000, ge=1, le=100_000)
-    agg_method: Literal["mean_abs", "median", "mean_sq"] = "mean_abs"
-
-
-NUM_SAMPLES_CEILING = 100_000  # the most samples per record any stage may allow (each is a model call)
-
-
-class Limits(_Strict):
-    max_rows: int = Field(10_000, ge=1)
-    max_text_chars: int = Field(5_000, ge=1)
-    max_object_bytes: int = Field(100 * 1024 * 1024, ge=1)
-    # a request (or the stage default) asking for more samples per record is refused: cost is rows x samples
-    max_num_samples: int = Field(5_000, ge=1, le=NUM_SAMPLES_CEILING)
-
-
-class ModelSettings(_Strict):
+class ModelSettings(Strict):
     labels: list[str] = Field(min_length=2)
     # exactly one of: an s3:// URI of a model.tar.gz, or a local file uploaded as an asset
     artifact_s3_uri: str | None = None
@@ -64,12 +53,7 @@ class ModelSettings(_Strict):
     @field_validator("labels")
     @classmethod
     def _labels_unique_and_plain(cls, labels: list[str]) -> list[str]:
-        if len(set(labels)) != len(labels):
-            raise ValueError(f"labels must be unique, got {labels}")
-        bad = [lab for lab in labels if not lab or any(ch.isspace() for ch in lab)]
-        if bad:
-            raise ValueError(f"labels may not be empty or contain white space: {bad}")
-        return labels
+        return unique_labels(labels)
 
     @model_validator(mode="after")
     def _one_artifact(self) -> ModelSettings:
@@ -82,7 +66,7 @@ class ModelSettings(_Strict):
         return self
 
 
-class HostingSettings(_Strict):
+class HostingSettings(Strict):
     """How Clarify reaches the model (docs/hosting.md).
 
     mode "byoc": our container serves the model; "pipeline": AWS's built-in BlazingText container between our
@@ -96,10 +80,10 @@ class HostingSettings(_Strict):
     online_instance_type: str = "ml.m5.xlarge"
 
 
-class EventSettings(_Strict):
+class EventSettings(Strict):
     """Who may send "Explanation Requested" to the stage's bus, and where results are forwarded."""
 
-    allowed_accounts: list[str] = []
+    allowed_accounts: list[str] = Field(default_factory=list)
     allowed_org_id: str | None = Field(None, pattern=r"^o-[a-z0-9]{10,32}$")
     central_bus_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:event-bus/.+$")
 
@@ -112,26 +96,12 @@ class EventSettings(_Strict):
         return accounts
 
 
-class PredictSettings(_Strict):
-    """The Batch Transform job that records the model's own predictions for every row, beside the Clarify job."""
-
-    instance_type: str = "ml.m5.xlarge"
-    instance_count: int = Field(1, ge=1)
-
-
-class ProcessingSettings(_Strict):
-    instance_type: str = "ml.m5.xlarge"
-    instance_count: int = Field(1, ge=1)
-    volume_size_gb: int = Field(30, ge=1, le=16_384)
-    max_runtime_seconds: int = Field(3600, ge=60, le=432_000)
-
-
-class StageConfig(_Strict):
+class StageConfig(Strict):
     stage: str = Field(pattern=r"^[a-z][a-z0-9-]{1,20}$")
     account: str = Field(pattern=r"^\d{12}$")
     region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     model: ModelSettings
-    clarify: ClarifySettings = ClarifySettings()
+    clarify: ClarifyOptions = ClarifyOptions()
     limits: Limits = Limits()
     processing: ProcessingSettings = ProcessingSettings()
     predict: PredictSettings = PredictSettings()
@@ -145,7 +115,9 @@ class StageConfig(_Strict):
     # (new accounts may have a small concurrency quota: lower this, or raise the quota)
     function_concurrency: int = Field(10, ge=1)
     # on-demand USD per instance-hour, for `textexplain estimate` (check your region's prices)
-    prices_per_hour: dict[str, float] = {"ml.m5.xlarge": 0.23, "ml.m5.2xlarge": 0.461, "ml.c5.xlarge": 0.204}
+    prices_per_hour: dict[str, float] = Field(
+        default_factory=lambda: {"ml.m5.xlarge": 0.23, "ml.m5.2xlarge": 0.461, "ml.c5.xlarge": 0.204}
+    )
 
     @model_validator(mode="after")
     def _samples_within_the_limit(self) -> StageConfig:
