@@ -23,7 +23,7 @@ import numpy as np
 from explain_workflow import clarify_format
 from explain_workflow.contract import ClarifyOptions, Limits, WorkflowSettings
 from explain_workflow.dataset import read_frozen
-from explain_workflow.postprocess import LOCAL_FAITHFULNESS, postprocess_run
+from explain_workflow.postprocess import postprocess_run
 from explain_workflow.predictions import prediction_lines
 from explain_workflow.prepare import ALREADY_DONE, prepare_run
 from explain_workflow.runs import FAILED, RunLayout, write_manifest
@@ -44,6 +44,7 @@ from textexplain.serving import ServeProcess
 
 INPUT_BUCKET, RESULTS_BUCKET = "input", "results"
 JOURNAL = "local/journal.jsonl"  # rows explained so far by an unfinished run (removed when it succeeds)
+FAITHFULNESS = "local/faithfulness.json"  # the deletion check per record (local mode only)
 
 
 class LocalRunError(RuntimeError):
@@ -103,7 +104,7 @@ def extract_model(tarball: Path, into: Path) -> Path:
     return into
 
 
-def model_labels(model_dir: Path) -> list[str]:
+def served_labels(model_dir: Path) -> list[str]:
     from fasttext_server.model import Classifier, ModelError
 
     try:
@@ -135,7 +136,7 @@ def model_endpoint(
     # leaves no copy behind.
     with tempfile.TemporaryDirectory(prefix="opt-ml-model-", ignore_cleanup_errors=True) as tmp:
         model_dir = extract_model(Path(tarball), Path(tmp))
-        order = labels or model_labels(model_dir)
+        order = labels or served_labels(model_dir)
         identity = {"artifact_sha256": file_sha256(Path(tarball)), "labels": list(order)}
         if not serve:
             from fasttext_server.model import ModelError
@@ -255,7 +256,8 @@ def run(config: LocalRun, url: str | LocalModel, progress: Callable[[Iterator, i
             "application/json",
         )
         check = faithfulness(results, scorer.score, seed=options.seed)
-        storage.put(layout.bucket, layout.prefix + LOCAL_FAITHFULNESS, json.dumps(check, indent=2).encode(), "x")
+        body = json.dumps(check, indent=2).encode()
+        storage.put(layout.bucket, layout.prefix + FAITHFULNESS, body, "application/json")
         journal.close()
     except Exception as exc:
         # never leave a run without a word: the next run of the same request sees FAILED and computes again
@@ -264,7 +266,7 @@ def run(config: LocalRun, url: str | LocalModel, progress: Callable[[Iterator, i
     finally:
         journal.close()
         scorer.close()
-    answer = postprocess_run(storage, layout.run_id, settings)
+    answer = postprocess_run(storage, layout.run_id, settings, faithfulness=check)
     if answer.get("status") == "SUCCEEDED":
         journal.remove()
     return {
