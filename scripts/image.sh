@@ -41,7 +41,8 @@ configure() {
   mkdir -p "$OCI_WORK"/{storage,runroot}
   printf '[storage]\ndriver = "overlay"\ngraphroot = "%s/storage"\nrunroot = "%s/runroot"\n' \
     "$OCI_WORK" "$OCI_WORK" >"$OCI_WORK/storage.conf"
-  # This machine: runc (crun refuses the cgroup layout), cgroupfs, and ulimits no higher than the hard limits.
+  # runc and cgroupfs (crun refuses some cgroup layouts, e.g. inside another container without systemd), and
+  # ulimits no higher than the caller's hard limits (podman's defaults may exceed them).
   local nofile nproc
   nofile=$(ulimit -Hn)
   nproc=$(ulimit -Hu)
@@ -64,8 +65,8 @@ local_base() {
   podman import --quiet --change 'CMD ["/bin/bash"]' \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     "$OCI_WORK/base.tar" "$LOCAL_BASE" >/dev/null
-  # The host's own extra CA certificates (a proxy that re-signs TLS) are trusted in this local base only, so pip in
-  # the build trusts what the host trusts; container/ itself never carries them.
+  # Certificate authorities the host trusts beyond the system set are trusted in this local base only, so pip in the
+  # build reaches the package index the way the host does; container/ itself never carries them.
   if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
     local ctx="$OCI_WORK/ca-context"
     rm -rf "$ctx" && mkdir -p "$ctx"
