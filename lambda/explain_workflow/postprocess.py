@@ -45,8 +45,6 @@ from explain_workflow.storage import Storage, StorageError, read_bytes
 TOP_TOKENS = 20
 MIN_SUPPORT = 5  # a token must occur this often in a view to be ranked there (fewer for small views, see below)
 REPORT_MAX_RECORDS = 1000
-# Until the local mode passes its check to postprocess_run itself, the file it writes is read (never in AWS).
-LOCAL_FAITHFULNESS = "local/faithfulness.json"
 GAP_DEFINITION = (
     "derived, not a prediction: per record, the largest |expected_value_k + sum of the units' attributions_k - "
     "the model's probability_k| over labels k; Clarify's expected value is the run's mean over fully masked "
@@ -401,8 +399,6 @@ def postprocess_run(
         json.dumps(classes, indent=2, ensure_ascii=False).encode(),
         "application/json",
     )
-    if faithfulness is None:
-        faithfulness = _optional_json(storage, layout, LOCAL_FAITHFULNESS)
     gaps_missing = _missing(missing, predictions)
     quality = _quality(gaps)
     summary = {

@@ -478,3 +478,14 @@ def test_a_faithfulness_check_the_caller_ran_is_published(storage, settings, pre
     assert manifest["faithfulness"] == {k: v for k, v in check.items() if k != "per_record"}
     report = read_bytes(storage, layout.bucket, layout.results_prefix + "report.html").decode()
     assert "lowers that class's probability by 0.250 on average" in report
+
+
+def test_a_run_in_aws_publishes_no_faithfulness_whatever_files_its_prefix_holds(storage, settings, prepared):
+    """Old postprocess read local/faithfulness.json, a file only the local mode writes, in every run."""
+    layout, run = prepared
+    write_clarify_output(storage, layout, run)
+    stray = {"k": 3, "records": 3, "mean_top_k_drop": 0.25, "mean_random_k_drop": 0.05, "top_beats_random": 1.0}
+    storage.put(layout.bucket, layout.prefix + "local/faithfulness.json", json.dumps(stray).encode(), "x")
+    postprocess_run(storage, layout.run_id, settings)
+    assert "faithfulness" not in read_manifest(storage, layout)
+    assert "Faithfulness" not in read_bytes(storage, layout.bucket, layout.results_prefix + "report.html").decode()
