@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from explain_workflow.errors import InputValidationError
 from explain_workflow.languages import clarify_language
 
 # ---- names ----
@@ -236,6 +237,64 @@ def settings_from_env(model: type[Strict], env: Mapping[str, str], name: str) ->
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(value)'}: {e['msg']}" for e in exc.errors())
         raise SettingsError(f"{name}: {problems}") from None
+
+
+# ---- a run: its request and its identity ----
+
+OVERRIDABLE = ("text_column", "granularity", "language", "num_samples", "baseline", "agg_method", "max_rows", "seed")
+
+
+class RunRequest(Strict):
+    """What starts a run: the object to explain, the request's overrides, and which try of the run this is."""
+
+    bucket: str = Field(min_length=1)
+    key: str = Field(min_length=1)
+    version_id: str = ""
+    etag: str = ""
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    attempt: int = Field(1, ge=1, strict=True)  # the starter counts; not part of the identity
+
+    @classmethod
+    def from_event(cls, event: Any) -> RunRequest:
+        """The request in an event (keys that event transformers add are ignored); InputValidationError if unusable."""
+        if not isinstance(event, dict):
+            raise InputValidationError(f"the request must be a JSON object, got {type(event).__name__}")
+        missing = [k for k in ("bucket", "key") if not isinstance(event.get(k), str) or not event.get(k)]
+        if missing:
+            raise InputValidationError(f"the request lacks {missing}; got keys {sorted(event)}")
+        overrides = event.get("overrides") or {}
+        if not isinstance(overrides, dict):
+            raise InputValidationError("overrides must be a JSON object")
+        unknown = sorted(set(overrides) - set(OVERRIDABLE))
+        if unknown:
+            raise InputValidationError(f"unknown overrides {unknown}; allowed: {list(OVERRIDABLE)}")
+        attempt = event.get("attempt", 1)
+        if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1:
+            raise InputValidationError(f"attempt must be a whole number from 1, got {attempt!r}")
+        return cls(
+            bucket=event["bucket"],
+            key=event["key"],
+            version_id=str(event.get("version_id") or ""),
+            etag=str(event.get("etag") or "").strip('"'),
+            overrides=overrides,
+            attempt=attempt,
+        )
+
+    @property
+    def version(self) -> str:
+        return self.version_id or self.etag
+
+    def as_event(self) -> dict:
+        return self.model_dump(mode="json")
+
+
+class RunIdentity(Strict):
+    """Everything that decides a run's result, and the run id hashed from it (see identity.run_identity)."""
+
+    run_id: str = Field(max_length=57)
+    parts: dict[str, Any]  # {"input", "options", "limits", "model"}: shown in request.json and the manifest
+    options: ClarifyOptions
+    limits: Limits
 
 
 # ---- what the workflow's steps hand each other ----

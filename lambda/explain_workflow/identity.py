@@ -11,10 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
 from typing import Any
 
-from explain_workflow.contract import ClarifyOptions, Limits, WorkflowSettings
+from explain_workflow.contract import RunIdentity, WorkflowSettings
 from explain_workflow.request import RunRequest, apply_overrides
 
 _SLUG_CHARS = re.compile(r"[^a-z0-9]+")
@@ -22,14 +21,6 @@ _SLUG_CHARS = re.compile(r"[^a-z0-9]+")
 
 def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-@dataclass(frozen=True)
-class RunIdentity:
-    run_id: str
-    parts: dict  # {"input", "options", "limits", "model"}: shown in request.json and the manifest
-    options: ClarifyOptions
-    limits: Limits
 
 
 def run_id_for(parts: dict) -> str:
@@ -57,7 +48,7 @@ def run_identity(request: RunRequest, settings: WorkflowSettings) -> RunIdentity
         },
         "model": settings.identity_of_model(),
     }
-    return RunIdentity(run_id_for(parts), parts, options, limits)
+    return RunIdentity(run_id=run_id_for(parts), parts=parts, options=options, limits=limits)
 
 
 def rejected_identity(request: RunRequest, settings: WorkflowSettings) -> dict:

@@ -1,71 +1,18 @@
-"""The request that starts a run, and its per-run overrides, validated with clear errors."""
+"""A run's overrides applied to the stage's options and limits, validated with clear errors."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-from explain_workflow.contract import AGG_METHODS, GRANULARITIES, ClarifyOptions, Limits
+from explain_workflow.contract import AGG_METHODS, GRANULARITIES, OVERRIDABLE, ClarifyOptions, Limits, RunRequest
 from explain_workflow.dataset import InputValidationError
 from explain_workflow.languages import clarify_language
 
-OVERRIDABLE = ("text_column", "granularity", "language", "num_samples", "baseline", "agg_method", "max_rows", "seed")
+__all__ = ["OVERRIDABLE", "RunRequest", "apply_overrides"]
 
 
 def _whole(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    bucket: str
-    key: str
-    version_id: str = ""
-    etag: str = ""
-    overrides: dict[str, Any] = field(default_factory=dict)
-    attempt: int = 1  # which try of this run the execution is (the starter counts); not part of the identity
-
-    @classmethod
-    def from_event(cls, event: dict) -> RunRequest:
-        if not isinstance(event, dict):
-            raise InputValidationError(f"the request must be a JSON object, got {type(event).__name__}")
-        missing = [k for k in ("bucket", "key") if not isinstance(event.get(k), str) or not event.get(k)]
-        if missing:
-            raise InputValidationError(f"the request lacks {missing}; got keys {sorted(event)}")
-        overrides = event.get("overrides") or {}
-        if not isinstance(overrides, dict):
-            raise InputValidationError("overrides must be a JSON object")
-        unknown = sorted(set(overrides) - set(OVERRIDABLE))
-        if unknown:
-            raise InputValidationError(f"unknown overrides {unknown}; allowed: {list(OVERRIDABLE)}")
-        return cls(
-            bucket=event["bucket"],
-            key=event["key"],
-            version_id=str(event.get("version_id") or ""),
-            etag=str(event.get("etag") or "").strip('"'),
-            overrides=overrides,
-            attempt=_attempt(event.get("attempt", 1)),
-        )
-
-    @property
-    def version(self) -> str:
-        return self.version_id or self.etag
-
-    def as_event(self) -> dict:
-        return {
-            "bucket": self.bucket,
-            "key": self.key,
-            "version_id": self.version_id,
-            "etag": self.etag,
-            "overrides": self.overrides,
-            "attempt": self.attempt,
-        }
-
-
-def _attempt(value) -> int:
-    if not _whole(value) or value < 1:
-        raise InputValidationError(f"attempt must be a whole number from 1, got {value!r}")
-    return value
 
 
 def apply_overrides(

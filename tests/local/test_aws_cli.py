@@ -65,7 +65,7 @@ def test_start_uploads_a_local_file_runs_once_and_follows_to_the_end(local_aws, 
     uploaded = s3.get_object(Bucket="in-bucket", Key="uploads/texts.csv")
     assert uploaded["Body"].read() == data.read_bytes()
     etag = uploaded["ETag"].strip('"')
-    request = RunRequest("in-bucket", "uploads/texts.csv", etag, "", {"num_samples": 50})
+    request = RunRequest(bucket="in-bucket", key="uploads/texts.csv", version_id=etag, overrides={"num_samples": 50})
     assert started["run_id"] == run_identity(request, targets.settings()).run_id  # as the starter computes it
     again = aws_cli.start(targets, "s3://in-bucket/uploads/texts.csv", {"num_samples": 50}, s3, sfn, ACCOUNT)
     assert again["status"] == "DUPLICATE"
