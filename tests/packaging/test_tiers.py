@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import tiers
 from tests.support.tiers import TIERS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,3 +35,31 @@ def test_make_test_runs_every_tier_and_nothing_tolerates_no_tests():
     assert ".venv/bin/python -m pytest" in lines  # no -m: every tier
     assert not [line for line in lines if "|| true" in line or "$?" in line]
     assert (ROOT / ".ci" / "run").read_text(encoding="utf-8").rstrip().endswith("make test")
+
+
+class Item:
+    """What tier_of reads of a collected test."""
+
+    def __init__(self, relative: str, fixtures: tuple[str, ...] = (), markers: tuple[str, ...] = ()):
+        self.path, self.nodeid = tiers.TESTS / relative, relative + "::test"
+        self.fixturenames, self.markers = list(fixtures), [pytest.Mark(m, (), {}) for m in markers]
+
+    def iter_markers(self):
+        return iter(self.markers)
+
+
+def test_a_test_gets_its_modules_tier_else_its_directorys_and_a_directory_without_one_is_an_error():
+    assert tiers.tier_of(Item("workflow/test_dataset.py")) == "unit"
+    assert tiers.tier_of(Item("workflow/test_postprocess.py")) == "integration"
+    assert tiers.tier_of(Item("container/test_http.py", ("server", "built_image"))) == "image"
+    with pytest.raises(pytest.UsageError, match=r"no tier for elsewhere/test_x\.py"):
+        tiers.tier_of(Item("elsewhere/test_x.py"))
+    with pytest.raises(pytest.UsageError, match="more than one tier marker"):
+        tiers.tier_of(Item("unit/test_x.py", markers=("unit", "infra")))
+
+
+@pytest.mark.parametrize("fixture", sorted(tiers.NOT_UNIT - {"built_image"}))
+def test_a_unit_test_cannot_start_a_server_or_synthesize(fixture):
+    for item in (Item("unit/test_x.py", (fixture,)), Item("infra/test_x.py", (fixture,), markers=("unit",))):
+        with pytest.raises(pytest.UsageError, match="a unit test cannot use"):
+            tiers.tier_of(item)

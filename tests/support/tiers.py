@@ -34,9 +34,19 @@ MODULE_TIERS = {
     "workflow/test_report_browser.py": "browser",
 }
 TESTS = Path(__file__).resolve().parents[1]
+# session fixtures that start a server or synthesize the app: a test that uses one (directly or through another
+# fixture) is not a unit test, whatever its directory says
+NOT_UNIT = frozenset({"moto_server_url", "server", "built_image", "synthesized"})
 
 
 def tier_of(item: pytest.Item) -> str:
+    tier = _declared_tier(item)
+    if tier == "unit" and (heavy := sorted(NOT_UNIT.intersection(item.fixturenames))):
+        raise pytest.UsageError(f"{item.nodeid}: a unit test cannot use {heavy} (tests/support/tiers.py MODULE_TIERS)")
+    return tier
+
+
+def _declared_tier(item: pytest.Item) -> str:
     explicit = [m.name for m in item.iter_markers() if m.name in TIERS]
     if explicit:
         if len(set(explicit)) != 1:
