@@ -19,6 +19,7 @@ from explain_workflow.contract import (
     PredictSettings,
     ProcessingSettings,
     Strict,
+    WorkflowSettings,
     unique_labels,
 )
 
@@ -156,3 +157,22 @@ def load_stage(stage: str, directory: Path = STAGES_DIR) -> StageConfig:
     if config.stage != stage:
         raise ConfigError(f"{path} says stage {config.stage!r} but is the file for {stage!r}")
     return config
+
+
+def workflow_settings(
+    config: StageConfig, *, results_bucket: str, model_name: str, model_identity: dict
+) -> WorkflowSettings:
+    """The settings the stage's functions get (one serialized WorkflowSettings), from the stage config and the
+    names CDK makes (tokens at synth, resolved by CloudFormation)."""
+    return WorkflowSettings(
+        results_bucket=results_bucket,
+        labels=config.model.labels,
+        model_name=model_name,
+        endpoint_name=config.hosting.endpoint_name or "",
+        endpoint_instance_type=config.model.endpoint_instance_type,
+        endpoint_instance_count=config.model.endpoint_instance_count,
+        defaults=config.clarify,
+        limits=config.limits,
+        processing=config.processing,
+        model_identity=model_identity,
+    )
