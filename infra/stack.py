@@ -12,14 +12,15 @@ from aws_cdk import CfnOutput, Environment, RemovalPolicy, Stack, Tags
 from constructs import Construct
 
 from infra.config import ROOT, StageConfig
+from infra.constructs.functions import FunctionDefaults, retention_days
+from infra.constructs.layer import dependencies_layer
 from infra.constructs.model import ModelHosting
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.online import OnlineExplainer
 from infra.constructs.repository import ImageRepository, image_repository_name
 from infra.constructs.storage import ExplanationStorage
 from infra.constructs.triggers import RunTriggers
-from infra.constructs.workflow import ExplanationWorkflow
-from infra.nag import suppress_known_findings
+from infra.constructs.workflow import ExplanationWorkflow, function_environment
 
 
 def _tag_for_stage(stack: Stack, config: StageConfig) -> None:
@@ -31,7 +32,9 @@ class ImageRepositoryStack(Stack):
     def __init__(self, scope: Construct, id: str, *, config: StageConfig, **kwargs):
         super().__init__(scope, id, env=Environment(account=config.account, region=config.region), **kwargs)
         _tag_for_stage(self, config)
-        self.images = ImageRepository(self, "Images", config=config)
+        self.images = ImageRepository(
+            self, "Images", repository_name=image_repository_name(config.stage), retain=config.retain_data
+        )
         CfnOutput(self, "RepositoryUri", value=self.images.repository.repository_uri)
 
 
@@ -49,19 +52,45 @@ class TextExplanationStack(Stack):
             "Hosting",
             settings=config.model,
             hosting=config.hosting,
-            repository_name=image_repository_name(config),
+            repository_name=image_repository_name(config.stage),
             container_dir=container_dir,
         )
         if config.hosting.online_explainer:
-            self.online = OnlineExplainer(self, "Online", config=config, model=self.hosting.model, key=self.storage.key)
+            self.online = OnlineExplainer(
+                self,
+                "Online",
+                clarify=config.clarify,
+                labels=config.model.labels,
+                instance_type=config.hosting.online_instance_type,
+                model=self.hosting.model,
+                key=self.storage.key,
+            )
+        self.functions = FunctionDefaults(
+            key=self.storage.key,
+            layer=dependencies_layer(self, "Dependencies"),
+            log_retention=retention_days(config.log_retention_days),
+            removal=RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY,
+            reserved_concurrency=config.function_concurrency,
+        )
+        environment = function_environment(
+            config,
+            results_bucket_name=self.storage.results_bucket.bucket_name,
+            model_name=self.hosting.model_name,
+            model_identity=self.to_json_string(self.hosting.identity),
+        )
         self.workflow = ExplanationWorkflow(
             self,
             "Workflow",
-            config=config,
+            bus_name=f"text-explanations-{config.stage}",
+            environment=environment,
+            functions=self.functions,
             input_bucket=self.storage.input_bucket,
             results_bucket=self.storage.results_bucket,
             key=self.storage.key,
             hosting=self.hosting,
+            processing=config.processing,
+            predict=config.predict,
+            endpoint_name=config.hosting.endpoint_name,
         )
         self.trigger = RunTriggers(
             self,
@@ -72,11 +101,8 @@ class TextExplanationStack(Stack):
             key=self.storage.key,
             settings=config.events,
             results_bucket=self.storage.results_bucket,
-            workflow_env=self.workflow.env,
-            layer=self.workflow.layer,
-            log_retention=self.workflow.retention,
-            removal=RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY,
-            reserved_concurrency=config.function_concurrency,
+            workflow_env=environment,
+            functions=self.functions,
         )
         self.monitoring = Monitoring(
             self,
@@ -93,7 +119,6 @@ class TextExplanationStack(Stack):
         CfnOutput(self, "StateMachineArn", value=self.workflow.state_machine.state_machine_arn)
         CfnOutput(self, "EventBusName", value=self.workflow.bus.event_bus_name)
         CfnOutput(self, "ModelName", value=self.hosting.model_name)
-        suppress_known_findings(self)
 
 
 def add_stage_stacks(scope, config: StageConfig, container_dir: Path = ROOT / "container") -> TextExplanationStack:

@@ -6,21 +6,30 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from explain_workflow.contract import ClarifyOptions
 from explain_workflow.languages import language_code
-from infra.config import StageConfig
 
 
 class OnlineExplainer(Construct):
     """Endpoint config with a Clarify explainer config (text, granularity, language, baseline, samples) + endpoint."""
 
-    def __init__(self, scope: Construct, id: str, *, config: StageConfig, model: sagemaker.CfnModel, key: kms.IKey):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        clarify: ClarifyOptions,
+        labels: list[str],
+        instance_type: str,
+        model: sagemaker.CfnModel,
+        key: kms.IKey,
+    ):
         super().__init__(scope, id)
-        clarify = config.clarify
         explainer = sagemaker.CfnEndpointConfig.ClarifyExplainerConfigProperty(
             enable_explanations="`true`",  # JMESPath over the request; every request is explained
             inference_config=sagemaker.CfnEndpointConfig.ClarifyInferenceConfigProperty(
                 feature_types=["text"],
-                label_headers=config.model.labels,
+                label_headers=labels,
                 probability_attribute="prob",
                 label_attribute="label",
             ),
@@ -44,7 +53,7 @@ class OnlineExplainer(Construct):
                     variant_name="AllTraffic",
                     model_name=model.attr_model_name,
                     initial_instance_count=1,
-                    instance_type=config.hosting.online_instance_type,
+                    instance_type=instance_type,
                 )
             ],
             explainer_config=sagemaker.CfnEndpointConfig.ExplainerConfigProperty(clarify_explainer_config=explainer),

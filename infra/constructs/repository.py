@@ -6,28 +6,26 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_ecr as ecr
 from constructs import Construct
 
-from infra.config import StageConfig
 
-
-def image_repository_name(config: StageConfig) -> str:
-    return f"text-explanations-{config.stage}"
+def image_repository_name(stage: str) -> str:
+    return f"text-explanations-{stage}"
 
 
 class ImageRepository(Construct):
     """Fixed name, immutable tags, scan on push, KMS encryption, lifecycle rules; retained where data is."""
 
-    def __init__(self, scope: Construct, id: str, *, config: StageConfig):
+    def __init__(self, scope: Construct, id: str, *, repository_name: str, retain: bool):
         super().__init__(scope, id)
         self.repository = ecr.Repository(
             self,
             "Repository",
-            repository_name=image_repository_name(config),
+            repository_name=repository_name,
             image_tag_mutability=ecr.TagMutability.IMMUTABLE,
             image_scan_on_push=True,
             encryption=ecr.RepositoryEncryption.KMS,
-            removal_policy=RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY,
+            removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
             # a repository with images cannot be deleted: where the stage keeps no data, empty it on delete
-            empty_on_delete=not config.retain_data,
+            empty_on_delete=not retain,
             lifecycle_rules=[
                 ecr.LifecycleRule(
                     description="drop untagged layers",

@@ -20,6 +20,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from infra.constructs.policies import allow_wildcards, resource_regex
+
 # What the optimized integration reports when the create call itself fails (throttled, refused, or "name must be
 # unique" when the job exists already); a job that ran and failed is States.TaskFailed instead.
 CREATE_ERRORS = ["ThrottlingException", "SageMaker.AmazonSageMakerException"]
@@ -70,6 +72,7 @@ class SageMakerJob(Construct):
         super().__init__(scope, id)
         stack = Stack.of(self)
         self.kind, self.passed_role, self.create_conditions = kind, passed_role, create_conditions
+        self.job_name_prefix = job_name_prefix
         self.job_arn_pattern = stack.format_arn(
             service="sagemaker", resource=kind.arn_resource, resource_name=f"{job_name_prefix}*"
         )
@@ -166,4 +169,14 @@ class SageMakerJob(Construct):
                     )
                 ],
             )
+        )
+        allow_wildcards(
+            role,
+            reason=f"a run's {kind.arn_resource.replace('-', ' ')}s are named "
+            f"{self.job_name_prefix}<run_id>-<attempt> at run time",
+            applies_to=[
+                resource_regex(
+                    rf"^Resource::arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d+:{kind.arn_resource}\/{self.job_name_prefix}\*$"
+                )
+            ],
         )

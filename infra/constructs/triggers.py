@@ -10,22 +10,23 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
+from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from explain_workflow.start import INCOMING
 from infra.config import EventSettings
-from infra.constructs.functions import project_function
-from infra.constructs.workflow import EVENT_SOURCE, read_input_objects, use_key
+from infra.constructs.definition import EVENT_SOURCE
+from infra.constructs.functions import FunctionDefaults, accept_no_dead_letter_queue, project_function
+from infra.constructs.policies import accept_inline_policy, allow_wildcards, read_input_objects, resource_regex, use_key
 
 REQUESTED = "Explanation Requested"
 RESULTS = ["Explanation Succeeded", "Explanation Failed"]
@@ -59,10 +60,7 @@ class RunTriggers(Construct):
         settings: EventSettings,
         results_bucket: s3.IBucket,
         workflow_env: dict[str, str],
-        layer: lambda_.ILayerVersion,
-        log_retention: logs.RetentionDays,
-        removal: RemovalPolicy,
-        reserved_concurrency: int,
+        functions: FunctionDefaults,
     ):
         super().__init__(scope, id)
         stack = Stack.of(self)
@@ -71,13 +69,22 @@ class RunTriggers(Construct):
         self.dead_letters = sqs.Queue(
             self, "Undelivered", encryption_master_key=key, enforce_ssl=True, retention_period=Duration.days(14)
         )
+        NagSuppressions.add_resource_suppressions(
+            self.dead_letters,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-SQS3",
+                    reason="this queue is itself the dead-letter queue of the upload rule's target",
+                )
+            ],
+        )
         self.starter = project_function(
             self,
             "Starter",
             handler="start_run.handler.handler",
             timeout=Duration.seconds(30),
             memory=256,
-            # the starter computes the run id as prepare does, from the same settings (contract 1, 2, 4)
+            # the starter computes the run id as prepare does, from the same settings
             environment={
                 **workflow_env,
                 "STATE_MACHINE_ARN": state_machine.state_machine_arn,
@@ -87,12 +94,8 @@ class RunTriggers(Construct):
                 # set: the bus policy (aws:PrincipalOrgID) admitted the sender, so any account delivered is accepted
                 "ALLOWED_ORG_ID": settings.allowed_org_id or "",
             },
-            key=key,
-            layer=layer,
-            retention=log_retention,
-            removal=removal,
+            defaults=functions,
             purpose="Starts one execution per request; reports requests it cannot start",
-            reserved_concurrency=reserved_concurrency,
         )
         self.starter.add_to_role_policy(read_input_objects(bucket))
         # a run whose manifest says FAILED is started again as its next attempt
@@ -136,6 +139,25 @@ class RunTriggers(Construct):
             )
         )
         bus.grant_put_events_to(self.starter)
+        allow_wildcards(
+            self.starter.role,
+            reason="the starter reads the upload a request names (incoming/ or uploads/), looks up the executions "
+            "named by a run id that is made at run time (<run_id>, <run_id>-a<n>) among the executions of this one "
+            "state machine, and reads that run's manifest",
+            applies_to=[
+                resource_regex(r"^Resource::<StorageInput[A-Z0-9]+\.Arn>\/(incoming|uploads)\/\*$"),
+                resource_regex(
+                    r"^Resource::arn:aws[a-z-]*:states:[a-z0-9-]+:\d+:execution:<Workflow[A-Za-z0-9]+\.Name>:\*$"
+                ),
+                resource_regex(r"^Resource::<StorageResults[A-Z0-9]+\.Arn>\/runs\/\*\/manifest\.json$"),
+            ],
+        )
+        accept_no_dead_letter_queue(
+            self.starter,
+            "invoked asynchronously by the two rules: an event the rule cannot deliver goes to the rule target's "
+            "dead-letter queue, and a start that fails after Lambda's retries to the same queue through the "
+            "function's on-failure destination (StarterOnFailure), which this rule does not look for",
+        )
         target = targets.LambdaFunction(self.starter, dead_letter_queue=self.dead_letters, retry_attempts=4)
         self.upload_rule = events.Rule(
             self,
@@ -189,3 +211,5 @@ class RunTriggers(Construct):
                 event_pattern=results_pattern(stack),
                 targets=[targets.EventBus(central, dead_letter_queue=self.dead_letters)],
             )
+            # the role EventBridge assumes to put the results on the central bus
+            accept_inline_policy(self.forward_rule.node.find_child("EventsRole"))

@@ -1,0 +1,280 @@
+"""The explanation state machine's definition, built from what it names and nothing else.
+
+prepare -> (already done? end) -> in parallel: the Clarify processing job and the Batch Transform job that records the
+model's own predictions (both .sync) -> postprocess -> "Explanation Succeeded"
+any failure -> record_failure (FAILED manifest) -> "Explanation Failed" -> Fail
+
+The functions in this module create states in ``scope`` and return them; they grant nothing and set nothing on
+``scope`` (the workflow construct grants what the returned jobs need).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from infra.config import PredictSettings
+from infra.constructs.sagemaker_jobs import PROCESSING, TRANSFORM, SageMakerJob
+from infra.images import clarify_image_uri
+
+EVENT_SOURCE = "clarify-text-explanations"
+JOB_NAME_PREFIX = "cx-"
+TRANSFORM_NAME_PREFIX = "cp-"
+LAMBDA_TRANSIENT = [
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+]
+# a task waits this much longer than its function may run, so a function's own timeout is what a run reports
+TASK_TIMEOUT_MARGIN = Duration.minutes(1)
+
+
+def task_timeout(function: lambda_.Function) -> Duration:
+    """The timeout of the task that invokes ``function``: the function's own timeout plus the margin."""
+    if function.timeout is None:
+        raise ValueError(f"{function.node.path} has no timeout: its task could not be given one")
+    return function.timeout.plus(TASK_TIMEOUT_MARGIN)
+
+
+def invoke(
+    scope: Construct,
+    name: str,
+    function: lambda_.Function,
+    *,
+    payload: sfn.TaskInput | None = None,
+    result_path: str,
+    input_path: str | None = None,
+) -> tasks.LambdaInvoke:
+    """A Lambda task that retries Lambda's own transient errors, never the function's errors."""
+    # payload None: the function gets the state (or input_path's part of it) as its event
+    task = tasks.LambdaInvoke(
+        scope,
+        name,
+        lambda_function=function,
+        payload=payload,
+        input_path=input_path,
+        payload_response_only=True,
+        result_path=result_path,
+        retry_on_service_exceptions=False,
+        task_timeout=sfn.Timeout.duration(task_timeout(function)),
+    )
+    task.add_retry(errors=LAMBDA_TRANSIENT, interval=Duration.seconds(2), backoff_rate=2, max_attempts=3)
+    return task
+
+
+def publish(
+    scope: Construct, name: str, *, bus: events.IEventBus, detail_type: str, detail: dict
+) -> tasks.EventBridgePutEvents:
+    return tasks.EventBridgePutEvents(
+        scope,
+        name,
+        entries=[
+            tasks.EventBridgePutEventsEntry(
+                event_bus=bus,
+                source=EVENT_SOURCE,
+                detail_type=detail_type,
+                detail=sfn.TaskInput.from_object(detail),
+            )
+        ],
+        result_path=sfn.JsonPath.DISCARD,
+    )
+
+
+def clarify_job(
+    scope: Construct, *, role: iam.IRole, key: kms.IKey, region: str, max_runtime_seconds: int
+) -> SageMakerJob:
+    """The Clarify processing job of a run, as prepare describes it (``$.prepare``), run with ``role``."""
+    p = "$.prepare"
+    return SageMakerJob(
+        scope,
+        "Clarify",
+        kind=PROCESSING,
+        job_name_path=f"{p}.job_name",
+        job_name_prefix=JOB_NAME_PREFIX,
+        passed_role=role,
+        result_path="$.clarify",
+        timeout_seconds=max_runtime_seconds + 1800,
+        parameters={
+            "ProcessingJobName.$": f"{p}.job_name",
+            "RoleArn": role.role_arn,
+            "AppSpecification": {"ImageUri": clarify_image_uri(region)},
+            "ProcessingInputs": [
+                _s3_input("dataset", f"{p}.dataset_s3_uri", "/opt/ml/processing/input/data"),
+                _s3_input("analysis_config", f"{p}.config_s3_uri", "/opt/ml/processing/input/config"),
+            ],
+            "ProcessingOutputConfig": {
+                "KmsKeyId": key.key_arn,
+                "Outputs": [
+                    {
+                        "OutputName": "analysis_result",
+                        "S3Output": {
+                            "S3Uri.$": f"{p}.output_s3_uri",
+                            "LocalPath": "/opt/ml/processing/output",
+                            "S3UploadMode": "EndOfJob",
+                        },
+                    }
+                ],
+            },
+            "ProcessingResources": {
+                "ClusterConfig": {
+                    "InstanceType.$": f"{p}.processing.instance_type",
+                    "InstanceCount.$": f"{p}.processing.instance_count",
+                    "VolumeSizeInGB.$": f"{p}.processing.volume_size_gb",
+                    "VolumeKmsKeyId": key.key_arn,
+                }
+            },
+            "StoppingCondition": {"MaxRuntimeInSeconds.$": f"{p}.processing.max_runtime_seconds"},
+            # Clarify calls the model's temporary endpoint: the job itself cannot be network-isolated.
+            "NetworkConfig": {"EnableNetworkIsolation": False, "EnableInterContainerTrafficEncryption": True},
+            "Tags": [{"Key": "explanation-run", "Value.$": f"{p}.run_id"}],
+        },
+    )
+
+
+def predict_job(
+    scope: Construct,
+    *,
+    model_name: str,
+    model_arn: str,
+    key: kms.IKey,
+    settings: PredictSettings,
+    timeout_seconds: int,
+) -> SageMakerJob:
+    """Batch Transform over the frozen rows (predict/input/rows.jsonl -> predict/output/rows.jsonl.out)."""
+    predict = "$.prepare.predict"
+    return SageMakerJob(
+        scope,
+        "Predict",
+        kind=TRANSFORM,
+        job_name_path=f"{predict}.job_name",
+        job_name_prefix=TRANSFORM_NAME_PREFIX,
+        # only transforms of our model: the transform runs with the model's role, which may read its inputs
+        create_conditions={"ArnEquals": {"sagemaker:ModelArn": model_arn}},
+        result_path="$.predict",
+        timeout_seconds=timeout_seconds,
+        parameters={
+            "TransformJobName.$": f"{predict}.job_name",
+            "ModelName": model_name,
+            # one row per request: robust against any per-request record bound of the container
+            "BatchStrategy": "SingleRecord",
+            "MaxPayloadInMB": 6,
+            "TransformInput": {
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri.$": f"{predict}.input_s3_uri"}},
+                "ContentType": "application/jsonlines",
+                "SplitType": "Line",
+                "CompressionType": "None",
+            },
+            "TransformOutput": {
+                "S3OutputPath.$": f"{predict}.output_s3_uri",
+                "Accept": "application/jsonlines",
+                "AssembleWith": "Line",
+                "KmsKeyId": key.key_arn,
+            },
+            "TransformResources": {
+                "InstanceType": settings.instance_type,
+                "InstanceCount": settings.instance_count,
+                "VolumeKmsKeyId": key.key_arn,
+            },
+            "DataProcessing": {
+                "InputFilter": "$.text",
+                "JoinSource": "Input",
+                "OutputFilter": "$['row_id','SageMakerOutput']",
+            },
+            "Tags": [{"Key": "explanation-run", "Value.$": "$.prepare.run_id"}],
+        },
+    )
+
+
+def explanation_definition(
+    scope: Construct,
+    *,
+    prepare: lambda_.Function,
+    postprocess: lambda_.Function,
+    record_failure: lambda_.Function,
+    bus: events.IEventBus,
+    jobs: list[SageMakerJob],
+) -> sfn.IChainable:
+    """The whole run; ``jobs`` run side by side in the ``Explain`` Parallel state."""
+    recorded = invoke(
+        scope,
+        "RecordFailure",
+        record_failure,
+        payload=sfn.TaskInput.from_object(
+            {"request": sfn.JsonPath.entire_payload, "error": sfn.JsonPath.object_at("$.error")}
+        ),
+        result_path="$.failure",
+    )
+    failed = publish(
+        scope,
+        "PublishFailure",
+        bus=bus,
+        detail_type="Explanation Failed",
+        detail={
+            "run_id": sfn.JsonPath.string_at("$.failure.run_id"),
+            "status": "FAILED",
+            "reason": sfn.JsonPath.string_at("$.failure.reason"),
+            "manifest": sfn.JsonPath.string_at("$.failure.manifest_s3_uri"),
+        },
+    )
+    failure_chain = recorded.next(failed).next(
+        sfn.Fail(scope, "Failed", error="ExplanationFailed", cause="see the run's manifest.json")
+    )
+
+    prepared = invoke(scope, "Prepare", prepare, result_path="$.prepare")
+    prepared.add_catch(failure_chain, errors=["States.ALL"], result_path="$.error")
+
+    explain = sfn.Parallel(
+        scope,
+        "Explain",
+        comment="the Clarify job and the model's own predictions of every row, side by side",
+        result_path=sfn.JsonPath.DISCARD,
+    )
+    for job in jobs:
+        explain.branch(job.chain)
+    explain.add_catch(failure_chain, errors=["States.ALL"], result_path="$.error")
+
+    postprocessed = invoke(scope, "Postprocess", postprocess, result_path="$.result", input_path="$.prepare")
+    postprocessed.add_catch(failure_chain, errors=["States.ALL"], result_path="$.error")
+    succeeded = publish(
+        scope,
+        "PublishSuccess",
+        bus=bus,
+        detail_type="Explanation Succeeded",
+        detail={
+            "run_id": sfn.JsonPath.string_at("$.result.run_id"),
+            "status": "SUCCEEDED",
+            "records": sfn.JsonPath.number_at("$.result.records"),
+            "results": sfn.JsonPath.string_at("$.result.results_prefix"),
+            "manifest": sfn.JsonPath.string_at("$.result.manifest_s3_uri"),
+            "attempt": sfn.JsonPath.number_at("$.prepare.attempt"),
+        },
+    )
+    already = sfn.Succeed(scope, "AlreadyDone", comment="a manifest exists for this run: nothing to do")
+    done = sfn.Succeed(scope, "Done")
+    return prepared.next(
+        sfn.Choice(scope, "AlreadyDone?")
+        .when(sfn.Condition.string_equals("$.prepare.status", "ALREADY_DONE"), already)
+        .otherwise(explain.next(postprocessed).next(succeeded).next(done))
+    )
+
+
+def _s3_input(name: str, uri_path: str, local_path: str) -> dict:
+    return {
+        "InputName": name,
+        "AppManaged": False,
+        "S3Input": {
+            "S3Uri.$": uri_path,
+            "LocalPath": local_path,
+            "S3DataType": "S3Prefix",
+            "S3InputMode": "File",
+            "S3DataDistributionType": "FullyReplicated",
+            "S3CompressionType": "None",
+        },
+    }
