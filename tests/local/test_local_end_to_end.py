@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from explain_workflow.clarify_format import OUT_FILE, iter_local
+from explain_workflow.clarify_format import OUT_FILE
 from explain_workflow.postprocess import postprocess_run
 from explain_workflow.storage import FileStorage
+from tests.support.clarify_output import read_out_jsonl
 from tests.support.data import write_csv, write_texts
 from textexplain import local
 from textexplain.explainer.units import split_units
@@ -70,7 +71,7 @@ def test_additivity_holds_per_record_in_the_clarify_output(tmp_path, served, tra
     run_dir = Path(result["run_dir"])
     labels = served[1]
     with (run_dir / "clarify" / OUT_FILE).open("rb") as fh:
-        explanations = list(iter_local([fh], len(labels)))
+        explanations = read_out_jsonl(fh, len(labels))
     from fasttext_server.model import Classifier
 
     classifier = Classifier(trained_model.model, labels)

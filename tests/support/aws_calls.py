@@ -10,6 +10,7 @@ the synthesized templates. Calls made by the CLI, the local mode or the tests th
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import sys
 
@@ -41,6 +42,14 @@ _S3_ACTIONS = {
 }  # fmt: skip
 
 
+def results_bucket() -> str | None:
+    """The function's results bucket, from its settings as the handler reads them (one WORKFLOW_SETTINGS JSON, or
+    the older RESULTS_BUCKET variable)."""
+    if settings := os.environ.get("WORKFLOW_SETTINGS"):
+        return json.loads(settings).get("results_bucket")
+    return os.environ.get("RESULTS_BUCKET")
+
+
 def calling_function() -> str | None:
     """The function whose code made the call, or None when the CLI or the local mode made it.
 
@@ -67,7 +76,7 @@ def iam_requests(service: str, operation: str, params: dict) -> list[tuple[str, 
         if action == "s3:GetObject" and params.get("VersionId"):
             action = "s3:GetObjectVersion"
         bucket = params.get("Bucket", "")
-        role = "results" if bucket == os.environ.get("RESULTS_BUCKET") else "input"
+        role = "results" if bucket == results_bucket() else "input"
         if operation == "DeleteObjects":
             return [(action, f"{role}:{o['Key']}") for o in params.get("Delete", {}).get("Objects", [])]
         if action in ("s3:ListBucket", "s3:ListBucketVersions"):

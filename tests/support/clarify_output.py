@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from explain_workflow import clarify_format
-from explain_workflow.clarify_format import LocalExplanation, Unit, analysis_document
+from explain_workflow.clarify_format import OUT_FILE, LocalExplanation, Unit, analysis_document
 from explain_workflow.predictions import prediction_lines
 from explain_workflow.runs import RunLayout
 
@@ -82,3 +82,9 @@ def write_clarify_output(
     storage.put(
         layout.bucket, layout.clarify_prefix + clarify_format.ANALYSIS_FILE, json.dumps(analysis_for(run)).encode(), "x"
     )
+
+
+def read_out_jsonl(stream, n_labels: int, name: str = OUT_FILE) -> list[LocalExplanation]:
+    """Every line of an out.jsonl as postprocess reads it: strictly, with the file and line in any error."""
+    lines = clarify_format.iter_lines(stream, name)
+    return [clarify_format.parse_local_line(line, number, n_labels, name) for number, line in lines]
