@@ -1,6 +1,6 @@
 """Our Kernel SHAP against shap's KernelExplainer and Partition explainer and LIME, at equal model budgets.
 
-On AG News (``../shared/data/agnews``, read in place): a fastText model trained on train.csv with the
+On AG News (bench/agnews.py: the folder AGNEWS_DIR names, read in place): a fastText model trained on train.csv with the
 project's training code, scored in-process through the container's ``Classifier``. Each method
 explains the predicted class of the same records through the same value function (units masked
 with ``<UNK>`` exactly as the explainer builds its texts), with the same number of model
@@ -21,7 +21,6 @@ Usage: python -m bench compare [--quick] [--short 24] [--long 30] [--start 4644]
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
 import math
 import os
@@ -29,17 +28,16 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from bench import agnews
 from fasttext_server.model import Classifier
 from textexplain import training
 from textexplain.explainer import kernel_shap
 from textexplain.explainer.explain import Template
 from textexplain.explainer.units import Span, mask, split_units
 
-AGNEWS = Path(__file__).resolve().parents[2] / "shared" / "data" / "agnews"
 BASELINE = "<UNK>"
 SHORT = range(8, 17)
 # explain.csv rows 0-4643 hold the 80 short and first 40 long records on which the estimator's budget share and
@@ -221,12 +219,6 @@ def aopc(game: Game, phi: np.ndarray, cls: int, p_full: float) -> float:
     return float(np.mean(drops))
 
 
-def read_agnews(name: str) -> list[tuple[str, str]]:
-    names = dict(line.split(": ", 1) for line in (AGNEWS / "meta.txt").read_text().splitlines() if ": " in line)
-    with (AGNEWS / name).open(encoding="utf-8", newline="") as fh:
-        return [(names[i].replace("/", ""), text) for i, text in csv.reader(fh)]
-
-
 def pick_records(texts: list[str], n_short: int, n_long: int, start: int = 0) -> tuple[list[str], list[str]]:
     short, long_ = [], []
     for text in texts[start:]:
@@ -324,8 +316,8 @@ def main(argv: list[str]) -> None:
     unknown = set(methods) - set(METHODS)
     if unknown:
         raise SystemExit(f"unknown methods {sorted(unknown)}; choose from {list(METHODS)}")
-    if not AGNEWS.is_dir():
-        print(f"(AG News sample not found at {AGNEWS}: skipped)")
+    if not agnews.FOLDER.is_dir():
+        print(f"(AG News sample not found at {agnews.FOLDER}: skipped)")
         return
     warnings.filterwarnings("ignore")
     try:
@@ -335,14 +327,14 @@ def main(argv: list[str]) -> None:
     except ImportError:
         pass
     print(f"load average before: {os.getloadavg()[0]:.2f}, cpus: {os.cpu_count()}")
-    model = training.train(read_agnews("train.csv"))
+    model = training.train(agnews.rows("train.csv"))
     labels = sorted(training.model_labels(model))
     classifier = Classifier(model, labels)
 
     def score(texts: list[str]) -> np.ndarray:
         return classifier.predict(texts).astype(np.float64)
 
-    short, long_ = pick_records([t for _, t in read_agnews("explain.csv")], args.short, args.long, args.start)
+    short, long_ = pick_records([t for _, t in agnews.rows("explain.csv")], args.short, args.long, args.start)
     seeds = list(range(args.seeds))
     for title, texts, exact in (("short texts (exact Shapley values)", short, True), ("long texts", long_, False)):
         games, references, worst_se = [], [], 0.0

@@ -2,7 +2,7 @@
 
 Each request is 500 perturbed variants of one ~40-token text (units replaced by ``<UNK>``), as
 Clarify sends them. Printed per corpus (the 14-class generated corpus, and AG News when
-``../shared/data/agnews`` exists):
+the AG News sample is there, bench/agnews.py):
 
   (a) in-process ``predict(list, k=-1)`` in one thread on the normalised variants: the limit;
   ours: ``container/serve`` with 2 workers, full probability vectors in LABELS order;
@@ -14,7 +14,6 @@ Usage: python -m bench container [--requests N] [--clients C] [--rows R]
 from __future__ import annotations
 
 import argparse
-import csv
 import http.client
 import os
 import random
@@ -26,12 +25,11 @@ import threading
 import time
 from pathlib import Path
 
+from bench import agnews
 from fasttext_server.codec import encode_csv_batch
 from fasttext_server.model import normalize_batch
 from textexplain import synthetic, training
 from textexplain.serving import ServeProcess, free_port
-
-AGNEWS = Path(__file__).resolve().parents[2] / "shared" / "data" / "agnews"
 
 
 def perturbed_bodies(texts: list[str], rows: int, seed: int = 0) -> list[list[str]]:
@@ -187,12 +185,6 @@ def run_corpus(name: str, pairs: list[tuple[str, str]], args, workdir: Path) -> 
     return lines
 
 
-def read_agnews() -> list[tuple[str, str]]:
-    names = dict(line.split(": ", 1) for line in (AGNEWS / "meta.txt").read_text().splitlines() if ": " in line)
-    with (AGNEWS / "train.csv").open(encoding="utf-8", newline="") as fh:
-        return [(names[idx].replace("/", ""), text) for idx, text in csv.reader(fh)]
-
-
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench container", description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=300, help="requests per measurement (ours)")
@@ -200,10 +192,10 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--rows", type=int, default=500, help="rows per request")
     args = parser.parse_args(argv)
     corpora = {"generated": [(e.label, e.text) for e in synthetic.generate(2800, seed=1)]}
-    if AGNEWS.is_dir():
-        corpora["agnews"] = read_agnews()
+    if agnews.FOLDER.is_dir():
+        corpora["agnews"] = agnews.rows("train.csv")
     else:
-        print(f"(AG News sample not found at {AGNEWS}: skipped)")
+        print(f"(AG News sample not found at {agnews.FOLDER}: skipped)")
     print(f"load average before: {os.getloadavg()[0]:.2f}, cpus: {os.cpu_count()}")
     header = "{:<10} {:<34} {:>10} {:>8} {:>8} {:>7} {:>7} {:>6}".format(
         "corpus", "server", "rows/s", "p50 ms", "p99 ms", "RSS MiB", "PSS MiB", "errors"

@@ -4,7 +4,7 @@
 alone needs (one thread, texts already normalised) to score exactly the perturbed texts the explainer
 scores; the whole explain with the model in-process (the container's ``Classifier``, what
 ``textexplain explain --model`` does); and the whole explain through ``container/serve`` (2 workers)
-in Clarify-sized CSV batches (what ``--endpoint-url`` does). With ``../shared/data/agnews`` present,
+in Clarify-sized CSV batches (what ``--endpoint-url`` does). With the AG News sample present (bench/agnews.py),
 the same on AG News, plus held-out accuracy and the top tokens per class.
 
 Usage: python -m bench explain [--records 100] [--num-samples 1000] [--repeat 3]
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.bench_container import AGNEWS, read_agnews
+from bench import agnews
 from fasttext_server.model import Classifier, normalize_batch
 from fasttext_server.normalize import normalize
 from textexplain import synthetic, training
@@ -123,15 +123,10 @@ def main(argv: list[str]) -> None:
     corpus = synthetic.generate(2800, seed=1)
     explain_texts = [e.text for e in synthetic.generate(args.records, seed=5, sentences=(4, 5))]
     measure("generated (14 classes)", [(e.label, e.text) for e in corpus], explain_texts, args)
-    if not AGNEWS.is_dir():
-        print(f"(AG News sample not found at {AGNEWS}: skipped)")
+    if not agnews.FOLDER.is_dir():
+        print(f"(AG News sample not found at {agnews.FOLDER}: skipped)")
         return
-    train_pairs = read_agnews()
-    import csv
-
-    names = dict(line.split(": ", 1) for line in (AGNEWS / "meta.txt").read_text().splitlines() if ": " in line)
-    with (AGNEWS / "explain.csv").open(encoding="utf-8", newline="") as fh:
-        held_out = [(names[i].replace("/", ""), t) for i, t in csv.reader(fh)]
+    train_pairs, held_out = agnews.rows("train.csv"), agnews.rows("explain.csv")
     model = training.train(train_pairs)
     predicted, _ = model.predict([normalize(t) for _, t in held_out], k=1)
     accuracy = np.mean([p[0] == "__label__" + lab for p, (lab, _) in zip(predicted, held_out, strict=True)])
