@@ -11,11 +11,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from explain_workflow.contract import (
+    UPLOADS_PREFIX,
+    DetailType,
+    Limits,
+    SettingsError,
+    StartStatus,
+    WorkflowSettings,
+    stack_names,
+)
 from explain_workflow.dataset import iter_texts
-from explain_workflow.executions import StepFunctionsExecutions
+from explain_workflow.executions import ExecutionStatus, StepFunctionsExecutions
 from explain_workflow.runs import RunLayout, execution_name_for
-from explain_workflow.settings import Limits, SettingsError, WorkflowSettings
-from explain_workflow.start import REQUESTED, UPLOADS, Caller, start_run
+from explain_workflow.start import Caller, start_run
 from explain_workflow.storage import S3Storage, StorageError, read_bytes
 from fasttext_server.normalize import tokenize
 
@@ -38,7 +46,7 @@ class StageTargets:
 
     @classmethod
     def from_stack(cls, cloudformation, stage: str) -> StageTargets:
-        name = f"TextExplanations-{stage}"
+        name = stack_names(stage)[1]  # the stage's own stack (the first holds its image repository)
         try:
             stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
         except cloudformation.exceptions.ClientError as exc:
@@ -80,17 +88,17 @@ def start(targets: StageTargets, source: str, overrides: dict, s3, sfn, account:
         path = Path(source)
         if not path.is_file():
             raise AwsCliError(f"{path} does not exist")
-        bucket, key = targets.input_bucket, f"{UPLOADS}{path.name}"
+        bucket, key = targets.input_bucket, f"{UPLOADS_PREFIX}{path.name}"
         s3.upload_file(str(path), bucket, key)
     event = {
         "source": "textexplain.cli",
-        "detail-type": REQUESTED,
+        "detail-type": DetailType.REQUESTED,
         "account": account,
         "detail": {"bucket": bucket, "key": key, "overrides": overrides},
     }
     executions = StepFunctionsExecutions(sfn, targets.state_machine_arn)
     result = start_run(event, Caller(account), S3Storage(s3), executions, targets.settings())
-    if result.status == "REJECTED":
+    if result.status == StartStatus.REJECTED:
         raise AwsCliError(result.reason)
     return result.answer()
 
@@ -115,7 +123,7 @@ def follow(
         status = executions.status(name)
         if status is None:
             raise AwsCliError(f"no execution {name} of {state_machine_arn}")
-        if status != "RUNNING" or time.monotonic() > deadline:
+        if status != ExecutionStatus.RUNNING or time.monotonic() > deadline:
             return status
         time.sleep(poll_seconds)
 

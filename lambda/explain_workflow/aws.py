@@ -4,22 +4,27 @@ container (at cold start) and reused by every invocation."""
 from __future__ import annotations
 
 import functools
-import json
-import os
 
 import boto3
 
+from explain_workflow.contract import StarterSettings, WorkflowSettings
 from explain_workflow.executions import StepFunctionsExecutions
-from explain_workflow.settings import WorkflowSettings
 from explain_workflow.start import Caller
 from explain_workflow.storage import CLIENT_CONFIG, S3Storage
 
-__all__ = ["CLIENT_CONFIG", "caller", "event_bus_name", "events", "executions", "settings", "storage"]
+__all__ = ["CLIENT_CONFIG", "caller", "events", "executions", "settings", "starter", "storage"]
 
 
 @functools.cache
 def settings() -> WorkflowSettings:
+    """The stage's workflow settings (``WORKFLOW_SETTINGS``), validated once."""
     return WorkflowSettings.from_env()
+
+
+@functools.cache
+def starter() -> StarterSettings:
+    """The starter's own settings (``STARTER_SETTINGS``): who may ask, which state machine, which bus."""
+    return StarterSettings.from_env()
 
 
 @functools.cache
@@ -31,23 +36,15 @@ def storage() -> S3Storage:
 @functools.cache
 def caller() -> Caller:
     """Who may ask the starter for a run."""
-    return Caller(
-        os.environ["OWN_ACCOUNT"],
-        frozenset(json.loads(os.environ.get("ALLOWED_ACCOUNTS", "[]"))),
-        os.environ.get("ALLOWED_ORG_ID", "").strip(),
-    )
+    return Caller.of(starter())
 
 
 @functools.cache
 def executions() -> StepFunctionsExecutions:
     """The stage's state machine, whose executions the starter starts."""
-    return StepFunctionsExecutions(boto3.client("stepfunctions", config=CLIENT_CONFIG), os.environ["STATE_MACHINE_ARN"])
+    return StepFunctionsExecutions(boto3.client("stepfunctions", config=CLIENT_CONFIG), starter().state_machine_arn)
 
 
 @functools.cache
 def events():
     return boto3.client("events", config=CLIENT_CONFIG)
-
-
-def event_bus_name() -> str:
-    return os.environ["EVENT_BUS_NAME"]

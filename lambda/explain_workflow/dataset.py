@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from explain_workflow.contract import Limits
 from explain_workflow.errors import InputValidationError
-from explain_workflow.settings import Limits
 
 FROZEN_HEADERS = ["row_id", "text"]
 # csv's own field limit (131,072 characters by default) must never decide: a column that is not explained may be

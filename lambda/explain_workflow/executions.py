@@ -8,7 +8,21 @@ promises (a name starts at most one execution, ever) can stand in for it.
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from typing import Protocol
+
+from explain_workflow.contract import execution_arn
+
+
+class ExecutionStatus(StrEnum):
+    """Step Functions' own words for where an execution is (not a run's status: see contract.RunStatus)."""
+
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+    ABORTED = "ABORTED"
+    PENDING_REDRIVE = "PENDING_REDRIVE"
 
 
 class ExecutionExists(RuntimeError):
@@ -20,8 +34,8 @@ class Executions(Protocol):
         """Start the execution ``name`` with ``input``; its ARN. ``ExecutionExists`` when the name is taken."""
         ...
 
-    def status(self, name: str) -> str | None:
-        """RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED (or PENDING_REDRIVE); None when there is no such execution."""
+    def status(self, name: str) -> ExecutionStatus | None:
+        """Where the execution ``name`` is; None when there is no such execution."""
         ...
 
 
@@ -33,10 +47,7 @@ class StepFunctionsExecutions:
 
     def arn(self, name: str) -> str:
         """An execution's ARN from its name, as Step Functions derives it."""
-        head, marker, machine = self.state_machine_arn.partition(":stateMachine:")
-        if not marker or not machine:
-            raise ValueError(f"not a state machine ARN: {self.state_machine_arn!r}")
-        return f"{head}:execution:{machine}:{name}"
+        return execution_arn(self.state_machine_arn, name)
 
     def start(self, name, input):
         try:
@@ -49,7 +60,7 @@ class StepFunctionsExecutions:
 
     def status(self, name):
         try:
-            return self.client.describe_execution(executionArn=self.arn(name))["status"]
+            return ExecutionStatus(self.client.describe_execution(executionArn=self.arn(name))["status"])
         except self.client.exceptions.ExecutionDoesNotExist:
             return None
 

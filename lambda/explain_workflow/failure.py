@@ -11,11 +11,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from explain_workflow.dataset import InputValidationError
+from explain_workflow.contract import FailureResult, RunStatus, WorkflowSettings
+from explain_workflow.errors import InputValidationError
 from explain_workflow.prepare import layout_for
 from explain_workflow.request import RunRequest
-from explain_workflow.runs import FAILED, RunLayout, read_manifest, write_manifest
-from explain_workflow.settings import WorkflowSettings
+from explain_workflow.runs import RunLayout, read_manifest, write_manifest
 from explain_workflow.storage import Storage
 
 
@@ -43,7 +43,7 @@ class FailureEvent(BaseModel):
     error: dict[str, Any] = {}  # Step Functions' {"Error", "Cause"}
 
 
-def record_failure(storage: Storage, event: FailureEvent, settings: WorkflowSettings) -> dict:
+def record_failure(storage: Storage, event: FailureEvent, settings: WorkflowSettings) -> FailureResult:
     error, request = event.error, event.request
     reason = _reason(error)
     prepared = request.get("prepare") or {}
@@ -53,24 +53,20 @@ def record_failure(storage: Storage, event: FailureEvent, settings: WorkflowSett
             run_id = layout_for(RunRequest.from_event(request), settings).run_id
         except InputValidationError as exc:
             # not even a run id: nothing can be written inside a run; say so in the answer
-            return {
-                "run_id": None,
-                "status": FAILED,
-                "reason": f"{reason}; bad request: {exc}",
-                "manifest_s3_uri": None,
-            }
+            return FailureResult(run_id=None, reason=f"{reason}; bad request: {exc}", manifest_s3_uri=None)
     attempt = prepared.get("attempt") or request.get("attempt") or 1
     layout = RunLayout(settings.results_bucket, run_id)
     manifest = read_manifest(storage, layout)
-    stale = manifest is not None and manifest.get("status") == FAILED and manifest.get("attempt", 1) < attempt
+    failed = RunStatus.FAILED
+    stale = manifest is not None and manifest.get("status") == failed and manifest.get("attempt", 1) < attempt
     if manifest is None or stale:
         manifest = write_manifest(
-            storage, layout, FAILED, stage="workflow", attempt=attempt, reason=reason, error=error
+            storage, layout, failed, stage="workflow", attempt=attempt, reason=reason, error=error
         )
-    return {
-        "run_id": run_id,
-        "attempt": manifest.get("attempt", attempt),
-        "status": manifest["status"],
-        "reason": manifest.get("reason", reason),
-        "manifest_s3_uri": layout.uri(layout.manifest_key),
-    }
+    return FailureResult(
+        run_id=run_id,
+        attempt=manifest.get("attempt", attempt),
+        status=manifest["status"],
+        reason=manifest.get("reason", reason),
+        manifest_s3_uri=layout.uri(layout.manifest_key),
+    )

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
-METRICS_NAMESPACE = "TextExplanations"
+from explain_workflow.contract import METRICS_NAMESPACE
 
 logger = Logger()
 tracer = Tracer()

@@ -36,10 +36,10 @@ from explain_workflow.clarify_format import (
     out_keys,
     parse_local_line,
 )
+from explain_workflow.contract import RunStatus, WorkflowSettings
 from explain_workflow.dataset import read_frozen
 from explain_workflow.predictions import Predictions, read_predictions
-from explain_workflow.runs import FAILED, SUCCEEDED, RunLayout, Stopwatch, read_manifest, write_manifest
-from explain_workflow.settings import WorkflowSettings
+from explain_workflow.runs import RunLayout, Stopwatch, read_manifest, write_manifest
 from explain_workflow.storage import Storage, StorageError, read_bytes
 
 TOP_TOKENS = 20
@@ -337,7 +337,7 @@ def postprocess_run(
     """
     layout = RunLayout(settings.results_bucket, run_id)
     existing = read_manifest(storage, layout)
-    if existing is not None and existing.get("status") == SUCCEEDED:
+    if existing is not None and existing.get("status") == RunStatus.SUCCEEDED:
         return _answer(layout, existing)
     prepared = _optional_json(storage, layout, "request.json")
     attempt = prepared.get("attempt", 1)
@@ -384,11 +384,11 @@ def postprocess_run(
                     kept.append(record_of(row_id, text, explanation, labels, prediction))
     except StorageError as exc:  # a file of the run itself is missing: the run cannot complete
         error = ClarifyOutputError(f"a file of the run cannot be read: {exc}")
-        write_manifest(storage, layout, FAILED, stage="postprocess", attempt=attempt, reason=error.reason)
+        write_manifest(storage, layout, RunStatus.FAILED, stage="postprocess", attempt=attempt, reason=error.reason)
         raise error from None
     except ClarifyOutputError as exc:
         write_manifest(
-            storage, layout, FAILED, stage="postprocess", attempt=attempt, reason=exc.reason, where=exc.where
+            storage, layout, RunStatus.FAILED, stage="postprocess", attempt=attempt, reason=exc.reason, where=exc.where
         )
         raise
     clock.lap("records")
@@ -418,7 +418,7 @@ def postprocess_run(
     manifest = write_manifest(
         storage,
         layout,
-        SUCCEEDED,
+        RunStatus.SUCCEEDED,
         attempt=attempt,
         complete=not gaps_missing,
         **({"missing": gaps_missing} if gaps_missing else {}),
@@ -494,7 +494,7 @@ def _answer(layout: RunLayout, manifest: dict) -> dict:
         "run_id": layout.run_id,
         "status": manifest["status"],
         "attempt": manifest.get("attempt", 1),
-        "complete": manifest.get("complete", manifest["status"] == SUCCEEDED),
+        "complete": manifest.get("complete", manifest["status"] == RunStatus.SUCCEEDED),
         "manifest_s3_uri": layout.uri(layout.manifest_key),
         "results_prefix": layout.uri(layout.results_prefix),
         "records": manifest.get("counts", {}).get("rows", 0),

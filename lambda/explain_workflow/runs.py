@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from explain_workflow.contract import CLARIFY_JOB_PREFIX, RUNS_PREFIX, TRANSFORM_JOB_PREFIX, RunStatus
 from explain_workflow.storage import Storage, StorageError, read_bytes
 
-SUCCEEDED, FAILED = "SUCCEEDED", "FAILED"
+# prepare.py and the local mode still import these two; everything else says RunStatus.SUCCEEDED / RunStatus.FAILED
+SUCCEEDED, FAILED = RunStatus.SUCCEEDED, RunStatus.FAILED
 JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
 
@@ -31,12 +33,12 @@ def _job_name(prefix: str, run_id: str, attempt: int) -> str:
 
 def job_name_for(run_id: str, attempt: int = 1) -> str:
     """The Clarify processing job of one attempt: ``cx-<run_id>-<n>`` (≤ 63 characters, unique per attempt)."""
-    return _job_name("cx", run_id, attempt)
+    return _job_name(CLARIFY_JOB_PREFIX, run_id, attempt)
 
 
 def transform_job_name_for(run_id: str, attempt: int = 1) -> str:
     """The Batch Transform job that gets the model's own predictions: ``cp-<run_id>-<n>``."""
-    return _job_name("cp", run_id, attempt)
+    return _job_name(TRANSFORM_JOB_PREFIX, run_id, attempt)
 
 
 def execution_name_for(run_id: str, attempt: int = 1) -> str:
@@ -51,7 +53,7 @@ class RunLayout:
 
     @property
     def prefix(self) -> str:
-        return f"runs/{self.run_id}/"
+        return f"{RUNS_PREFIX}{self.run_id}/"
 
     @property
     def input_prefix(self) -> str:
@@ -117,7 +119,7 @@ def read_manifest(storage: Storage, layout: RunLayout) -> dict | None:
         return None
 
 
-def write_manifest(storage: Storage, layout: RunLayout, status: str, **fields: Any) -> dict:
+def write_manifest(storage: Storage, layout: RunLayout, status: RunStatus, **fields: Any) -> dict:
     manifest = {"run_id": layout.run_id, "status": status, "written_at": utc_now(), **fields}
     body = json.dumps(manifest, indent=2, sort_keys=True).encode()
     storage.put(layout.bucket, layout.manifest_key, body, "application/json")

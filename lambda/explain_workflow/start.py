@@ -14,26 +14,30 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Literal
 from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, ConfigDict
 
+from explain_workflow.contract import (
+    EVENT_SOURCE,
+    INCOMING_PREFIX,
+    READABLE_PREFIXES,
+    DetailType,
+    RunStatus,
+    StarterSettings,
+    StartStatus,
+    WorkflowSettings,
+)
 from explain_workflow.errors import InputValidationError
-from explain_workflow.executions import ExecutionExists, Executions
+from explain_workflow.executions import ExecutionExists, Executions, ExecutionStatus
 from explain_workflow.identity import run_identity
 from explain_workflow.request import RunRequest
-from explain_workflow.runs import FAILED as MANIFEST_FAILED
 from explain_workflow.runs import RunLayout, execution_name_for, read_manifest
-from explain_workflow.settings import WorkflowSettings
 from explain_workflow.storage import ObjectInfo, Storage, StorageError
 
-EVENT_SOURCE = "clarify-text-explanations"
-REQUESTED = "Explanation Requested"
-FAILED = "Explanation Failed"
-INCOMING = "incoming/"  # a CSV dropped here starts a run by itself
-UPLOADS = "uploads/"  # the CLI stages local files here and starts their run itself (no second, event-started run)
-READABLE_PREFIXES = (INCOMING, UPLOADS)  # the only input keys the workflow's roles may read
+# infra/constructs (triggers.py, workflow.py) still import these names from here; the contract is their home
+INCOMING = INCOMING_PREFIX
+__all__ = ["INCOMING", "READABLE_PREFIXES", "Caller", "StartResult", "failure_event", "start_run"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,10 @@ class Caller:
     allowed_accounts: frozenset[str] = frozenset()
     # With an organisation, the bus policy (aws:PrincipalOrgID) already admitted the sender: trust the bus.
     allowed_org_id: str = ""
+
+    @classmethod
+    def of(cls, settings: StarterSettings) -> Caller:
+        return cls(settings.own_account, frozenset(settings.allowed_accounts), settings.allowed_org_id)
 
 
 def request_from_event(event: dict, caller: Caller) -> dict:
@@ -59,9 +67,10 @@ def request_from_event(event: dict, caller: Caller) -> dict:
             "version_id": obj.get("version-id"),
             "etag": obj.get("etag"),
         }
-        if not str(request["key"]).startswith(INCOMING) or not str(request["key"]).lower().endswith(".csv"):
-            raise InputValidationError(f"{request['key']!r} is not a CSV under {INCOMING}")
-    elif kind == REQUESTED:
+        key = str(request["key"])
+        if not key.startswith(INCOMING_PREFIX) or not key.lower().endswith(".csv"):
+            raise InputValidationError(f"{request['key']!r} is not a CSV under {INCOMING_PREFIX}")
+    elif kind == DetailType.REQUESTED:
         account = str(event.get("account", ""))
         admitted = caller.allowed_org_id or account == caller.own_account or account in caller.allowed_accounts
         if not admitted:
@@ -72,14 +81,14 @@ def request_from_event(event: dict, caller: Caller) -> dict:
     return RunRequest.from_event(request).as_event()
 
 
-ENDED_BADLY = ("FAILED", "TIMED_OUT", "ABORTED")
+ENDED_BADLY = (ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT, ExecutionStatus.ABORTED)
 
 
 class StartResult(BaseModel):
     """What the starter did with one event (serialized with ``exclude_unset``: only what applies is said)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    status: Literal["STARTED", "DUPLICATE", "REJECTED"]
+    status: StartStatus
     run_id: str | None
     reason: str = ""
     attempt: int | None = None
@@ -101,17 +110,22 @@ def start_run(
             request = {**request, "version_id": found.version_id or None, "etag": found.etag or None}
         run_id = run_identity(RunRequest.from_event(request), settings).run_id
     except InputValidationError as exc:
-        return StartResult(status="REJECTED", run_id=None, reason=exc.reason)
+        return StartResult(status=StartStatus.REJECTED, run_id=None, reason=exc.reason)
     attempt, why = _next_attempt(executions, run_id, storage, settings)
     if attempt is None:
-        return StartResult(status="DUPLICATE", run_id=run_id, reason=why)
+        return StartResult(status=StartStatus.DUPLICATE, run_id=run_id, reason=why)
     try:
         # Step Functions itself refuses a second execution of this name
         arn = executions.start(execution_name_for(run_id, attempt), {**request, "attempt": attempt})
     except ExecutionExists:
-        return StartResult(status="DUPLICATE", run_id=run_id, reason="an execution for this attempt exists already")
+        reason = "an execution for this attempt exists already"
+        return StartResult(status=StartStatus.DUPLICATE, run_id=run_id, reason=reason)
     return StartResult(
-        status="STARTED", run_id=run_id, attempt=attempt, execution_arn=arn, **({"reason": why} if why else {})
+        status=StartStatus.STARTED,
+        run_id=run_id,
+        attempt=attempt,
+        execution_arn=arn,
+        **({"reason": why} if why else {}),
     )
 
 
@@ -126,9 +140,9 @@ def _next_attempt(
         return 1, ""
     if status in ENDED_BADLY:
         return latest + 1, f"attempt {latest} ended {status}"
-    if status == "SUCCEEDED":
+    if status == ExecutionStatus.SUCCEEDED:
         manifest = read_manifest(storage, RunLayout(settings.results_bucket, run_id))
-        if manifest is not None and manifest.get("status") == MANIFEST_FAILED:
+        if manifest is not None and manifest.get("status") == RunStatus.FAILED:
             return latest + 1, f"attempt {latest} left a FAILED manifest"
         return None, f"attempt {latest} of this run succeeded"
     return None, f"attempt {latest} of this run is {str(status).lower()}"
@@ -155,5 +169,10 @@ def _readable(storage: Storage, request: dict, from_s3: bool) -> tuple[dict, Obj
 
 def failure_event(result: StartResult, event: dict, bus_name: str) -> dict:
     """The "Explanation Failed" entry for a rejected request (PutEvents shape)."""
-    detail = {"run_id": None, "status": "FAILED", "reason": result.reason, "request_event_id": event.get("id")}
-    return {"Source": EVENT_SOURCE, "DetailType": FAILED, "Detail": json.dumps(detail), "EventBusName": bus_name}
+    detail = {"run_id": None, "status": RunStatus.FAILED, "reason": result.reason, "request_event_id": event.get("id")}
+    return {
+        "Source": EVENT_SOURCE,
+        "DetailType": DetailType.FAILED,
+        "Detail": json.dumps(detail),
+        "EventBusName": bus_name,
+    }

@@ -10,7 +10,7 @@ from explain_workflow.observability import count, entry_point, logger
 @entry_point
 def handler(event: dict, context) -> dict:
     result = record_failure(aws.storage(), FailureEvent.model_validate(event), aws.settings())
-    logger.append_keys(run_id=result["run_id"])
-    logger.warning("run failed", extra={"reason": result["reason"]})
+    logger.append_keys(run_id=result.run_id)
+    logger.warning("run failed", extra={"reason": result.reason})
     count("RunFailed")
-    return result
+    return result.model_dump(mode="json")

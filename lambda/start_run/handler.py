@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from explain_workflow import aws
+from explain_workflow.contract import StartStatus
 from explain_workflow.observability import count, entry_point, logger
 from explain_workflow.start import failure_event, start_run
 
@@ -14,6 +15,6 @@ def handler(event: dict, context) -> dict:
     logger.append_keys(run_id=result.run_id)
     logger.info("start", extra=answer)
     count(f"Run{result.status.title()}")
-    if result.status == "REJECTED":
-        aws.events().put_events(Entries=[failure_event(result, event, aws.event_bus_name())])
+    if result.status == StartStatus.REJECTED:
+        aws.events().put_events(Entries=[failure_event(result, event, aws.starter().event_bus_name)])
     return answer

@@ -76,7 +76,7 @@ def local_aws(moto_url, monkeypatch):
 
 def clear_aws_caches() -> None:
     """The handlers read their settings and make their clients once per container: a new test is a new one."""
-    for made in (aws.settings, aws.storage, aws.caller, aws.executions, aws.events):
+    for made in (aws.settings, aws.starter, aws.storage, aws.caller, aws.executions, aws.events):
         made.cache_clear()
 
 
@@ -149,7 +149,8 @@ def test_with_an_organisation_the_bus_decides_who_may_ask(local_aws, monkeypatch
     assert env["handler"](requested(STRANGER, detail), Context())["status"] == "REJECTED"
     failures(env)
     monkeypatch.setenv("ALLOWED_ORG_ID", "o-abc123")
-    aws.caller.cache_clear()  # a new container with the new setting
+    aws.starter.cache_clear()  # a new container with the new setting
+    aws.caller.cache_clear()
     assert env["handler"](requested(STRANGER, detail), Context())["status"] == "STARTED"
 
 
