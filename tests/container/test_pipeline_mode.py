@@ -1,7 +1,8 @@
-"""Option A, run locally: pre-adapter -> our server speaking BlazingText's API -> post-adapter, over HTTP.
+"""The ``pipeline`` hosting mode, run locally: pre-adapter -> our server speaking BlazingText's API -> post-adapter,
+over HTTP.
 
 SageMaker's serial inference pipeline sends each container's answer to the next with that answer's
-content type; ``pipeline`` does the same on 127.0.0.1. The result must be byte-identical to Option B
+content type; ``pipeline`` does the same on 127.0.0.1. The result must be byte-identical to the ``byoc`` mode's
 (our own container answering Clarify directly) for the same model and texts.
 """
 
@@ -42,16 +43,16 @@ def pipeline(chain: dict, body: bytes, content_type: str = "text/csv") -> reques
     return answer
 
 
-def test_option_a_answers_exactly_as_option_b(chain):
+def test_the_pipeline_answers_exactly_as_our_container(chain):
     text = "The river Aare flows, quietly, into a lake near Zürich; the valley is famous."
     batch = [*clarify_batch(text, 500), "", "<UNK>", 'quote "inside"', "two\nlines"]
     body = encode_csv_batch(batch)
-    option_a = pipeline(chain, body)
-    option_b = post(chain["model"], body, "text/csv")
-    assert option_a.status_code == 200
-    assert option_a.headers["Content-Type"] == "application/jsonlines"
-    assert option_a.content == option_b.content
-    assert len(option_a.content.splitlines()) == len(batch)
+    chained = pipeline(chain, body)
+    direct = post(chain["model"], body, "text/csv")
+    assert chained.status_code == 200
+    assert chained.headers["Content-Type"] == "application/jsonlines"
+    assert chained.content == direct.content
+    assert len(chained.content.splitlines()) == len(batch)
 
 
 def test_pre_adapter_asks_blazingtext_for_every_label(chain, served_labels):
