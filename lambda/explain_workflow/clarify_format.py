@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import BinaryIO, NamedTuple
@@ -219,15 +219,6 @@ def iter_lines(stream: BinaryIO, file: str) -> Iterator[tuple[int, str]]:
         if not line.strip():
             raise ClarifyOutputError("empty line", file=file, line=number)
         yield number, line
-
-
-def iter_local(streams: Iterable[BinaryIO], n_labels: int, names: Iterable[str] = ()) -> Iterator[LocalExplanation]:
-    """Every line of out.jsonl (and its part files, in order), parsed strictly, streaming."""
-    names = iter(names)
-    for stream in streams:
-        name = next(names, OUT_FILE)
-        for number, line in iter_lines(stream, name):
-            yield parse_local_line(line, number, n_labels, name)
 
 
 def out_keys(keys: list[str], clarify_prefix: str) -> list[str]:
