@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +12,7 @@ from explain_workflow.clarify_format import OUT_FILE
 from explain_workflow.postprocess import postprocess_run
 from explain_workflow.storage import FileStorage
 from tests.support.clarify_output import read_out_jsonl
+from tests.support.cli import cli
 from tests.support.data import write_csv, write_texts
 from textexplain import local
 from textexplain.explainer.units import split_units
@@ -106,12 +105,6 @@ def test_rerun_is_a_no_op_and_output_is_valid_for_postprocess(tmp_path, served):
     assert manifest.read_bytes() == before
     settings = local.LocalRun(Path("x"), tmp_path / "out", served[1]).settings()
     assert postprocess_run(FileStorage(tmp_path / "out"), first["run_id"], settings)["status"] == "SUCCEEDED"
-
-
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "textexplain.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300
-    )
 
 
 def test_cli_train_explain_report_and_errors(tmp_path, corpus):

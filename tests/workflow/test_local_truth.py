@@ -4,14 +4,13 @@ failed run again. A real fastText model trained in the session, the real CLI as 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from explain_workflow.runs import read_manifest, write_manifest
 from explain_workflow.storage import FileStorage
+from tests.support.cli import cli
 from tests.support.data import write_texts
 from textexplain import local
 from textexplain.serving import ServeProcess
@@ -74,12 +73,6 @@ def test_model_seed_and_row_limit_are_part_of_the_run(tmp_path, served):
     assert len({first["run_id"], *(o["run_id"] for o in others)}) == 4
     request = json.loads((Path(others[0]["run_dir"]) / "request.json").read_text())
     assert request["identity"]["options"]["seed"] == 1
-
-
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "textexplain.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300
-    )
 
 
 def test_a_failed_run_is_computed_again_and_never_reported_as_explained(tmp_path, trained_model):
