@@ -8,6 +8,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from explain_workflow import aws
+from explain_workflow.runs import RunLayout
 from explain_workflow.storage import S3Storage
 from tests.support.clarify_output import known_run, write_clarify_output
 from tests.support.data import LABELS, TEXTS, csv_bytes
@@ -24,7 +25,6 @@ def s3(moto_url, monkeypatch):
         "MODEL_NAME": "text-model",
         "MAX_ROWS": "50",
         "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_NAMESPACE": "Test",
         "POWERTOOLS_SERVICE_NAME": "workflow",
     }
     for key, value in env.items():
@@ -284,3 +284,35 @@ def test_a_changed_object_is_never_spliced_into_a_resumed_read(s3, moto_url):
             with pytest.raises(ClientError, match=r"PreconditionFailed|412"):
                 stream.read()
     assert first == b"a" * 1000
+
+
+def emitted_metrics(printed: str) -> list[tuple[str, str]]:
+    """(namespace, metric name) of every CloudWatch embedded-metric record a handler printed."""
+    found = []
+    for line in printed.splitlines():
+        record = json.loads(line) if line.startswith("{") else {}
+        for directive in record.get("_aws", {}).get("CloudWatchMetrics", []):
+            found += [(directive["Namespace"], metric["Name"]) for metric in directive["Metrics"]]
+    return found
+
+
+def test_every_handler_counts_in_the_one_namespace_whatever_the_environment_says(s3, monkeypatch, capsys):
+    """Old handlers took the namespace from POWERTOOLS_METRICS_NAMESPACE: without it their metrics failed to flush."""
+    from postprocess.handler import handler as postprocess
+    from prepare.handler import handler as prepare
+    from record_failure.handler import handler as record_failure
+
+    monkeypatch.delenv("POWERTOOLS_METRICS_NAMESPACE", raising=False)
+    event = upload(s3, "incoming/counted.csv", csv_bytes(TEXTS))
+    prepared = prepare(event, Context())
+    write_clarify_output(aws.storage(), RunLayout("results", prepared["run_id"]), known_run(TEXTS, LABELS, seed=1))
+    postprocess(prepared, Context())
+    record_failure({"request": {"nothing": 1}, "error": {"Error": "X"}}, Context())
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "SomethingElse")
+    prepare(event, Context())
+    assert emitted_metrics(capsys.readouterr().out) == [
+        ("TextExplanations", "RunPrepared"),
+        ("TextExplanations", "RecordsExplained"),
+        ("TextExplanations", "RunFailed"),
+        ("TextExplanations", "DuplicateRequest"),
+    ]

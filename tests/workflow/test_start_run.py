@@ -38,7 +38,6 @@ def local_aws(moto_url, monkeypatch):
     for key, value in (CREDENTIALS | {"AWS_ENDPOINT_URL": url, "AWS_ENDPOINT_URL_S3": url}).items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Test")
     make = lambda service: boto3.client(service, endpoint_url=url, region_name="us-east-1")  # noqa: E731
     s3, sfn, events, sqs = make("s3"), make("stepfunctions"), make("events"), make("sqs")
     for bucket in ("input", "results"):
