@@ -8,6 +8,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from explain_workflow import aws
+from explain_workflow.contract import SETTINGS_ENV, Limits, WorkflowSettings
 from explain_workflow.runs import RunLayout
 from explain_workflow.storage import S3Storage
 from tests.support.clarify_output import known_run, write_clarify_output
@@ -18,12 +19,12 @@ from tests.support.s3 import CREDENTIALS, all_keys, s3_client, upload
 
 @pytest.fixture
 def s3(moto_url, monkeypatch):
+    settings = WorkflowSettings(
+        results_bucket="results", labels=LABELS, model_name="text-model", limits=Limits(max_rows=50)
+    )
     env = CREDENTIALS | {
         "AWS_ENDPOINT_URL_S3": moto_url,
-        "RESULTS_BUCKET": "results",
-        "LABELS": json.dumps(LABELS),
-        "MODEL_NAME": "text-model",
-        "MAX_ROWS": "50",
+        SETTINGS_ENV: settings.model_dump_json(),  # as the stack sets it
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_SERVICE_NAME": "workflow",
     }

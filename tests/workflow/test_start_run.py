@@ -8,6 +8,13 @@ import boto3
 import pytest
 
 from explain_workflow import aws
+from explain_workflow.contract import (
+    SETTINGS_ENV,
+    STARTER_SETTINGS_ENV,
+    Limits,
+    StarterSettings,
+    WorkflowSettings,
+)
 from explain_workflow.prepare import prepare_run
 from tests.support.data import TEXTS, csv_bytes
 from tests.support.lambda_context import Context
@@ -17,13 +24,13 @@ OWN, FRIEND, STRANGER = "123456789012", "444455556666", "777788889999"
 BUS = "text-explanations-test"
 LABELS = ["NaturalPlace", "Film", "Animal"]
 MODEL = {"model_name": "Model-1a2b", "image": "repo@sha256:aa", "artifact": "s3://art/model.tar.gz", "labels": LABELS}
-WORKFLOW_ENV = {
-    "RESULTS_BUCKET": "results",
-    "LABELS": json.dumps(LABELS),
-    "MODEL_NAME": "Model-1a2b",
-    "MODEL_IDENTITY": json.dumps(MODEL),
-    "MAX_NUM_SAMPLES": "2000",
-}
+SETTINGS = WorkflowSettings(
+    results_bucket="results",
+    labels=LABELS,
+    model_name="Model-1a2b",
+    model_identity=MODEL,
+    limits=Limits(max_num_samples=2000),
+)
 
 
 def prepared_run_id(env, execution_arn: str) -> str:
@@ -53,18 +60,14 @@ def local_aws(moto_url, monkeypatch):
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     events.put_rule(Name="failed", EventBusName=BUS, EventPattern=json.dumps({"detail-type": ["Explanation Failed"]}))
     events.put_targets(Rule="failed", EventBusName=BUS, Targets=[{"Id": "q", "Arn": queue_arn}])
-    for key, value in {
-        "STATE_MACHINE_ARN": machine,
-        "EVENT_BUS_NAME": BUS,
-        "OWN_ACCOUNT": OWN,
-        "ALLOWED_ACCOUNTS": json.dumps([FRIEND]),
-        **WORKFLOW_ENV,
-    }.items():
-        monkeypatch.setenv(key, value)
+    # the functions' environment as the stack sets it: one JSON document each
+    starter = StarterSettings(own_account=OWN, allowed_accounts=[FRIEND], state_machine_arn=machine, event_bus_name=BUS)
+    monkeypatch.setenv(SETTINGS_ENV, SETTINGS.model_dump_json())
+    monkeypatch.setenv(STARTER_SETTINGS_ENV, starter.model_dump_json())
     clear_aws_caches()
     from start_run.handler import handler
 
-    yield {"s3": s3, "sfn": sfn, "sqs": sqs, "queue": queue, "machine": machine, "handler": handler}
+    yield {"s3": s3, "sfn": sfn, "sqs": sqs, "queue": queue, "machine": machine, "handler": handler, "starter": starter}
     sqs.delete_queue(QueueUrl=queue)
     for bucket in ("input", "results"):
         for item in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
@@ -147,7 +150,8 @@ def test_with_an_organisation_the_bus_decides_who_may_ask(local_aws, monkeypatch
     detail = {"bucket": "input", "key": "incoming/org.csv"}
     assert env["handler"](requested(STRANGER, detail), Context())["status"] == "REJECTED"
     failures(env)
-    monkeypatch.setenv("ALLOWED_ORG_ID", "o-abc123")
+    with_org = env["starter"].model_copy(update={"allowed_org_id": "o-abc123"})
+    monkeypatch.setenv(STARTER_SETTINGS_ENV, with_org.model_dump_json())
     aws.starter.cache_clear()  # a new container with the new setting
     aws.caller.cache_clear()
     assert env["handler"](requested(STRANGER, detail), Context())["status"] == "STARTED"
@@ -158,7 +162,8 @@ def test_a_new_model_is_a_new_run_for_the_same_file(local_aws, monkeypatch):
     env = local_aws
     head = upload(env["s3"], "incoming/model.csv", csv_bytes(TEXTS))
     first = env["handler"](s3_event(head, "incoming/model.csv"), Context())
-    monkeypatch.setenv("MODEL_IDENTITY", json.dumps(MODEL | {"model_name": "Model-9z8y", "image": "repo@sha256:bb"}))
+    new_model = MODEL | {"model_name": "Model-9z8y", "image": "repo@sha256:bb"}
+    monkeypatch.setenv(SETTINGS_ENV, SETTINGS.model_copy(update={"model_identity": new_model}).model_dump_json())
     aws.settings.cache_clear()
     second = env["handler"](s3_event(head, "incoming/model.csv"), Context())
     assert second["status"] == "STARTED"
