@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata as metadata
+import json
 import re
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -26,8 +28,12 @@ SOURCES = {
 
 def imported_modules(package: str) -> set[str]:
     """Top-level names of every import in the package's modules, function-level (lazy) imports included."""
+    return imports_in(SOURCES[package].rglob("*.py"))
+
+
+def imports_in(paths) -> set[str]:
     names: set[str] = set()
-    for path in SOURCES[package].rglob("*.py"):
+    for path in paths:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 names.update(alias.name.split(".")[0] for alias in node.names)
@@ -53,6 +59,12 @@ def third_party(packages: list[str], extras: frozenset[str] = frozenset()) -> se
                 assert found, f"{package} imports {name}, which no installed distribution provides"
                 dists.add(canonicalize_name(found[0]))
     return dists
+
+
+def distributions_of(names: set[str]) -> set[str]:
+    """The distributions providing these third-party top-level import names (first party and stdlib skipped)."""
+    outside = {n for n in names if n not in FIRST_PARTY and n not in sys.stdlib_module_names and n != "__future__"}
+    return {canonicalize_name(PROVIDERS[n][0]) for n in outside}
 
 
 def pins(lines: list[str]) -> dict[str, str]:
@@ -89,8 +101,17 @@ def test_the_cdk_extra_with_the_dependencies_covers_what_infra_imports():
 
 
 def test_requirements_txt_covers_what_synth_imports():
-    # app.py -> infra -> explain_workflow (boto3, botocore) and the layer builder (packaging)
-    missing = third_party(["infra"]) - set(file_pins("requirements.txt"))
+    # infra's own imports (lazy ones included), and those of the explain_workflow modules the app really loads
+    # (the contract and what it imports; the functions' runtime modules such as observability stay out of synth)
+    probe = (
+        "import sys, json, pkgutil, importlib; sys.path[:0] = ['lambda', '.']; import app, infra; "
+        "[importlib.import_module(m.name) for m in pkgutil.walk_packages(infra.__path__, 'infra.')]; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('explain_workflow.'))))"
+    )
+    run = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    loaded = [SOURCES["explain_workflow"] / f"{name.split('.', 1)[1]}.py" for name in json.loads(run.stdout)]
+    needed = third_party(["infra"], frozenset({"explain_workflow"})) | distributions_of(imports_in(loaded))
+    missing = needed - set(file_pins("requirements.txt"))
     assert not missing, f"cdk synth imports these, requirements.txt lacks them: {sorted(missing)}"
 
 
