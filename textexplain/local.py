@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from explain_workflow import clarify_format
-from explain_workflow.contract import ClarifyOptions, Limits, WorkflowSettings
+from explain_workflow.contract import ClarifyOptions, Limits, RunStatus, WorkflowSettings
 from explain_workflow.dataset import read_frozen
 from explain_workflow.postprocess import postprocess_run
 from explain_workflow.predictions import prediction_lines
 from explain_workflow.prepare import ALREADY_DONE, prepare_run
-from explain_workflow.runs import FAILED, RunLayout, write_manifest
+from explain_workflow.runs import RunLayout, write_manifest
 from explain_workflow.storage import FileStorage
 from textexplain.explainer import kernel_shap
 from textexplain.explainer.explain import (
@@ -261,7 +261,7 @@ def run(config: LocalRun, url: str | LocalModel, progress: Callable[[Iterator, i
         journal.close()
     except Exception as exc:
         # never leave a run without a word: the next run of the same request sees FAILED and computes again
-        write_manifest(storage, layout, FAILED, stage="explain", attempt=prepared["attempt"], reason=str(exc))
+        write_manifest(storage, layout, RunStatus.FAILED, stage="explain", attempt=prepared["attempt"], reason=str(exc))
         raise
     finally:
         journal.close()

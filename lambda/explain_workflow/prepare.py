@@ -15,7 +15,6 @@ from explain_workflow.dataset import InputValidationError, first_invalid_utf8_by
 from explain_workflow.identity import RunIdentity, rejected_identity, run_id_for, run_identity
 from explain_workflow.request import RunRequest
 from explain_workflow.runs import (
-    SUCCEEDED,
     RunLayout,
     Stopwatch,
     job_name_for,
@@ -59,8 +58,7 @@ def result(
         rows=rows,
         options=identity.options,
     ).model_dump(mode="json")
-    # until the Clarify task takes the processing settings as literals from the stage config
-    return {**answer, "processing": settings.processing.model_dump()}
+    return answer
 
 
 def _previous_attempt(manifest: dict) -> int:
@@ -85,7 +83,7 @@ def prepare_run(storage: Storage, event: dict, settings: WorkflowSettings) -> di
     existing = read_manifest(storage, layout)
     attempt = request.attempt
     if existing is not None:
-        if existing.get("status") == SUCCEEDED:
+        if existing.get("status") == RunStatus.SUCCEEDED:
             counts = existing.get("counts", {})
             return result(layout, settings, identity, ALREADY_DONE, counts.get("rows", 0), _previous_attempt(existing))
         # FAILED (or unreadable): a new attempt, never reusing the failed attempt's job names
