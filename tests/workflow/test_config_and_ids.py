@@ -10,17 +10,32 @@ from hypothesis import strategies as st
 from sagemaker.core.clarify import ANALYSIS_CONFIG_SCHEMA_V1_0, TextConfig
 
 from explain_workflow import analysis_config
+from explain_workflow.contract import SETTINGS_ENV, ClarifyOptions, Limits, SettingsError, WorkflowSettings
 from explain_workflow.dataset import InputValidationError
 from explain_workflow.identity import run_id_for, run_identity
 from explain_workflow.request import RunRequest, apply_overrides
 from explain_workflow.runs import JOB_NAME, execution_name_for, job_name_for, transform_job_name_for
-from explain_workflow.settings import ClarifyDefaults, Limits, SettingsError, WorkflowSettings
 
-ENV = {"RESULTS_BUCKET": "results", "LABELS": json.dumps(["Film", "Album"]), "MODEL_NAME": "text-model"}
+STAGE = {"results_bucket": "results", "labels": ["Film", "Album"], "model_name": "text-model"}
+
+
+def stage(changes: dict | None = None) -> WorkflowSettings:
+    """The stage's settings with ``changes`` (a nested section such as {"limits": {...}} is merged into its own)."""
+    value = dict(STAGE)
+    for name, change in (changes or {}).items():
+        value[name] = (
+            {**value.get(name, {}), **change} if isinstance(change, dict) and name != "model_identity" else change
+        )
+    return WorkflowSettings.model_validate(value)
+
+
+def from_env(changes: dict | None = None) -> WorkflowSettings:
+    """The settings as a function reads them: the one WORKFLOW_SETTINGS document."""
+    return WorkflowSettings.from_env({SETTINGS_ENV: json.dumps({**STAGE, **(changes or {})})})
 
 
 def identity(env: dict | None = None, **request) -> str:
-    settings = WorkflowSettings.from_env(ENV | (env or {}))
+    settings = stage(env)
     event = {"bucket": "in", "key": "incoming/My File.csv", "version_id": "v1"} | request
     return run_identity(RunRequest.from_event(event), settings)
 
@@ -40,14 +55,14 @@ def test_run_id_is_deterministic_and_distinguishes_requests():
     [
         ({}, {"seed": 7}),
         ({}, {"max_rows": 5}),
-        ({"DEFAULT_SEED": "3"}, {}),
-        ({"DEFAULT_NUM_SAMPLES": "64"}, {}),
-        ({"MAX_ROWS": "500"}, {}),
-        ({"MAX_TEXT_CHARS": "100"}, {}),
-        ({"MODEL_NAME": "text-model-2"}, {}),
-        ({"MODEL_IDENTITY": json.dumps({"model_name": "m-1", "image": "repo@sha256:aa", "artifact": "s3://a/m"})}, {}),
-        ({"MODEL_IDENTITY": json.dumps({"model_name": "m-1", "image": "repo@sha256:bb", "artifact": "s3://a/m"})}, {}),
-        ({"LABELS": json.dumps(["Album", "Film"])}, {}),
+        ({"defaults": {"seed": 3}}, {}),
+        ({"defaults": {"num_samples": 64}}, {}),
+        ({"limits": {"max_rows": 500}}, {}),
+        ({"limits": {"max_text_chars": 100}}, {}),
+        ({"model_name": "text-model-2"}, {}),
+        ({"model_identity": {"model_name": "m-1", "image": "repo@sha256:aa", "artifact": "s3://a/m"}}, {}),
+        ({"model_identity": {"model_name": "m-1", "image": "repo@sha256:bb", "artifact": "s3://a/m"}}, {}),
+        ({"labels": ["Album", "Film"]}, {}),
     ],
 )
 def test_everything_that_decides_the_result_is_in_the_run_id(env, overrides):
@@ -59,7 +74,7 @@ def test_everything_that_decides_the_result_is_in_the_run_id(env, overrides):
 
 
 def test_identity_shows_each_part():
-    env = {"MODEL_IDENTITY": json.dumps({"model_name": "m-1", "image": "img@sha256:aa", "labels": ["Film", "Album"]})}
+    env = {"model_identity": {"model_name": "m-1", "image": "img@sha256:aa", "labels": ["Film", "Album"]}}
     got = identity(env, overrides={"seed": 5, "max_rows": 9}).parts
     assert got["input"] == {"bucket": "in", "key": "incoming/My File.csv", "version": "v1"}
     assert got["options"]["seed"] == 5
@@ -68,12 +83,12 @@ def test_identity_shows_each_part():
 
 
 def test_model_identity_must_be_an_object_with_the_stage_labels():
-    with pytest.raises(SettingsError, match="MODEL_IDENTITY is not JSON"):
-        WorkflowSettings.from_env(ENV | {"MODEL_IDENTITY": "m-1"})
+    with pytest.raises(SettingsError, match="model_identity: Input should be an object"):
+        from_env({"model_identity": "m-1"})
     with pytest.raises(SettingsError, match="names labels"):
-        WorkflowSettings.from_env(ENV | {"MODEL_IDENTITY": json.dumps({"model_name": "m", "labels": ["x"]})})
-    # without MODEL_IDENTITY the model part says what it rests on
-    assert "no model_identity" in WorkflowSettings.from_env(ENV).identity_of_model()["source"]
+        from_env({"model_identity": {"model_name": "m", "labels": ["x"]}})
+    # without a model identity the model part says what it rests on
+    assert "no model_identity" in from_env().identity_of_model()["source"]
 
 
 @given(st.text(), st.text(), st.text(), st.integers(1, 999))
@@ -92,28 +107,32 @@ def test_run_ids_make_valid_execution_and_job_names(bucket, key, version, attemp
 
 
 def test_settings_from_env_and_errors():
-    settings = WorkflowSettings.from_env(ENV | {"DEFAULT_NUM_SAMPLES": "50", "MAX_ROWS": "7"})
+    settings = from_env({"defaults": {"num_samples": 50}, "limits": {"max_rows": 7}})
     assert settings.labels == ["Film", "Album"]
     assert settings.defaults.num_samples == 50
     assert settings.limits.max_rows == 7
-    with pytest.raises(SettingsError, match="RESULTS_BUCKET is required"):
-        WorkflowSettings.from_env({k: v for k, v in ENV.items() if k != "RESULTS_BUCKET"})
-    with pytest.raises(SettingsError, match="DEFAULT_GRANULARITY='word'"):
-        WorkflowSettings.from_env(ENV | {"DEFAULT_GRANULARITY": "word"})
-    with pytest.raises(SettingsError, match="duplicates"):
-        WorkflowSettings.from_env(ENV | {"LABELS": '["a", "a"]'})
-    with pytest.raises(SettingsError, match="MODEL_NAME"):
-        WorkflowSettings.from_env({k: v for k, v in ENV.items() if k != "MODEL_NAME"})
-    with pytest.raises(SettingsError, match="over 100000"):
-        WorkflowSettings.from_env(ENV | {"MAX_NUM_SAMPLES": "100001"})
-    with pytest.raises(SettingsError, match="over MAX_NUM_SAMPLES"):
-        WorkflowSettings.from_env(ENV | {"MAX_NUM_SAMPLES": "100", "DEFAULT_NUM_SAMPLES": "1000"})
-    assert WorkflowSettings.from_env(ENV | {"DEFAULT_LANGUAGE": " German "}).defaults.language == "german"
-    assert WorkflowSettings.from_env(ENV).limits.max_num_samples == 5000
+    with pytest.raises(SettingsError, match=f"environment variable {SETTINGS_ENV} is required"):
+        WorkflowSettings.from_env({SETTINGS_ENV: " "})
+    with pytest.raises(SettingsError, match="results_bucket: Field required"):
+        WorkflowSettings.from_env({SETTINGS_ENV: json.dumps({"labels": ["a", "b"], "model_name": "m"})})
+    with pytest.raises(SettingsError, match=r"defaults\.granularity: Input should be 'token', 'sentence' or"):
+        from_env({"defaults": {"granularity": "word"}})
+    with pytest.raises(SettingsError, match="labels must be unique"):
+        from_env({"labels": ["a", "a"]})
+    with pytest.raises(SettingsError, match="set model_name"):
+        from_env({"model_name": ""})
+    with pytest.raises(SettingsError, match=r"limits\.max_num_samples: Input should be less than or equal to 100000"):
+        from_env({"limits": {"max_num_samples": 100_001}})
+    with pytest.raises(SettingsError, match=r"over limits\.max_num_samples 100"):
+        from_env({"limits": {"max_num_samples": 100}, "defaults": {"num_samples": 1000}})
+    with pytest.raises(SettingsError, match="language 'klingon' is not supported by Clarify"):
+        from_env({"defaults": {"language": "klingon"}})
+    assert from_env({"defaults": {"language": " German "}}).defaults.language == "german"
+    assert from_env().limits.max_num_samples == 5000
 
 
 def test_a_stage_may_allow_more_samples_up_to_its_limit():
-    settings = WorkflowSettings.from_env(ENV | {"MAX_NUM_SAMPLES": "20000"})
+    settings = stage({"limits": {"max_num_samples": 20_000}})
     clarify, _ = apply_overrides(settings.defaults, settings.limits, {"num_samples": 20000})
     assert clarify.num_samples == 20000
     with pytest.raises(InputValidationError, match="from 1 to 20000"):
@@ -123,7 +142,7 @@ def test_a_stage_may_allow_more_samples_up_to_its_limit():
 @pytest.mark.parametrize(("given", "written"), [(" en ", "en"), ("EN", "en"), ("English", "english"), ("xx", "xx")])
 def test_language_overrides_are_written_as_clarify_takes_them(given, written):
     """Old main wrote " en " / "EN" raw: the schema refuses " en " and the SDK's TextConfig refuses both."""
-    settings = WorkflowSettings.from_env(ENV)
+    settings = stage()
     clarify, _ = apply_overrides(settings.defaults, settings.limits, {"language": given})
     config = analysis_config.build(settings, clarify)
     text_config = config["methods"]["shap"]["text_config"]
@@ -157,7 +176,7 @@ def test_our_languages_are_exactly_the_sdks():
 )
 def test_bad_overrides_are_named(overrides, message):
     with pytest.raises(InputValidationError, match=message):
-        apply_overrides(ClarifyDefaults(), Limits(), overrides)
+        apply_overrides(ClarifyOptions(), Limits(), overrides)
 
 
 def test_unknown_override_and_bad_request_shape():
@@ -178,7 +197,7 @@ CASES = [
 @pytest.mark.parametrize("overrides", CASES)
 @pytest.mark.parametrize("endpoint", [None, "live-endpoint"])
 def test_analysis_config_passes_the_sdk_schema(overrides, endpoint):
-    settings = WorkflowSettings.from_env(ENV | ({"ENDPOINT_NAME": endpoint} if endpoint else {}))
+    settings = stage({"endpoint_name": endpoint} if endpoint else {})
     clarify, _ = apply_overrides(settings.defaults, settings.limits, overrides)
     config = analysis_config.build(settings, clarify, endpoint_name_prefix="sm-clarify-my-run-abcdef-123")
     ANALYSIS_CONFIG_SCHEMA_V1_0.validate(config)
