@@ -11,7 +11,8 @@
 #
 # The base is always passed to the Dockerfile as the build argument BASE. With BASE set, that image is used
 # (pulled if missing, e.g. BASE=docker.io/library/python:3.11-slim); without it, a base is made here from Debian
-# bookworm's python3.11 (mmdebstrap) under its own local name, for machines that reach no image registry.
+# bookworm's python3.11 (mmdebstrap) under its own local name, for machines that reach no image registry. When the
+# caller's pip has a certificate bundle (PIP_CERT), that base gets a layer with it, under a name of its own.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)  # the checkout, wherever the script is called from
@@ -65,17 +66,28 @@ local_base() {
   podman import --quiet --change 'CMD ["/bin/bash"]' \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     "$OCI_WORK/base.tar" "$LOCAL_BASE" >/dev/null
-  # Certificate authorities the host trusts beyond the system set are trusted in this local base only, so pip in the
-  # build reaches the package index the way the host does; container/ itself never carries them.
-  if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
-    local ctx="$OCI_WORK/ca-context"
-    rm -rf "$ctx" && mkdir -p "$ctx"
-    cp /usr/local/share/ca-certificates/*.crt "$ctx/"
-    printf '%s\n' "FROM $LOCAL_BASE" 'COPY *.crt /usr/local/share/ca-certificates/' 'RUN update-ca-certificates >/dev/null' \
-      'ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt PIP_CERT=/etc/ssl/certs/ca-certificates.crt' \
-      >"$ctx/Containerfile"
-    podman build --quiet --pull=never -t "$LOCAL_BASE" "$ctx" >/dev/null
+}
+
+# Prints the base to build on when BASE is not set: the locally made one, or, when the caller's pip names a
+# certificate bundle (PIP_CERT), that base plus a layer where pip uses the same bundle (named by the bundle's hash),
+# so pip in the build reaches the package index as the caller's pip does. container/ never carries a certificate.
+local_base_for_pip() {
+  local_base >&2
+  if [ -z "${PIP_CERT:-}" ] || [ ! -f "$PIP_CERT" ]; then
+    echo "$LOCAL_BASE"
+    return
   fi
+  local name ctx
+  name="$LOCAL_BASE-pip-cert-$(sha256sum "$PIP_CERT" | cut -c1-12)"
+  if ! podman image exists "$name"; then
+    ctx="$OCI_WORK/pip-cert-context"
+    rm -rf "$ctx" && mkdir -p "$ctx"
+    cp "$PIP_CERT" "$ctx/pip-cert.pem"
+    printf '%s\n' "FROM $LOCAL_BASE" 'COPY pip-cert.pem /etc/ssl/certs/pip-cert.pem' \
+      'ENV PIP_CERT=/etc/ssl/certs/pip-cert.pem' >"$ctx/Containerfile"
+    podman build --quiet --pull=never -t "$name" "$ctx" >/dev/null
+  fi
+  echo "$name"
 }
 
 cmd=${1:-}
@@ -92,8 +104,7 @@ case "$cmd" in
     if [ -n "${BASE:-}" ]; then
       base=$BASE pull=missing
     else
-      local_base
-      base=$LOCAL_BASE pull=never
+      base=$(local_base_for_pip) pull=never
     fi
     podman build --quiet --pull="$pull" --network=host --build-arg BASE="$base" -t "$IMAGE" "$ROOT/container" >/dev/null
     echo "$IMAGE"
@@ -111,7 +122,7 @@ case "$cmd" in
     exec podman "$@"
     ;;
   *)
-    sed -n '2,14p' "$0" >&2
+    sed -n '2,15p' "$0" >&2
     exit 2
     ;;
 esac

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from datetime import UTC, datetime
 
 import pytest
 import requests
 
-from tests.support.image import LOCAL_BASE, ImageServer, build, podman, readable_copy
+from tests.support.image import ImageServer, build, expected_base, podman, readable_copy
 
 pytestmark = pytest.mark.image
 
@@ -43,7 +42,7 @@ def test_image_is_small_enough_and_labelled_for_pipelines(built_image):
 
 def test_built_on_the_base_it_was_given_and_no_upstream_name_is_retagged(built_image):
     info = json.loads(podman("image", "inspect", built_image).stdout)[0]
-    assert info["Config"]["Labels"]["org.opencontainers.image.base.name"] == os.environ.get("BASE", LOCAL_BASE)
+    assert info["Config"]["Labels"]["org.opencontainers.image.base.name"] == expected_base()
     # Build again and read podman's own record of the names given meanwhile (the storage itself may be shared with
     # other checkouts, so what names exist proves nothing about this script): only local names, never an upstream one.
     since = datetime.now(UTC).isoformat()

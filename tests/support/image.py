@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -17,6 +18,17 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "image.sh"
 CANNOT_RUN_HERE = 3
 LOCAL_BASE = "localhost/textexplain-base:bookworm"  # the base scripts/image.sh makes when BASE is not set
+
+
+def expected_base() -> str:
+    """The base scripts/image.sh builds on in this environment: BASE when set; else the locally made base, or, when
+    pip names a certificate bundle (PIP_CERT), that base with the bundle's layer, named by the bundle's hash."""
+    if os.environ.get("BASE"):
+        return os.environ["BASE"]
+    cert = Path(os.environ.get("PIP_CERT") or "/nonexistent")
+    if not cert.is_file():
+        return LOCAL_BASE
+    return f"{LOCAL_BASE}-pip-cert-{hashlib.sha256(cert.read_bytes()).hexdigest()[:12]}"
 
 
 def build() -> str | None:
