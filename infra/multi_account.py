@@ -21,6 +21,7 @@ from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 from pydantic import BaseModel, ConfigDict, Field
 
+from explain_workflow.contract import stack_names
 from infra.config import ROOT, ConfigError, StageConfig, load_stage
 
 
@@ -57,7 +58,7 @@ class PipelineConfig(_Strict):
 
 def model_role_pattern(stage: StageConfig) -> str:
     """CloudFormation names the model role <stack>-HostingExecutionRole<hash>-<suffix>."""
-    return f"arn:aws:iam::{stage.account}:role/TextExplanations-{stage.stage}-HostingExecutionRole*"
+    return f"arn:aws:iam::{stage.account}:role/{stack_names(stage.stage)[1]}-HostingExecutionRole*"
 
 
 def _check_readers(config: ArtifactsConfig, readers: list[StageConfig]) -> None:

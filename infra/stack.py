@@ -11,16 +11,17 @@ from pathlib import Path
 from aws_cdk import CfnOutput, Environment, RemovalPolicy, Stack, Tags
 from constructs import Construct
 
-from infra.config import ROOT, StageConfig
+from explain_workflow.contract import METRICS_NAMESPACE, SETTINGS_ENV, project_name, stack_names
+from infra.config import ROOT, StageConfig, workflow_settings
 from infra.constructs.functions import FunctionDefaults, retention_days
 from infra.constructs.layer import dependencies_layer
 from infra.constructs.model import ModelHosting
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.online import OnlineExplainer
-from infra.constructs.repository import ImageRepository, image_repository_name
+from infra.constructs.repository import ImageRepository
 from infra.constructs.storage import ExplanationStorage
 from infra.constructs.triggers import RunTriggers
-from infra.constructs.workflow import ExplanationWorkflow, function_environment
+from infra.constructs.workflow import ExplanationWorkflow
 
 
 def _tag_for_stage(stack: Stack, config: StageConfig) -> None:
@@ -33,7 +34,7 @@ class ImageRepositoryStack(Stack):
         super().__init__(scope, id, env=Environment(account=config.account, region=config.region), **kwargs)
         _tag_for_stage(self, config)
         self.images = ImageRepository(
-            self, "Images", repository_name=image_repository_name(config.stage), retain=config.retain_data
+            self, "Images", repository_name=project_name(config.stage), retain=config.retain_data
         )
         CfnOutput(self, "RepositoryUri", value=self.images.repository.repository_uri)
 
@@ -52,7 +53,7 @@ class TextExplanationStack(Stack):
             "Hosting",
             settings=config.model,
             hosting=config.hosting,
-            repository_name=image_repository_name(config.stage),
+            repository_name=project_name(config.stage),
             container_dir=container_dir,
         )
         if config.hosting.online_explainer:
@@ -72,16 +73,23 @@ class TextExplanationStack(Stack):
             removal=RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY,
             reserved_concurrency=config.function_concurrency,
         )
-        environment = function_environment(
+        settings = workflow_settings(
             config,
-            results_bucket_name=self.storage.results_bucket.bucket_name,
+            results_bucket=self.storage.results_bucket.bucket_name,
             model_name=self.hosting.model_name,
-            model_identity=self.to_json_string(self.hosting.identity),
+            model_identity=self.hosting.identity,
         )
+        # one variable with the whole WorkflowSettings; to_json_string quotes the names CloudFormation resolves
+        settings_json = self.to_json_string(settings.model_dump(mode="json"))
+        environment = {
+            SETTINGS_ENV: settings_json,
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            "LOG_LEVEL": "INFO",
+        }
         self.workflow = ExplanationWorkflow(
             self,
             "Workflow",
-            bus_name=f"text-explanations-{config.stage}",
+            bus_name=project_name(config.stage),
             environment=environment,
             functions=self.functions,
             input_bucket=self.storage.input_bucket,
@@ -119,22 +127,14 @@ class TextExplanationStack(Stack):
         CfnOutput(self, "StateMachineArn", value=self.workflow.state_machine.state_machine_arn)
         CfnOutput(self, "EventBusName", value=self.workflow.bus.event_bus_name)
         CfnOutput(self, "ModelName", value=self.hosting.model_name)
+        # what `textexplain explain --stage` reads to compute a run's id exactly as the starter and prepare do
+        CfnOutput(self, "WorkflowEnvironment", value=self.to_json_string({SETTINGS_ENV: settings_json}))
 
 
 def add_stage_stacks(scope, config: StageConfig, container_dir: Path = ROOT / "container") -> TextExplanationStack:
     """The stage's image repository, then the stage itself (its model may pull a tag pushed in between)."""
-    images = ImageRepositoryStack(
-        scope,
-        f"TextExplanations-{config.stage}-images",
-        config=config,
-        stack_name=f"TextExplanations-{config.stage}-images",
-    )
-    stack = TextExplanationStack(
-        scope,
-        f"TextExplanations-{config.stage}",
-        config=config,
-        container_dir=container_dir,
-        stack_name=f"TextExplanations-{config.stage}",
-    )
+    images_name, stage_name = stack_names(config.stage)
+    images = ImageRepositoryStack(scope, images_name, config=config, stack_name=images_name)
+    stack = TextExplanationStack(scope, stage_name, config=config, container_dir=container_dir, stack_name=stage_name)
     stack.add_stack_dependency(images, "the model pulls its image from the stage's repository")
     return stack

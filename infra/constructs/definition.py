@@ -19,13 +19,38 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from infra.config import PredictSettings
+from explain_workflow.contract import (
+    CLARIFY_JOB_PREFIX,
+    EVENT_SOURCE,
+    TRANSFORM_JOB_PREFIX,
+    DetailType,
+    FailureResult,
+    PostprocessResult,
+    PredictSettings,
+    PrepareResult,
+    ProcessingSettings,
+    RunStatus,
+    json_path,
+)
 from infra.constructs.sagemaker_jobs import PROCESSING, TRANSFORM, SageMakerJob
 from infra.images import clarify_image_uri
 
-EVENT_SOURCE = "clarify-text-explanations"
-JOB_NAME_PREFIX = "cx-"
-TRANSFORM_NAME_PREFIX = "cp-"
+# where each step's answer is kept in the execution's state, and the paths into it (fields of the contract's models)
+PREPARED, RESULT, FAILURE = "$.prepare", "$.result", "$.failure"
+
+
+def prepared(*fields: str) -> str:
+    return json_path(PrepareResult, *fields, root=PREPARED)
+
+
+def result(*fields: str) -> str:
+    return json_path(PostprocessResult, *fields, root=RESULT)
+
+
+def failure(*fields: str) -> str:
+    return json_path(FailureResult, *fields, root=FAILURE)
+
+
 LAMBDA_TRANSIENT = [
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
@@ -70,7 +95,7 @@ def invoke(
 
 
 def publish(
-    scope: Construct, name: str, *, bus: events.IEventBus, detail_type: str, detail: dict
+    scope: Construct, name: str, *, bus: events.IEventBus, detail_type: DetailType, detail: dict
 ) -> tasks.EventBridgePutEvents:
     return tasks.EventBridgePutEvents(
         scope,
@@ -79,7 +104,7 @@ def publish(
             tasks.EventBridgePutEventsEntry(
                 event_bus=bus,
                 source=EVENT_SOURCE,
-                detail_type=detail_type,
+                detail_type=detail_type.value,
                 detail=sfn.TaskInput.from_object(detail),
             )
         ],
@@ -88,26 +113,26 @@ def publish(
 
 
 def clarify_job(
-    scope: Construct, *, role: iam.IRole, key: kms.IKey, region: str, max_runtime_seconds: int
+    scope: Construct, *, role: iam.IRole, key: kms.IKey, region: str, processing: ProcessingSettings
 ) -> SageMakerJob:
-    """The Clarify processing job of a run, as prepare describes it (``$.prepare``), run with ``role``."""
-    p = "$.prepare"
+    """The Clarify processing job of a run: its name and prefixes from prepare's answer, its cluster and time limit
+    from the stage (known at synth, so literals here), run with ``role``."""
     return SageMakerJob(
         scope,
         "Clarify",
         kind=PROCESSING,
-        job_name_path=f"{p}.job_name",
-        job_name_prefix=JOB_NAME_PREFIX,
+        job_name_path=prepared("job_name"),
+        job_name_prefix=f"{CLARIFY_JOB_PREFIX}-",
         passed_role=role,
         result_path="$.clarify",
-        timeout_seconds=max_runtime_seconds + 1800,
+        timeout_seconds=processing.max_runtime_seconds + 1800,
         parameters={
-            "ProcessingJobName.$": f"{p}.job_name",
+            "ProcessingJobName.$": prepared("job_name"),
             "RoleArn": role.role_arn,
             "AppSpecification": {"ImageUri": clarify_image_uri(region)},
             "ProcessingInputs": [
-                _s3_input("dataset", f"{p}.dataset_s3_uri", "/opt/ml/processing/input/data"),
-                _s3_input("analysis_config", f"{p}.config_s3_uri", "/opt/ml/processing/input/config"),
+                _s3_input("dataset", prepared("dataset_s3_uri"), "/opt/ml/processing/input/data"),
+                _s3_input("analysis_config", prepared("config_s3_uri"), "/opt/ml/processing/input/config"),
             ],
             "ProcessingOutputConfig": {
                 "KmsKeyId": key.key_arn,
@@ -115,7 +140,7 @@ def clarify_job(
                     {
                         "OutputName": "analysis_result",
                         "S3Output": {
-                            "S3Uri.$": f"{p}.output_s3_uri",
+                            "S3Uri.$": prepared("output_s3_uri"),
                             "LocalPath": "/opt/ml/processing/output",
                             "S3UploadMode": "EndOfJob",
                         },
@@ -124,16 +149,16 @@ def clarify_job(
             },
             "ProcessingResources": {
                 "ClusterConfig": {
-                    "InstanceType.$": f"{p}.processing.instance_type",
-                    "InstanceCount.$": f"{p}.processing.instance_count",
-                    "VolumeSizeInGB.$": f"{p}.processing.volume_size_gb",
+                    "InstanceType": processing.instance_type,
+                    "InstanceCount": processing.instance_count,
+                    "VolumeSizeInGB": processing.volume_size_gb,
                     "VolumeKmsKeyId": key.key_arn,
                 }
             },
-            "StoppingCondition": {"MaxRuntimeInSeconds.$": f"{p}.processing.max_runtime_seconds"},
+            "StoppingCondition": {"MaxRuntimeInSeconds": processing.max_runtime_seconds},
             # Clarify calls the model's temporary endpoint: the job itself cannot be network-isolated.
             "NetworkConfig": {"EnableNetworkIsolation": False, "EnableInterContainerTrafficEncryption": True},
-            "Tags": [{"Key": "explanation-run", "Value.$": f"{p}.run_id"}],
+            "Tags": [{"Key": "explanation-run", "Value.$": prepared("run_id")}],
         },
     )
 
@@ -148,31 +173,32 @@ def predict_job(
     timeout_seconds: int,
 ) -> SageMakerJob:
     """Batch Transform over the frozen rows (predict/input/rows.jsonl -> predict/output/rows.jsonl.out)."""
-    predict = "$.prepare.predict"
     return SageMakerJob(
         scope,
         "Predict",
         kind=TRANSFORM,
-        job_name_path=f"{predict}.job_name",
-        job_name_prefix=TRANSFORM_NAME_PREFIX,
+        job_name_path=prepared("predict", "job_name"),
+        job_name_prefix=f"{TRANSFORM_JOB_PREFIX}-",
         # only transforms of our model: the transform runs with the model's role, which may read its inputs
         create_conditions={"ArnEquals": {"sagemaker:ModelArn": model_arn}},
         result_path="$.predict",
         timeout_seconds=timeout_seconds,
         parameters={
-            "TransformJobName.$": f"{predict}.job_name",
+            "TransformJobName.$": prepared("predict", "job_name"),
             "ModelName": model_name,
             # one row per request: robust against any per-request record bound of the container
             "BatchStrategy": "SingleRecord",
             "MaxPayloadInMB": 6,
             "TransformInput": {
-                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri.$": f"{predict}.input_s3_uri"}},
+                "DataSource": {
+                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri.$": prepared("predict", "input_s3_uri")}
+                },
                 "ContentType": "application/jsonlines",
                 "SplitType": "Line",
                 "CompressionType": "None",
             },
             "TransformOutput": {
-                "S3OutputPath.$": f"{predict}.output_s3_uri",
+                "S3OutputPath.$": prepared("predict", "output_s3_uri"),
                 "Accept": "application/jsonlines",
                 "AssembleWith": "Line",
                 "KmsKeyId": key.key_arn,
@@ -187,7 +213,7 @@ def predict_job(
                 "JoinSource": "Input",
                 "OutputFilter": "$['row_id','SageMakerOutput']",
             },
-            "Tags": [{"Key": "explanation-run", "Value.$": "$.prepare.run_id"}],
+            "Tags": [{"Key": "explanation-run", "Value.$": prepared("run_id")}],
         },
     )
 
@@ -209,26 +235,26 @@ def explanation_definition(
         payload=sfn.TaskInput.from_object(
             {"request": sfn.JsonPath.entire_payload, "error": sfn.JsonPath.object_at("$.error")}
         ),
-        result_path="$.failure",
+        result_path=FAILURE,
     )
     failed = publish(
         scope,
         "PublishFailure",
         bus=bus,
-        detail_type="Explanation Failed",
+        detail_type=DetailType.FAILED,
         detail={
-            "run_id": sfn.JsonPath.string_at("$.failure.run_id"),
-            "status": "FAILED",
-            "reason": sfn.JsonPath.string_at("$.failure.reason"),
-            "manifest": sfn.JsonPath.string_at("$.failure.manifest_s3_uri"),
+            "run_id": sfn.JsonPath.string_at(failure("run_id")),
+            "status": RunStatus.FAILED.value,
+            "reason": sfn.JsonPath.string_at(failure("reason")),
+            "manifest": sfn.JsonPath.string_at(failure("manifest_s3_uri")),
         },
     )
     failure_chain = recorded.next(failed).next(
         sfn.Fail(scope, "Failed", error="ExplanationFailed", cause="see the run's manifest.json")
     )
 
-    prepared = invoke(scope, "Prepare", prepare, result_path="$.prepare")
-    prepared.add_catch(failure_chain, errors=["States.ALL"], result_path="$.error")
+    prepare_task = invoke(scope, "Prepare", prepare, result_path=PREPARED)
+    prepare_task.add_catch(failure_chain, errors=["States.ALL"], result_path="$.error")
 
     explain = sfn.Parallel(
         scope,
@@ -240,27 +266,27 @@ def explanation_definition(
         explain.branch(job.chain)
     explain.add_catch(failure_chain, errors=["States.ALL"], result_path="$.error")
 
-    postprocessed = invoke(scope, "Postprocess", postprocess, result_path="$.result", input_path="$.prepare")
+    postprocessed = invoke(scope, "Postprocess", postprocess, result_path=RESULT, input_path=PREPARED)
     postprocessed.add_catch(failure_chain, errors=["States.ALL"], result_path="$.error")
     succeeded = publish(
         scope,
         "PublishSuccess",
         bus=bus,
-        detail_type="Explanation Succeeded",
+        detail_type=DetailType.SUCCEEDED,
         detail={
-            "run_id": sfn.JsonPath.string_at("$.result.run_id"),
-            "status": "SUCCEEDED",
-            "records": sfn.JsonPath.number_at("$.result.records"),
-            "results": sfn.JsonPath.string_at("$.result.results_prefix"),
-            "manifest": sfn.JsonPath.string_at("$.result.manifest_s3_uri"),
-            "attempt": sfn.JsonPath.number_at("$.prepare.attempt"),
+            "run_id": sfn.JsonPath.string_at(result("run_id")),
+            "status": RunStatus.SUCCEEDED.value,
+            "records": sfn.JsonPath.number_at(result("records")),
+            "results": sfn.JsonPath.string_at(result("results_prefix")),
+            "manifest": sfn.JsonPath.string_at(result("manifest_s3_uri")),
+            "attempt": sfn.JsonPath.number_at(prepared("attempt")),
         },
     )
     already = sfn.Succeed(scope, "AlreadyDone", comment="a manifest exists for this run: nothing to do")
     done = sfn.Succeed(scope, "Done")
-    return prepared.next(
+    return prepare_task.next(
         sfn.Choice(scope, "AlreadyDone?")
-        .when(sfn.Condition.string_equals("$.prepare.status", "ALREADY_DONE"), already)
+        .when(sfn.Condition.string_equals(prepared("status"), RunStatus.ALREADY_DONE.value), already)
         .otherwise(explain.next(postprocessed).next(succeeded).next(done))
     )
 

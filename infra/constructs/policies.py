@@ -7,29 +7,31 @@ next to the grant (``allow_wildcards``).
 
 from __future__ import annotations
 
+import re
+
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import IConstruct
 
-from explain_workflow.start import READABLE_PREFIXES
+from explain_workflow.contract import READABLE_PREFIXES, RUNS_PREFIX
 
 
 def job_run_access(results_bucket: s3.IBucket, *, reads: list[str], writes: str) -> list[iam.PolicyStatement]:
     """What a SageMaker job's role needs of a run: read ``runs/*/<reads>/``, write ``runs/*/<writes>/``, list runs/."""
     return [
         iam.PolicyStatement(
-            actions=["s3:GetObject"], resources=[results_bucket.arn_for_objects(f"runs/*/{p}/*") for p in reads]
+            actions=["s3:GetObject"], resources=[results_bucket.arn_for_objects(f"{RUNS_PREFIX}*/{p}/*") for p in reads]
         ),
         iam.PolicyStatement(
             actions=["s3:PutObject", "s3:AbortMultipartUpload"],
-            resources=[results_bucket.arn_for_objects(f"runs/*/{writes}/*")],
+            resources=[results_bucket.arn_for_objects(f"{RUNS_PREFIX}*/{writes}/*")],
         ),
         iam.PolicyStatement(
             actions=["s3:ListBucket"],
             resources=[results_bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": ["runs/*"]}},
+            conditions={"StringLike": {"s3:prefix": [f"{RUNS_PREFIX}*"]}},
         ),
     ]
 
@@ -62,6 +64,12 @@ def use_key(key: kms.IKey, *extra: str) -> iam.PolicyStatement:
 def resource_regex(pattern: str) -> dict:
     """An ``applies_to`` entry matching IAM5 finding ids (``Resource::<arn>``) by a regular expression."""
     return {"regex": f"/{pattern}/g"}
+
+
+def readable_inputs_regex() -> dict:
+    """The IAM5 finding of ``read_input_objects``: ``<input bucket>/<prefix>*`` for each readable prefix."""
+    prefixes = "|".join(re.escape(p.rstrip("/")) for p in READABLE_PREFIXES)
+    return resource_regex(rf"^Resource::<StorageInput[A-Z0-9]+\.Arn>\/({prefixes})\/\*$")
 
 
 def allow_wildcards(role: IConstruct, *, reason: str, applies_to: list[str | dict]) -> None:

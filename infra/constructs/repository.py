@@ -7,10 +7,6 @@ from aws_cdk import aws_ecr as ecr
 from constructs import Construct
 
 
-def image_repository_name(stage: str) -> str:
-    return f"text-explanations-{stage}"
-
-
 class ImageRepository(Construct):
     """Fixed name, immutable tags, scan on push, KMS encryption, lifecycle rules; retained where data is."""
 

@@ -9,6 +9,8 @@ from aws_cdk import aws_s3 as s3
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
+from explain_workflow.contract import RUNS_PREFIX
+
 
 class ExplanationStorage(Construct):
     """KMS-encrypted, TLS-only, private buckets; EventBridge notifications on the input bucket."""
@@ -95,7 +97,7 @@ class ExplanationStorage(Construct):
             server_access_logs_prefix="results/",
             lifecycle_rules=[
                 s3.LifecycleRule(
-                    prefix="runs/",
+                    prefix=RUNS_PREFIX,
                     expiration=Duration.days(results_expire_days),
                     noncurrent_version_expiration=Duration.days(7),
                 ),

@@ -8,8 +8,6 @@ Lambda's own retries cannot overcome lands in the dead-letter queue, never nowhe
 
 from __future__ import annotations
 
-import json
-
 from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -22,20 +20,37 @@ from aws_cdk import aws_stepfunctions as sfn
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
-from explain_workflow.start import INCOMING
+from explain_workflow.contract import (
+    EVENT_SOURCE,
+    INCOMING_PREFIX,
+    RUNS_PREFIX,
+    STARTER_SETTINGS_ENV,
+    DetailType,
+    StarterSettings,
+)
 from infra.config import EventSettings
-from infra.constructs.definition import EVENT_SOURCE
 from infra.constructs.functions import FunctionDefaults, accept_no_dead_letter_queue, project_function
-from infra.constructs.policies import accept_inline_policy, allow_wildcards, read_input_objects, resource_regex, use_key
+from infra.constructs.policies import (
+    accept_inline_policy,
+    allow_wildcards,
+    read_input_objects,
+    readable_inputs_regex,
+    resource_regex,
+    use_key,
+)
 
-REQUESTED = "Explanation Requested"
-RESULTS = ["Explanation Succeeded", "Explanation Failed"]
+RESULTS = [DetailType.SUCCEEDED.value, DetailType.FAILED.value]
 
 
 def csv_key_patterns(prefix: str) -> list[dict]:
     """EventBridge wildcards for ``<prefix>*.csv`` in any letter case (a wildcard itself is case-sensitive)."""
     cases = [a + b + c for a in "cC" for b in "sS" for c in "vV"]
     return [{"wildcard": f"{prefix}*.{suffix}"} for suffix in cases]
+
+
+def starter_settings_json(settings: StarterSettings) -> dict:
+    """The starter's settings as JSON values, accounts sorted (a set's order would differ between synths)."""
+    return {**settings.model_dump(mode="json"), "allowed_accounts": sorted(settings.allowed_accounts)}
 
 
 def results_pattern(stack: Stack) -> events.EventPattern:
@@ -59,7 +74,7 @@ class RunTriggers(Construct):
         key: kms.IKey,
         settings: EventSettings,
         results_bucket: s3.IBucket,
-        workflow_env: dict[str, str],
+        workflow_env: dict[str, str],  # the workflow's settings: the starter computes run ids as prepare does
         functions: FunctionDefaults,
     ):
         super().__init__(scope, id)
@@ -87,12 +102,18 @@ class RunTriggers(Construct):
             # the starter computes the run id as prepare does, from the same settings
             environment={
                 **workflow_env,
-                "STATE_MACHINE_ARN": state_machine.state_machine_arn,
-                "EVENT_BUS_NAME": bus.event_bus_name,
-                "OWN_ACCOUNT": stack.account,
-                "ALLOWED_ACCOUNTS": json.dumps(settings.allowed_accounts),
-                # set: the bus policy (aws:PrincipalOrgID) admitted the sender, so any account delivered is accepted
-                "ALLOWED_ORG_ID": settings.allowed_org_id or "",
+                STARTER_SETTINGS_ENV: stack.to_json_string(
+                    starter_settings_json(
+                        StarterSettings(
+                            own_account=stack.account,
+                            allowed_accounts=frozenset(settings.allowed_accounts),
+                            # set: the bus policy (aws:PrincipalOrgID) admitted the sender, so any account is accepted
+                            allowed_org_id=settings.allowed_org_id or "",
+                            state_machine_arn=state_machine.state_machine_arn,
+                            event_bus_name=bus.event_bus_name,
+                        )
+                    )
+                ),
             },
             defaults=functions,
             purpose="Starts one execution per request; reports requests it cannot start",
@@ -101,7 +122,7 @@ class RunTriggers(Construct):
         # a run whose manifest says FAILED is started again as its next attempt
         self.starter.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["s3:GetObject"], resources=[results_bucket.arn_for_objects("runs/*/manifest.json")]
+                actions=["s3:GetObject"], resources=[results_bucket.arn_for_objects(f"{RUNS_PREFIX}*/manifest.json")]
             )
         )
         # listing lets S3 answer 404 (not 403) for a missing object, so the starter can say which it was
@@ -145,7 +166,7 @@ class RunTriggers(Construct):
             "named by a run id that is made at run time (<run_id>, <run_id>-a<n>) among the executions of this one "
             "state machine, and reads that run's manifest",
             applies_to=[
-                resource_regex(r"^Resource::<StorageInput[A-Z0-9]+\.Arn>\/(incoming|uploads)\/\*$"),
+                readable_inputs_regex(),
                 resource_regex(
                     r"^Resource::arn:aws[a-z-]*:states:[a-z0-9-]+:\d+:execution:<Workflow[A-Za-z0-9]+\.Name>:\*$"
                 ),
@@ -168,7 +189,7 @@ class RunTriggers(Construct):
                 detail_type=["Object Created"],
                 detail={
                     "bucket": {"name": [bucket.bucket_name]},
-                    "object": {"key": csv_key_patterns(INCOMING)},
+                    "object": {"key": csv_key_patterns(INCOMING_PREFIX)},
                 },
             ),
             targets=[target],
@@ -178,7 +199,7 @@ class RunTriggers(Construct):
             "ExplanationRequested",
             description="An allowed account asks for an explanation run",
             event_bus=bus,
-            event_pattern=events.EventPattern(detail_type=[REQUESTED]),
+            event_pattern=events.EventPattern(detail_type=[DetailType.REQUESTED.value]),
             targets=[target],
         )
         principals = [*settings.allowed_accounts]

@@ -3,7 +3,7 @@ and the bus its results go to; each role with exactly what its part of a run tou
 
 from __future__ import annotations
 
-import json
+import re
 
 from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_events as events
@@ -15,7 +15,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra.config import PredictSettings, ProcessingSettings, StageConfig
+from explain_workflow.contract import CLARIFY_ENDPOINT_PREFIX, RUNS_PREFIX, PredictSettings, ProcessingSettings
 from infra.constructs.definition import clarify_job, explanation_definition, predict_job
 from infra.constructs.functions import FunctionDefaults, accept_no_dead_letter_queue, project_function
 from infra.constructs.model import ModelHosting
@@ -25,43 +25,13 @@ from infra.constructs.policies import (
     grant_for_aws_resources,
     job_run_access,
     read_input_objects,
+    readable_inputs_regex,
     resource_regex,
     use_key,
 )
 from infra.images import clarify_repository_arn
 
-RESULTS_RUNS = r"<StorageResults[A-Z0-9]+\.Arn>\/runs"
-INPUT_OBJECTS = r"^Resource::<StorageInput[A-Z0-9]+\.Arn>\/(incoming|uploads)\/\*$"
-
-
-def function_environment(
-    config: StageConfig, *, results_bucket_name: str, model_name: str, model_identity: str
-) -> dict[str, str]:
-    """The settings every workflow function (and the starter, which computes run ids as prepare does) reads."""
-    return {
-        "RESULTS_BUCKET": results_bucket_name,
-        "LABELS": json.dumps(config.model.labels),
-        "MODEL_NAME": model_name,
-        "MODEL_IDENTITY": model_identity,
-        **({"ENDPOINT_NAME": config.hosting.endpoint_name} if config.hosting.endpoint_name else {}),
-        "ENDPOINT_INSTANCE_TYPE": config.model.endpoint_instance_type,
-        "ENDPOINT_INSTANCE_COUNT": str(config.model.endpoint_instance_count),
-        "DEFAULT_GRANULARITY": config.clarify.granularity,
-        "DEFAULT_LANGUAGE": config.clarify.language,
-        "DEFAULT_BASELINE": config.clarify.baseline,
-        "DEFAULT_NUM_SAMPLES": str(config.clarify.num_samples),
-        "DEFAULT_AGG_METHOD": config.clarify.agg_method,
-        "MAX_ROWS": str(config.limits.max_rows),
-        "MAX_TEXT_CHARS": str(config.limits.max_text_chars),
-        "MAX_OBJECT_BYTES": str(config.limits.max_object_bytes),
-        "MAX_NUM_SAMPLES": str(config.limits.max_num_samples),
-        "PROCESSING_INSTANCE_TYPE": config.processing.instance_type,
-        "PROCESSING_INSTANCE_COUNT": str(config.processing.instance_count),
-        "PROCESSING_VOLUME_GB": str(config.processing.volume_size_gb),
-        "PROCESSING_MAX_RUNTIME_SECONDS": str(config.processing.max_runtime_seconds),
-        "POWERTOOLS_METRICS_NAMESPACE": "TextExplanations",
-        "LOG_LEVEL": "INFO",
-    }
+RESULTS_RUNS = r"<StorageResults[A-Z0-9]+\.Arn>\/" + re.escape(RUNS_PREFIX.rstrip("/"))
 
 
 class ExplanationWorkflow(Construct):
@@ -116,7 +86,7 @@ class ExplanationWorkflow(Construct):
                 role=self.job_role,
                 key=key,
                 region=stack.region,
-                max_runtime_seconds=processing.max_runtime_seconds,
+                processing=processing,
             )
         ]
         # with an existing endpoint Clarify explains whatever model that endpoint serves, which need not be ours:
@@ -176,7 +146,7 @@ class ExplanationWorkflow(Construct):
     # ---- IAM for the functions: exactly the prefixes each one touches ----
 
     def _grant_data(self, input_bucket: s3.IBucket, results_bucket: s3.IBucket, key: kms.IKey) -> None:
-        runs = results_bucket.arn_for_objects("runs/*")
+        runs = results_bucket.arn_for_objects(f"{RUNS_PREFIX}*")
         read_input = read_input_objects(input_bucket)
         # No s3:prefix condition: S3 decides 404 or 403 for a missing object by whether the caller may list the
         # bucket, and that check carries no prefix. The functions test for manifests that do not exist yet.
@@ -200,7 +170,7 @@ class ExplanationWorkflow(Construct):
                 + (", and reads the upload a run names under incoming/ or uploads/" if reads_input else ""),
                 applies_to=[
                     resource_regex(rf"^Resource::{RESULTS_RUNS}\/\*$"),
-                    *([resource_regex(INPUT_OBJECTS)] if reads_input else []),
+                    *([readable_inputs_regex()] if reads_input else []),
                 ],
             )
 
@@ -238,7 +208,7 @@ class ExplanationWorkflow(Construct):
             )
         else:
             temporary = [
-                stack.format_arn(service="sagemaker", resource=kind, resource_name="sm-clarify-*")
+                stack.format_arn(service="sagemaker", resource=kind, resource_name=f"{CLARIFY_ENDPOINT_PREFIX}*")
                 for kind in ("endpoint", "endpoint-config")
             ]
             role.add_to_policy(
@@ -284,7 +254,11 @@ class ExplanationWorkflow(Construct):
             "time; SageMaker names processing-job log groups per job; ecr:GetAuthorizationToken and "
             "cloudwatch:PutMetricData have no resource-level permission (the latter is limited to the "
             "processing-jobs namespace by a condition)"
-            + ("" if endpoint_name else "; it creates, invokes and deletes temporary endpoints named sm-clarify-*"),
+            + (
+                ""
+                if endpoint_name
+                else f"; it creates, invokes and deletes temporary endpoints {CLARIFY_ENDPOINT_PREFIX}*"
+            ),
             applies_to=[
                 "Resource::*",
                 resource_regex(rf"^Resource::{RESULTS_RUNS}\/\*\/(input|config|clarify)\/\*$"),
@@ -296,7 +270,9 @@ class ExplanationWorkflow(Construct):
                     if endpoint_name
                     else [
                         resource_regex(
-                            r"^Resource::arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d+:endpoint(-config)?\/sm-clarify-\*$"
+                            r"^Resource::arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d+:endpoint(-config)?\/"
+                            + re.escape(CLARIFY_ENDPOINT_PREFIX)
+                            + r"\*$"
                         )
                     ]
                 ),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from explain_workflow.contract import FailureResult, PostprocessResult, PrepareResult, json_path
 from infra.config import ROOT, load_stage
 from infra.constructs.definition import TASK_TIMEOUT_MARGIN
 from tests.support.cfn import STAGES, resources
@@ -101,3 +102,35 @@ def test_no_central_suppression_module():
     assert not (ROOT / "infra" / "nag.py").exists()
     stack_source = Path(ROOT / "infra" / "stack.py").read_text(encoding="utf-8")
     assert "NagSuppressions" not in stack_source
+
+
+def _paths(value, found: list[str]) -> list[str]:
+    """Every JSONPath string in a definition (values of ``*.$`` keys, ResultPath, InputPath, Variable, ...)."""
+    if isinstance(value, dict):
+        for item in value.values():
+            _paths(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            _paths(item, found)
+    elif isinstance(value, str) and value.startswith("$."):
+        found.append(value)
+    return found
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_definitions_paths_into_step_answers_are_the_models_fields(synthesized, stage):
+    """A path into prepare's, postprocess's or record_failure's answer names fields of PrepareResult,
+    PostprocessResult or FailureResult (json_path raises for any other name)."""
+    config = load_stage(stage)
+    definition = definition_from_template(synthesized.templates[stage], config.region, config.account)
+    models = {"$.prepare": PrepareResult, "$.result": PostprocessResult, "$.failure": FailureResult}
+    checked = 0
+    for path in _paths(definition, []):
+        root = next((r for r in models if path.startswith(f"{r}.")), None)
+        if root is not None:
+            assert json_path(models[root], *path.removeprefix(f"{root}.").split("."), root=root) == path
+            checked += 1
+    assert checked >= 15  # the jobs' names and prefixes, the Choice, both events
+    # and prepare's answer no longer carries settings the definition has as literals
+    assert "processing" not in PrepareResult.model_fields
+    assert not [p for p in _paths(definition, []) if p.startswith("$.prepare.processing")]

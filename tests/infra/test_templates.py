@@ -7,7 +7,8 @@ import json
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from infra.config import load_stage
+from explain_workflow.contract import SETTINGS_ENV, STARTER_SETTINGS_ENV, StarterSettings, WorkflowSettings
+from infra.config import load_stage, workflow_settings
 from infra.images import blazingtext_image_uri, clarify_image_uri
 from tests.support.cfn import STAGES, Resolver, resources
 from tests.support.local_sfn import all_states, definition_from_template
@@ -239,6 +240,14 @@ def test_clarify_step_parameters(stage):
     assert output["S3Output"]["LocalPath"] == "/opt/ml/processing/output"
     assert params["NetworkConfig"]["EnableNetworkIsolation"] is False
     assert clarify["TimeoutSeconds"] == config.processing.max_runtime_seconds + 1800
+    # known at synth: literals from the stage, not echoed back through prepare's answer
+    assert params["ProcessingResources"]["ClusterConfig"] == {
+        "InstanceType": config.processing.instance_type,
+        "InstanceCount": config.processing.instance_count,
+        "VolumeSizeInGB": config.processing.volume_size_gb,
+        "VolumeKmsKeyId": params["ProcessingOutputConfig"]["KmsKeyId"],
+    }
+    assert params["StoppingCondition"] == {"MaxRuntimeInSeconds": config.processing.max_runtime_seconds}
     # a failed job fails the branch (and the Parallel's catch records it); an error of the create call itself looks
     # for a job of that name and follows it
     (catch,) = clarify["Catch"]
@@ -287,20 +296,36 @@ def test_every_task_has_a_timeout_and_lambda_retries_skip_validation_errors(stag
                 assert not {"InputValidationError", "ClarifyOutputError", "States.ALL"} & set(retry["ErrorEquals"])
 
 
-def test_lambdas_get_the_contract_environment(stage):
+def test_lambdas_get_their_settings_as_one_validated_variable(stage):
+    """Each function gets its stage settings as one WorkflowSettings (the starter also its StarterSettings), which
+    validate as the contract's models once CloudFormation has resolved the names in them."""
     name, template, _ = stage
     config = load_stage(name)
+    resolve = Resolver(template, config.account, config.region)
     functions = resources(template, "AWS::Lambda::Function")
-    ours = {k: v for k, v in functions.items() if k.startswith("Workflow")}
-    assert {v["Properties"]["Handler"] for v in ours.values()} == {
-        "prepare.handler.handler", "postprocess.handler.handler", "record_failure.handler.handler"
-    }  # fmt: skip
-    for fn in ours.values():
+    ours = {k: v for k, v in functions.items() if "Layers" in v["Properties"]}
+    assert sorted(v["Properties"]["Handler"] for v in ours.values()) == [
+        "postprocess.handler.handler", "prepare.handler.handler", "record_failure.handler.handler",
+        "start_run.handler.handler",
+    ]  # fmt: skip
+    (model_id,) = resources(template, "AWS::SageMaker::Model")
+    (results_id,) = [k for k in resources(template, "AWS::S3::Bucket") if k.startswith("StorageResults")]
+    for logical_id, fn in ours.items():
         env = fn["Properties"]["Environment"]["Variables"]
-        assert json.loads(env["LABELS"]) == config.model.labels
-        (model_id,) = resources(template, "AWS::SageMaker::Model")
-        assert env["MODEL_NAME"] == {"Fn::GetAtt": [model_id, "ModelName"]}  # follows a replaced model
-        identity = json.loads(Resolver(template, config.account, config.region)(env["MODEL_IDENTITY"]))
+        starter = fn["Properties"]["Handler"] == "start_run.handler.handler"
+        assert set(env) == {SETTINGS_ENV, "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_SERVICE_NAME", "LOG_LEVEL"} | (
+            {STARTER_SETTINGS_ENV} if starter else set()
+        ), logical_id
+        # the model's name is CloudFormation's (GetAtt), so a replaced model is the next run's model
+        assert {"Fn::GetAtt": [model_id, "ModelName"]} in env[SETTINGS_ENV]["Fn::Join"][1]
+        settings = WorkflowSettings.model_validate_json(resolve(env[SETTINGS_ENV]))
+        assert settings == workflow_settings(
+            config,
+            results_bucket=resolve.name(results_id),
+            model_name=model_id,
+            model_identity=settings.model_identity,
+        )
+        identity = settings.model_identity
         assert identity["model_name"] == model_id
         assert identity["labels"] == config.model.labels
         assert identity["artifact"] == config.model.artifact_s3_uri
@@ -310,10 +335,42 @@ def test_lambdas_get_the_contract_environment(stage):
             if config.model.image_tag
             else "container-assets" in identity["image"]
         )
-        assert env["MAX_NUM_SAMPLES"] == str(config.limits.max_num_samples)
-        assert env["DEFAULT_NUM_SAMPLES"] == str(config.clarify.num_samples)
+        if starter:
+            own = StarterSettings.model_validate_json(resolve(env[STARTER_SETTINGS_ENV]))
+            (machine,) = resources(template, "AWS::StepFunctions::StateMachine")
+            (bus,) = resources(template, "AWS::Events::EventBus")
+            assert own == StarterSettings(
+                own_account=config.account,
+                allowed_accounts=frozenset(config.events.allowed_accounts),
+                allowed_org_id=config.events.allowed_org_id or "",
+                state_machine_arn=resolve.ref(machine),
+                event_bus_name=resolve.ref(bus),
+            )
         assert fn["Properties"]["Runtime"] == "python3.11"
         assert fn["Properties"]["TracingConfig"] == {"Mode": "Active"}
+
+
+def test_the_cli_reads_the_same_settings_from_the_stack_output(stage):
+    """`textexplain explain --stage` computes run ids from the WorkflowEnvironment output: the functions' settings."""
+    name, template, _ = stage
+    config = load_stage(name)
+    resolve = Resolver(template, config.account, config.region)
+    (prepare,) = [f for f in resources(template, "AWS::Lambda::Function").values()
+                  if f["Properties"].get("Handler") == "prepare.handler.handler"]  # fmt: skip
+    output = json.loads(resolve(template["Outputs"]["WorkflowEnvironment"]["Value"]))
+    env = resolve(prepare["Properties"]["Environment"]["Variables"])
+    assert WorkflowSettings.from_env(output) == WorkflowSettings.from_env(env)
+
+
+def test_function_environments_fit_lambdas_limit(stage):
+    """Lambda refuses a function whose environment (all keys and values) is over 4 KB."""
+    name, template, _ = stage
+    config = load_stage(name)
+    resolve = Resolver(template, config.account, config.region)
+    for logical_id, fn in resources(template, "AWS::Lambda::Function").items():
+        env = resolve(fn["Properties"].get("Environment", {}).get("Variables", {}))
+        size = sum(len(k.encode()) + len(v.encode()) for k, v in env.items())
+        assert size < 4096, (logical_id, size)
 
 
 def test_model_role_may_decrypt_a_cross_account_artifact_key_only_where_configured(stage):

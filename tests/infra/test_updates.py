@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from explain_workflow.contract import SETTINGS_ENV
 from infra.config import ROOT, StageConfig, load_stage
 
 DIFF = ROOT / "tests" / "support" / "cfn_diff.js"
@@ -108,9 +109,8 @@ def test_a_new_model_deploys_as_a_new_model_and_nothing_stateful_is_replaced(bas
         r for r in after["Resources"].values() if r["Type"] == "AWS::Lambda::Function" and "Layers" in r["Properties"]
     ]
     for function in functions:  # every function names the model CloudFormation creates, from the next run on
-        assert function["Properties"]["Environment"]["Variables"]["MODEL_NAME"] == {
-            "Fn::GetAtt": [model_id, "ModelName"]
-        }
+        settings = function["Properties"]["Environment"]["Variables"][SETTINGS_ENV]
+        assert {"Fn::GetAtt": [model_id, "ModelName"]} in settings["Fn::Join"][1]
     assert {c["impact"] for c in changes if c["type"] == "AWS::Lambda::Function"} <= {"WILL_UPDATE"}
 
 
@@ -123,7 +123,7 @@ def test_new_container_code_is_a_new_image_and_a_new_model(base, tmp_path):
     changes = diff(before, after, tmp_path)
     assert_safe(changes, before)
     assert by_type(changes)["AWS::SageMaker::Model"] == {"WILL_REPLACE"}
-    # the image is part of MODEL_IDENTITY: the functions' environment changes, so a new run id for the new image
+    # the image is part of the settings' model_identity: a new environment, so a new run id for the new image
     assert "WILL_UPDATE" in by_type(changes)["AWS::Lambda::Function"]
 
 

@@ -15,6 +15,7 @@ import json
 import pytest
 
 from explain_workflow import aws
+from explain_workflow.contract import SETTINGS_ENV, WorkflowSettings
 from explain_workflow.predictions import prediction_lines
 from explain_workflow.runs import RunLayout
 from explain_workflow.storage import read_bytes
@@ -37,20 +38,39 @@ def workflow(synthesized):
     functions = resources(template, "AWS::Lambda::Function")
     by_handler = {f["Properties"].get("Handler"): logical_id for logical_id, f in functions.items()}
     env = functions[by_handler["prepare.handler.handler"]]["Properties"]["Environment"]["Variables"]
+    env = Resolver(template, config.account, config.region)(env)  # as deployed, names by logical id
     return {
         "definition": quick(definition_from_template(template, config.region, config.account)),
         "config": config,
         "ids": by_handler,
-        "env": Resolver(template, config.account, config.region)(env),  # as deployed, names by logical id
+        "env": env,
+        "settings": WorkflowSettings.model_validate_json(env[SETTINGS_ENV]),
     }
+
+
+@pytest.fixture(scope="module")
+def two_instance_definition(tmp_path_factory):
+    """The definition of the same stage with two Clarify instances (the cluster is a literal of the definition)."""
+    from app import new_app
+    from infra.stack import add_stage_stacks
+
+    config = load_stage(STAGE)
+    config = config.model_copy(update={"processing": config.processing.model_copy(update={"instance_count": 2})})
+    outdir = tmp_path_factory.mktemp("two-instances")
+    stack = add_stage_stacks(new_app(str(outdir)), config)
+    template = json.loads(
+        (outdir / stack.node.scope.synth().get_stack_by_name(stack.stack_name).template_file).read_text()
+    )
+    return quick(definition_from_template(template, config.region, config.account))
 
 
 @pytest.fixture
 def run(workflow, moto_url, monkeypatch):
     """A LocalSfn bound to the real handlers, with a fresh pair of buckets."""
-    for key, value in (CREDENTIALS | workflow["env"]).items():
+    # the stage's settings as synthesized, with this test's results bucket
+    settings = workflow["settings"].model_copy(update={"results_bucket": "results"})
+    for key, value in (CREDENTIALS | workflow["env"] | {SETTINGS_ENV: settings.model_dump_json()}).items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setenv("RESULTS_BUCKET", "results")
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_url)
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     aws.settings.cache_clear()
@@ -64,7 +84,7 @@ def run(workflow, moto_url, monkeypatch):
     from record_failure.handler import handler as record_failure
 
     state = {"events": [], "clarify": None, "transform": None, "describe": None, "prepare_failures": 0}
-    labels = json.loads(workflow["env"]["LABELS"])
+    labels = workflow["settings"].labels
 
     def fake_clarify(params: dict) -> dict:
         """Completes like a Clarify job: writes Clarify's files under the output URI, answers DescribeProcessingJob."""
@@ -106,8 +126,8 @@ def run(workflow, moto_url, monkeypatch):
         },
     )
 
-    def execute(request: dict, name: str = "run"):
-        return sfn.execute(workflow["definition"], request, name=name)
+    def execute(request: dict, name: str = "run", definition: dict | None = None):
+        return sfn.execute(definition or workflow["definition"], request, name=name)
 
     yield execute, client, state
     for bucket in ("input", "results"):
@@ -229,9 +249,9 @@ def test_success_path_and_the_parameters_each_task_received(run, workflow):
     assert predict["ModelName"].startswith("HostingModel")
     records = client.get_object(Bucket="results", Key=f"runs/{prepared['run_id']}/results/records.jsonl")
     lines = [json.loads(line) for line in records["Body"].read().decode().splitlines()]
-    expected = model_probabilities(known_run(TEXTS, json.loads(workflow["env"]["LABELS"])))
+    expected = model_probabilities(known_run(TEXTS, workflow["settings"].labels))
     assert [line["probabilities"] for line in lines] == [
-        dict(zip(json.loads(workflow["env"]["LABELS"]), p, strict=True)) for p in expected
+        dict(zip(workflow["settings"].labels, p, strict=True)) for p in expected
     ] or [line["probabilities"] for line in lines] == expected  # the model's own answers, joined by row_id
 
 
@@ -305,7 +325,7 @@ def test_truncated_clarify_output_fails_in_postprocess(run, workflow):
     execute, client, state = run
 
     def truncated(params):
-        write_clarify_files(params, json.loads(workflow["env"]["LABELS"]), texts=TEXTS[:2])
+        write_clarify_files(params, workflow["settings"].labels, texts=TEXTS[:2])
         return describe(params, "Completed")
 
     state["clarify"] = truncated
@@ -336,19 +356,17 @@ def test_request_for_a_missing_object_fails_visibly(run):
     assert "cannot be read" in detail_of(state["events"][0])["reason"]
 
 
-def test_multi_instance_run_merges_clarify_part_files(run, workflow, monkeypatch):
+def test_multi_instance_run_merges_clarify_part_files(run, workflow, two_instance_definition):
     """Scale-out (docs/events.md): more Clarify instances, whose local values come back as part files."""
     execute, client, state = run
-    monkeypatch.setenv("PROCESSING_INSTANCE_COUNT", "2")
-    aws.settings.cache_clear()
 
     def two_instances(params):
         assert params["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 2
-        write_clarify_files(params, json.loads(workflow["env"]["LABELS"]), split=2)
+        write_clarify_files(params, workflow["settings"].labels, split=2)
         return describe(params, "Completed")
 
     state["clarify"] = two_instances
-    result = execute(upload(client, "incoming/large.csv", csv_bytes(TEXTS)))
+    result = execute(upload(client, "incoming/large.csv", csv_bytes(TEXTS)), definition=two_instance_definition)
     assert result.status == "SUCCEEDED", (result.error, result.cause)
     run_id = result.output["prepare"]["run_id"]
     parts = client.list_objects_v2(Bucket="results", Prefix=f"runs/{run_id}/clarify/explanations_shap/")["Contents"]
@@ -362,7 +380,7 @@ def test_a_create_call_that_finds_its_job_existing_follows_that_job(run, workflo
     taken ("must be unique"). The run follows the existing job to its end instead of failing on the name."""
     execute, client, state = run
     jobs: dict[str, list[str]] = {}  # job name -> the statuses DescribeProcessingJob answers, in turn
-    labels = json.loads(workflow["env"]["LABELS"])
+    labels = workflow["settings"].labels
 
     def create(params):
         name = params["ProcessingJobName"]
@@ -440,11 +458,11 @@ def test_a_failed_run_requested_again_runs_as_attempt_2_and_succeeds(run, workfl
 
 
 def test_a_request_for_a_million_samples_is_refused_before_any_job(run, workflow):
-    """The stage's MAX_NUM_SAMPLES (synthesized into prepare's environment) bounds what any caller may ask for."""
+    """The stage's limits.max_num_samples (synthesized into prepare's settings) bounds what any caller may ask for."""
     execute, client, state = run
     request = {**upload(client, "incoming/greedy.csv", csv_bytes(TEXTS)), "overrides": {"num_samples": 1_000_000}}
     result = execute(request)
     assert result.status == "FAILED"
     assert not [c for c in result.calls if c[0].startswith("sagemaker:")]
     assert "num_samples" in detail_of(state["events"][0])["reason"]
-    assert int(workflow["env"]["MAX_NUM_SAMPLES"]) == workflow["config"].limits.max_num_samples
+    assert workflow["settings"].limits.max_num_samples == workflow["config"].limits.max_num_samples
