@@ -267,10 +267,10 @@ def run(config: LocalRun, url: str | LocalModel, progress: Callable[[Iterator, i
         journal.close()
         scorer.close()
     answer = postprocess_run(storage, layout.run_id, settings, faithfulness=check)
-    if answer.get("status") == "SUCCEEDED":
+    if answer.status == RunStatus.SUCCEEDED:
         journal.remove()
     return {
-        **answer,
+        **answer.model_dump(mode="json"),
         "resumed_records": resumed,
         "run_dir": config.out / RESULTS_BUCKET / layout.prefix,
         "explain_seconds": explain_seconds,

@@ -36,7 +36,7 @@ from explain_workflow.clarify_format import (
     out_keys,
     parse_local_line,
 )
-from explain_workflow.contract import RunStatus, WorkflowSettings
+from explain_workflow.contract import PostprocessResult, RunStatus, WorkflowSettings
 from explain_workflow.dataset import read_frozen
 from explain_workflow.predictions import Predictions, read_predictions
 from explain_workflow.runs import RunLayout, Stopwatch, read_manifest, write_manifest
@@ -329,7 +329,7 @@ def _quality(gaps: array) -> dict:
 
 def postprocess_run(
     storage: Storage, run_id: str, settings: WorkflowSettings, faithfulness: dict | None = None
-) -> dict:
+) -> PostprocessResult:
     """Write results/ and then manifest.json; raises ``ClarifyOutputError`` (after a FAILED manifest).
 
     ``faithfulness`` is a deletion check the caller ran itself (the local mode does; a Clarify job has none): its
@@ -489,16 +489,16 @@ def _classes(labels: list[str], base: list[float], stats: TokenStats, clarify_to
     return classes
 
 
-def _answer(layout: RunLayout, manifest: dict) -> dict:
-    return {
-        "run_id": layout.run_id,
-        "status": manifest["status"],
-        "attempt": manifest.get("attempt", 1),
-        "complete": manifest.get("complete", manifest["status"] == RunStatus.SUCCEEDED),
-        "manifest_s3_uri": layout.uri(layout.manifest_key),
-        "results_prefix": layout.uri(layout.results_prefix),
-        "records": manifest.get("counts", {}).get("rows", 0),
-    }
+def _answer(layout: RunLayout, manifest: dict) -> PostprocessResult:
+    return PostprocessResult(
+        run_id=layout.run_id,
+        status=manifest["status"],
+        attempt=manifest.get("attempt", 1),
+        complete=manifest.get("complete", manifest["status"] == RunStatus.SUCCEEDED),
+        manifest_s3_uri=layout.uri(layout.manifest_key),
+        results_prefix=layout.uri(layout.results_prefix),
+        records=manifest.get("counts", {}).get("rows", 0),
+    )
 
 
 __all__ = ["ClarifyOutputError", "postprocess_run", "record_line", "record_of"]

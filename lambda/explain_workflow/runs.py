@@ -18,8 +18,6 @@ from typing import Any
 from explain_workflow.contract import CLARIFY_JOB_PREFIX, RUNS_PREFIX, TRANSFORM_JOB_PREFIX, RunStatus
 from explain_workflow.storage import Storage, StorageError, read_bytes
 
-# prepare.py and the local mode still import these two; everything else says RunStatus.SUCCEEDED / RunStatus.FAILED
-SUCCEEDED, FAILED = RunStatus.SUCCEEDED, RunStatus.FAILED
 JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
 

@@ -19,7 +19,7 @@ class PostprocessEvent(BaseModel):
 
 @entry_point
 def handler(event: dict, context) -> dict:
-    run_id = PostprocessEvent.model_validate(event).run_id
+    run_id = PostprocessEvent.model_validate(event).run_id  # prepare's answer, passed as is
     logger.append_keys(run_id=run_id)
     try:
         result = postprocess_run(aws.storage(), run_id, aws.settings())
@@ -27,6 +27,6 @@ def handler(event: dict, context) -> dict:
         logger.error("Clarify output rejected", extra={"reason": exc.reason, "where": exc.where})
         count("ClarifyOutputRejected")
         raise
-    logger.info("results written", extra={"records": result["records"]})
-    count("RecordsExplained", result["records"])
-    return result
+    logger.info("results written", extra={"records": result.records})
+    count("RecordsExplained", result.records)
+    return result.model_dump(mode="json")

@@ -104,7 +104,7 @@ def test_rerun_is_a_no_op_and_output_is_valid_for_postprocess(tmp_path, served):
     assert again["status"] == "ALREADY_DONE"
     assert manifest.read_bytes() == before
     settings = local.LocalRun(Path("x"), tmp_path / "out", served[1]).settings()
-    assert postprocess_run(FileStorage(tmp_path / "out"), first["run_id"], settings)["status"] == "SUCCEEDED"
+    assert postprocess_run(FileStorage(tmp_path / "out"), first["run_id"], settings).status == "SUCCEEDED"
 
 
 def test_cli_train_explain_report_and_errors(tmp_path, corpus):

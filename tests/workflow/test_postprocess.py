@@ -44,9 +44,9 @@ def test_records_carry_the_models_own_predictions(storage, settings, prepared, s
     layout, run = prepared
     write_clarify_output(storage, layout, run, split)
     answer = postprocess_run(storage, layout.run_id, settings)
-    assert answer["status"] == "SUCCEEDED"
-    assert answer["complete"] is True
-    assert answer["records"] == 3
+    assert answer.status == "SUCCEEDED"
+    assert answer.complete is True
+    assert answer.records == 3
     got = records(storage, layout)
     from tests.support.clarify_output import model_probabilities
 
@@ -91,8 +91,8 @@ def test_missing_predictions_are_said_to_be_missing(storage, settings, prepared)
     layout, run = prepared
     write_clarify_output(storage, layout, run, predictions=False)
     answer = postprocess_run(storage, layout.run_id, settings)
-    assert answer["status"] == "SUCCEEDED"
-    assert answer["complete"] is False
+    assert answer.status == "SUCCEEDED"
+    assert answer.complete is False
     got = records(storage, layout)
     assert all(r["probabilities"] is None and r["predicted_label"] is None for r in got)
     assert all(r["prediction_missing"] for r in got)
@@ -114,7 +114,7 @@ def test_one_missing_prediction_is_named(storage, settings, prepared):
     write_clarify_output(storage, layout, run)
     write_predictions(storage, layout, run, order=[0, 2])
     answer = postprocess_run(storage, layout.run_id, settings)
-    assert answer["complete"] is False
+    assert answer.complete is False
     assert read_manifest(storage, layout)["missing"]["predictions"]["row_ids"] == [2]
     assert [r["prediction_missing"] for r in records(storage, layout)] == [False, True, False]
 
@@ -229,7 +229,7 @@ def test_baseline_csv_beside_the_explanations_is_expected(storage, settings, pre
     layout, run = prepared
     write_clarify_output(storage, layout, run)
     storage.put(layout.bucket, layout.clarify_prefix + "explanations_shap/baseline.csv", b"<UNK>\n", "x")
-    assert postprocess_run(storage, layout.run_id, settings)["status"] == "SUCCEEDED"
+    assert postprocess_run(storage, layout.run_id, settings).status == "SUCCEEDED"
 
 
 def analysis_edit(storage, layout, run, edit):
