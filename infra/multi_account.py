@@ -23,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from explain_workflow.contract import stack_names
 from infra.config import ROOT, ConfigError, StageConfig, load_stage
+from infra.constructs.policies import resource_regex
+from infra.stack import add_stage_stacks
 
 
 class _Strict(BaseModel):
@@ -169,8 +171,6 @@ class ModelArtifactsStack(Stack):
 class ExplanationStage(Stage):
     def __init__(self, scope: Construct, id: str, *, config: StageConfig):
         super().__init__(scope, id, env=cdk.Environment(account=config.account, region=config.region))
-        from infra.stack import add_stage_stacks
-
         # the same stacks and names as a direct deploy, so roles and outputs are named alike
         add_stage_stacks(self, config)
 
@@ -206,9 +206,35 @@ class PipelineStack(Stack):
 PIPELINE_FINDINGS = [
     NagPackSuppression(
         id="AwsSolutions-IAM5",
-        reason="CDK Pipelines generates these roles: its artifact bucket and key, CodeBuild log groups and "
-        "report groups named per project, and self-mutation assuming the cdk bootstrap roles of the "
-        "stage accounts (arn:*:iam::<account>:role/*)",
+        reason="CDK Pipelines generates these roles and grants: its artifact and cross-region replication buckets "
+        "and their key (CDK's grant actions s3:GetObject*, s3:List*, kms:GenerateDataKey*, ...), CodeBuild log groups "
+        "and report groups named per project, starting its CodeBuild builds and describing stacks (Resource::*), and "
+        "self-mutation assuming the cdk bootstrap roles of the stage accounts (arn:*:iam::<account>:role/*)",
+        applies_to=[
+            *(
+                f"Action::{action}"
+                for action in (
+                    "kms:GenerateDataKey*",
+                    "kms:ReEncrypt*",
+                    "s3:Abort*",
+                    "s3:DeleteObject*",
+                    "s3:GetBucket*",
+                    "s3:GetObject*",
+                    "s3:List*",
+                )
+            ),
+            "Resource::*",
+            resource_regex(r"^Resource::<PipelineArtifactsBucket[A-F0-9]{8}\.Arn>\/\*$"),
+            resource_regex(r"^Resource::arn:aws[a-z-]*:s3:::[a-z0-9-]+pipeline[a-z0-9]*bucket[a-z0-9]+\/\*$"),
+            resource_regex(r"^Resource::arn:\*:iam::\d{12}:role\/\*$"),
+            resource_regex(
+                r"^Resource::arn:aws[a-z-]*:codebuild:[a-z0-9-]+:\d{12}:report-group\/(<Pipeline[A-Za-z]+[A-F0-9]{8}>-)?\*$"
+            ),
+            resource_regex(
+                r"^Resource::arn:aws[a-z-]*:logs:[a-z0-9-]+:\d{12}:log-group:\/aws\/codebuild\/"
+                r"(\*|<Pipeline[A-Za-z]+[A-F0-9]{8}>:\*)$"
+            ),
+        ],
     ),
     NagPackSuppression(
         id="NIST.800.53.R5-IAMNoInlinePolicy",

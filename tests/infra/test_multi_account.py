@@ -49,6 +49,16 @@ def test_cdk_nag_reports_nothing_unsuppressed(synthesized, name):
         assert [w.entry.data for w in found] == []
 
 
+@pytest.mark.parametrize("name", ["artifacts", "pipeline"])
+def test_wildcard_suppressions_name_their_wildcards(synthesized, name):
+    """Even on the roles CDK Pipelines generates, an IAM5 suppression accepts only the wildcards it lists."""
+    template = Template.from_stack(synthesized[name]).to_json()
+    for logical_id, resource in template["Resources"].items():
+        for rule in resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", []):
+            if rule["id"] in ("AwsSolutions-IAM4", "AwsSolutions-IAM5"):
+                assert rule.get("applies_to"), f"{logical_id}: {rule['id']} suppressed for any finding"
+
+
 def test_the_artifacts_key_is_exported_and_named_by_the_alias_the_stages_use(synthesized):
     """Its key id is made at deploy time: stages name it by its alias, which the stack creates and outputs."""
     template = Template.from_stack(synthesized["artifacts"]).to_json()
