@@ -66,3 +66,17 @@ def test_the_check_sees_the_imports_it_forbids(tmp_path):
         "tests.conftest",
         "tests.container.test_http",
     ]
+
+
+def test_one_local_aws_api_per_session():
+    """moto's server is started by the session fixture only; tests ask for ``moto_url`` (emptied for each test)."""
+    starting = [
+        path.relative_to(TESTS).as_posix()
+        for path in sorted(TESTS.rglob("*.py"))
+        if SUPPORT not in path.parents
+        and any(
+            isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "moto_server"
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        )
+    ]
+    assert starting == ["conftest.py"]
