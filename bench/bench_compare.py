@@ -123,7 +123,7 @@ def ours(allocation: str, shrink: float = kernel_shap.SHRINK):
 
 
 def previous_coalitions(m: int, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
-    """The coalitions this project drew before: sizes and subsets drawn with replacement, repeats scored."""
+    """A simpler sampler kept for comparison: sizes and subsets drawn with replacement, repeats scored."""
     sizes = np.arange(1, m)
     size_weight = 1 / (sizes * (m - sizes))
     chosen = rng.choice(sizes, size=(n + 1) // 2, p=size_weight / size_weight.sum())
@@ -135,7 +135,7 @@ def previous_coalitions(m: int, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
 
 
 def previous_sampler(game: Game, budget: int, seed: int, cls: int) -> np.ndarray:
-    """The estimator this project had before (exact when the budget covers every coalition, as it was)."""
+    """The simpler sampler's estimate (exact when the budget covers every coalition)."""
     m, rng = game.m, np.random.default_rng([seed, 7])
     n = kernel_shap.sample_count(m, budget)
     ends = game(np.array([np.ones(m), np.zeros(m)], dtype=bool))

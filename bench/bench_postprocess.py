@@ -10,8 +10,9 @@ joins by row_id.
 Usage: python -m bench postprocess [--sizes 1000,10000,100000] [--storage s3|files]
        python -m bench postprocess --agnews ../shared/data/agnews [--records 240] [--num-samples 200]
          (trains fastText on AG News, explains a sample locally, and reports per class the share of stop words and
-         punctuation among the top 10 tokens: ranked by summed attribution over all records, as before, and by
-         the mean per occurrence over the records predicted as the class, as now)
+         punctuation among the top 10 tokens: ranked by summed attribution over all records ("before", the simpler
+         summary kept for comparison), and by the mean per occurrence over the records predicted as the class
+         ("after", what classes.json holds))
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ def _uninformative(token: str, stop_words: frozenset[str]) -> bool:
 
 
 def summed_ranking(records: list[dict], labels: list[str], n: int = 10) -> dict[str, list[str]]:
-    """The previous class summary: per class, tokens by attribution summed over all records."""
+    """The simpler class summary kept for comparison: per class, tokens by attribution summed over all records."""
     totals: dict[str, np.ndarray] = {}
     for record in records:
         for unit in record["units"]:
