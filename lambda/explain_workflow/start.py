@@ -21,7 +21,6 @@ from pydantic import BaseModel, ConfigDict
 from explain_workflow.contract import (
     EVENT_SOURCE,
     INCOMING_PREFIX,
-    READABLE_PREFIXES,
     DetailType,
     RunStatus,
     StarterSettings,
@@ -34,10 +33,6 @@ from explain_workflow.identity import run_identity
 from explain_workflow.request import RunRequest
 from explain_workflow.runs import RunLayout, execution_name_for, read_manifest
 from explain_workflow.storage import ObjectInfo, Storage, StorageError
-
-# infra/constructs (triggers.py, workflow.py) still import these names from here; the contract is their home
-INCOMING = INCOMING_PREFIX
-__all__ = ["INCOMING", "READABLE_PREFIXES", "Caller", "StartResult", "failure_event", "start_run"]
 
 
 @dataclass(frozen=True)
