@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from explain_workflow.clarify_format import ANALYSIS_FILE, SHAP_DIR, LocalExplanation, Unit, local_line
+from explain_workflow.contract import WorkflowSettings
 from explain_workflow.postprocess import postprocess_run
 from explain_workflow.predictions import prediction_lines
 from explain_workflow.runs import RunLayout
-from explain_workflow.settings import WorkflowSettings
 from explain_workflow.storage import FileStorage, S3Storage
 from textexplain import synthetic
 

@@ -27,9 +27,6 @@ ROOT = Path(__file__).resolve().parent.parent
 STAGES_DIR = ROOT / "config" / "stages"
 
 
-ClarifySettings = ClarifyOptions  # the old name, until every construct takes the contract's
-
-
 class ConfigError(ValueError):
     """A stage file is missing or invalid; the message names the file and the field."""
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from explain_workflow import clarify_format
-from explain_workflow.contract import ClarifyOptions, Limits, RunStatus, WorkflowSettings
+from explain_workflow.contract import ClarifyOptions, Limits, RunRequest, RunStatus, WorkflowSettings
 from explain_workflow.dataset import read_frozen
 from explain_workflow.postprocess import postprocess_run
 from explain_workflow.predictions import prediction_lines
@@ -209,9 +209,8 @@ def run(config: LocalRun, url: str | LocalModel, progress: Callable[[Iterator, i
     shutil.copyfile(config.data, target)  # the user's own file is only read
     etag = storage.head(INPUT_BUCKET, key).etag
     settings = config.settings(url)
-    prepared = prepare_run(
-        storage, {"bucket": INPUT_BUCKET, "key": key, "etag": etag, "overrides": config.overrides}, settings
-    )
+    request = RunRequest.from_event({"bucket": INPUT_BUCKET, "key": key, "etag": etag, "overrides": config.overrides})
+    prepared = prepare_run(storage, request, settings).model_dump(mode="json")
     layout = RunLayout(RESULTS_BUCKET, prepared["run_id"])
     if prepared["status"] == ALREADY_DONE:  # only a SUCCEEDED run; a FAILED one is prepared again
         return {"status": ALREADY_DONE, "run_dir": config.out / RESULTS_BUCKET / layout.prefix, **prepared}

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
 
 from explain_workflow.errors import InputValidationError
 from explain_workflow.languages import clarify_language
@@ -184,12 +184,7 @@ class WorkflowSettings(Strict):
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WorkflowSettings:
         """The settings CDK serialized into ``WORKFLOW_SETTINGS``; ``SettingsError`` naming what is wrong."""
-        env = os.environ if env is None else env
-        if SETTINGS_ENV not in env:  # the stacks set one variable per setting before WORKFLOW_SETTINGS
-            from explain_workflow.settings import legacy_settings
-
-            return legacy_settings(env)
-        return settings_from_env(cls, env, SETTINGS_ENV)
+        return settings_from_env(cls, os.environ if env is None else env, SETTINGS_ENV)
 
     def identity_of_model(self) -> dict:
         """The model part of a run's identity: model_identity, or what the names alone say when it is not set."""
@@ -203,24 +198,19 @@ class StarterSettings(Strict):
     """What the starter needs beyond the workflow's settings: who may ask, and where to start and answer."""
 
     own_account: str = Field(pattern=r"^\d{12}$")
-    allowed_accounts: frozenset[str] = frozenset()
+    allowed_accounts: frozenset[str] = frozenset()  # serialized sorted, so a template is the same at every synth
     # when set, the bus policy (aws:PrincipalOrgID) already admitted the sender: any account the bus delivered is ok
     allowed_org_id: str = ""
     state_machine_arn: str
     event_bus_name: str
 
+    @field_serializer("allowed_accounts")
+    def _sorted(self, accounts: frozenset[str]) -> list[str]:
+        return sorted(accounts)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StarterSettings:
-        env = os.environ if env is None else env
-        if STARTER_SETTINGS_ENV not in env:  # the variables the stacks set before STARTER_SETTINGS
-            return cls(
-                own_account=env.get("OWN_ACCOUNT", ""),
-                allowed_accounts=frozenset(json.loads(env.get("ALLOWED_ACCOUNTS", "[]"))),
-                allowed_org_id=env.get("ALLOWED_ORG_ID", "").strip(),
-                state_machine_arn=env.get("STATE_MACHINE_ARN", ""),
-                event_bus_name=env.get("EVENT_BUS_NAME", ""),
-            )
-        return settings_from_env(cls, env, STARTER_SETTINGS_ENV)
+        return settings_from_env(cls, os.environ if env is None else env, STARTER_SETTINGS_ENV)
 
 
 class SettingsError(ValueError):

@@ -35,11 +35,9 @@ def layout_for(request: RunRequest, settings: WorkflowSettings) -> RunLayout:
     return RunLayout(settings.results_bucket, run_id)
 
 
-def result(
-    layout: RunLayout, settings: WorkflowSettings, identity: RunIdentity, status: RunStatus, rows: int, attempt: int
-) -> dict:
-    """What the state machine's Clarify and transform steps need (a PrepareResult, see docs/workflow.md)."""
-    answer = PrepareResult(
+def result(layout: RunLayout, identity: RunIdentity, status: RunStatus, rows: int, attempt: int) -> PrepareResult:
+    """What the state machine's Clarify and transform steps need (see docs/workflow.md)."""
+    return PrepareResult(
         run_id=layout.run_id,
         status=status,
         attempt=attempt,
@@ -57,8 +55,7 @@ def result(
         ),
         rows=rows,
         options=identity.options,
-    ).model_dump(mode="json")
-    return answer
+    )
 
 
 def _previous_attempt(manifest: dict) -> int:
@@ -66,12 +63,11 @@ def _previous_attempt(manifest: dict) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else 1
 
 
-def prepare_run(storage: Storage, event: dict, settings: WorkflowSettings) -> dict:
+def prepare_run(storage: Storage, request: RunRequest, settings: WorkflowSettings) -> PrepareResult:
     """Validate the request and its CSV, write ``input/``, ``predict/input/`` and ``config/``; see module doc.
 
     Raises ``InputValidationError`` after writing a FAILED manifest when the input is unusable.
     """
-    request = RunRequest.from_event(event)
     try:
         identity = run_identity(request, settings)
     except InputValidationError as exc:
@@ -85,7 +81,7 @@ def prepare_run(storage: Storage, event: dict, settings: WorkflowSettings) -> di
     if existing is not None:
         if existing.get("status") == RunStatus.SUCCEEDED:
             counts = existing.get("counts", {})
-            return result(layout, settings, identity, ALREADY_DONE, counts.get("rows", 0), _previous_attempt(existing))
+            return result(layout, identity, ALREADY_DONE, counts.get("rows", 0), _previous_attempt(existing))
         # FAILED (or unreadable): a new attempt, never reusing the failed attempt's job names
         attempt = max(attempt, _previous_attempt(existing) + 1)
     _clear(storage, layout)
@@ -128,7 +124,7 @@ def prepare_run(storage: Storage, event: dict, settings: WorkflowSettings) -> di
         ).encode(),
         "application/json",
     )
-    return result(layout, settings, identity, READY, summary.rows, attempt)
+    return result(layout, identity, READY, summary.rows, attempt)
 
 
 def _fail(storage, layout, request, exc, attempt, identity: RunIdentity | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from explain_workflow import aws
+from explain_workflow.contract import RunRequest
 from explain_workflow.dataset import InputValidationError
 from explain_workflow.observability import count, entry_point, logger
 from explain_workflow.prepare import ALREADY_DONE, prepare_run
@@ -10,14 +11,14 @@ from explain_workflow.prepare import ALREADY_DONE, prepare_run
 
 @entry_point
 def handler(event: dict, context) -> dict:
-    # the execution's input is the run request; prepare_run validates it once (RunRequest.from_event)
+    # the execution's input is the run request, validated once here
     try:
-        result = prepare_run(aws.storage(), event, aws.settings())
+        result = prepare_run(aws.storage(), RunRequest.from_event(event), aws.settings())
     except InputValidationError as exc:
         logger.warning("input rejected", extra={"reason": exc.reason, "where": exc.where})
         count("InputRejected")
         raise
-    logger.append_keys(run_id=result["run_id"])
-    logger.info("prepared", extra={"status": result["status"], "rows": result["rows"]})
-    count("DuplicateRequest" if result["status"] == ALREADY_DONE else "RunPrepared")
-    return result
+    logger.append_keys(run_id=result.run_id)
+    logger.info("prepared", extra={"status": result.status, "rows": result.rows})
+    count("DuplicateRequest" if result.status == ALREADY_DONE else "RunPrepared")
+    return result.model_dump(mode="json")

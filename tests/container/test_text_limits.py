@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from explain_workflow.contract import Limits
 from explain_workflow.dataset import InputValidationError, freeze
-from explain_workflow.settings import Limits
 from fasttext_server.codec import Bounds, RequestError, decode_request, encode_csv_batch
 from fasttext_server.config import ServerConfig
 
@@ -29,7 +29,7 @@ def test_a_long_column_that_is_not_explained_never_fails_a_valid_file():
         """
         import csv, io
         from explain_workflow.dataset import freeze
-        from explain_workflow.settings import Limits
+        from explain_workflow.contract import Limits
         notes = "n" * 300_000
         data = io.StringIO()
         csv.writer(data).writerows([["id", "notes", "text"], ["1", notes, "a river"], ["2", "short", "a film"]])

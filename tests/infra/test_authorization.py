@@ -13,9 +13,9 @@ import json
 
 import pytest
 
+from explain_workflow.contract import WorkflowSettings
 from explain_workflow.errors import InputValidationError
 from explain_workflow.request import apply_overrides
-from explain_workflow.settings import WorkflowSettings
 from infra.config import load_stage
 from infra.images import clarify_repository_arn
 from infra.multi_account import ArtifactsConfig, ModelArtifactsStack, load_json

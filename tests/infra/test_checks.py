@@ -11,7 +11,7 @@ import pytest
 from aws_cdk.assertions import Annotations, Match
 
 from explain_workflow import analysis_config
-from explain_workflow.settings import WorkflowSettings
+from explain_workflow.contract import WorkflowSettings
 from infra.config import ConfigError, load_stage
 from infra.images import BLAZINGTEXT_REGISTRIES, CLARIFY_REGISTRIES, blazingtext_image_uri, clarify_image_uri
 from tests.support.cfn import STAGES, Resolver, resources

@@ -10,8 +10,8 @@ import boto3
 import pytest
 import requests
 
+from explain_workflow.contract import SETTINGS_ENV, RunRequest, WorkflowSettings
 from explain_workflow.identity import run_identity
-from explain_workflow.request import RunRequest
 from tests.support.data import TEXTS, csv_bytes
 from textexplain import aws_cli
 
@@ -32,7 +32,8 @@ def local_aws(moto_url):
         definition=json.dumps({"StartAt": "Prepare", "States": {"Prepare": {"Type": "Pass", "End": True}}}),
         roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn",
     )["stateMachineArn"]
-    workflow_env = {"RESULTS_BUCKET": "results-bucket", "LABELS": '["a", "b"]', "MODEL_NAME": "Model-1a2b"}
+    settings = WorkflowSettings(results_bucket="results-bucket", labels=["a", "b"], model_name="Model-1a2b")
+    workflow_env = {SETTINGS_ENV: settings.model_dump_json()}  # as the stack outputs it
     outputs = {
         "InputBucket": "in-bucket",
         "ResultsBucket": "results-bucket",

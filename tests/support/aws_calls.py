@@ -43,11 +43,9 @@ _S3_ACTIONS = {
 
 
 def results_bucket() -> str | None:
-    """The function's results bucket, from its settings as the handler reads them (one WORKFLOW_SETTINGS JSON, or
-    the older RESULTS_BUCKET variable)."""
-    if settings := os.environ.get("WORKFLOW_SETTINGS"):
-        return json.loads(settings).get("results_bucket")
-    return os.environ.get("RESULTS_BUCKET")
+    """The function's results bucket, from its settings as the handler reads them (the WORKFLOW_SETTINGS JSON)."""
+    settings = os.environ.get("WORKFLOW_SETTINGS")
+    return json.loads(settings).get("results_bucket") if settings else None
 
 
 def calling_function() -> str | None:

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from explain_workflow.contract import Limits
 from explain_workflow.dataset import InputValidationError, first_invalid_utf8_byte, freeze, read_frozen
-from explain_workflow.settings import Limits
 from tests.support.data import csv_rows
 
 LIMITS = Limits(max_rows=100, max_text_chars=200, max_object_bytes=10_000)

@@ -19,6 +19,7 @@ from explain_workflow.clarify_format import (
     local_line,
     parse_local_line,
 )
+from explain_workflow.contract import RunRequest
 from explain_workflow.postprocess import TokenStats, min_support, postprocess_run, record_line, record_of
 from explain_workflow.prepare import prepare_run
 from explain_workflow.runs import RunLayout, read_manifest
@@ -357,8 +358,8 @@ def test_class_summary_is_not_led_by_frequent_words(storage, settings):
         explanations.append(LocalExplanation(tuple(units), i + 1))
         probs.append([0.8 if j == k else 0.1 for j in range(3)])
     storage.put("input", "incoming/cues.csv", csv_bytes(texts), "text/csv")
-    prepared = prepare_run(storage, {"bucket": "input", "key": "incoming/cues.csv"}, settings)
-    layout = RunLayout("results", prepared["run_id"])
+    prepared = prepare_run(storage, RunRequest(bucket="input", key="incoming/cues.csv"), settings)
+    layout = RunLayout("results", prepared.run_id)
     run = known_run(texts, LABELS)
     run.explanations[:] = explanations
     write_clarify_output(storage, layout, run, predictions=False)

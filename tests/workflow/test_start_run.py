@@ -12,6 +12,7 @@ from explain_workflow.contract import (
     SETTINGS_ENV,
     STARTER_SETTINGS_ENV,
     Limits,
+    RunRequest,
     StarterSettings,
     WorkflowSettings,
 )
@@ -36,7 +37,7 @@ SETTINGS = WorkflowSettings(
 def prepared_run_id(env, execution_arn: str) -> str:
     """The run id prepare itself computes from the execution's input: the run the execution will be."""
     request = json.loads(env["sfn"].describe_execution(executionArn=execution_arn)["input"])
-    return prepare_run(aws.storage(), request, aws.settings())["run_id"]
+    return prepare_run(aws.storage(), RunRequest.from_event(request), aws.settings()).run_id
 
 
 @pytest.fixture
