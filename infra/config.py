@@ -68,7 +68,7 @@ class HostingSettings(Strict):
     """How Clarify reaches the model (docs/hosting.md).
 
     mode "byoc": our container serves the model; "pipeline": AWS's built-in BlazingText container between our
-    pre- and post-adapters (Option A). endpoint_name: Clarify uses this existing endpoint instead of a temporary
+    pre- and post-adapters. endpoint_name: Clarify uses this existing endpoint instead of a temporary
     one. online_explainer: also deploy an endpoint that explains each request (SageMaker Clarify online).
     """
 
