@@ -103,7 +103,7 @@ class ModelHosting(Construct):
                     image=image, model_data_url=model_data_url, environment=ours
                 )
             }
-        else:  # Option A: our adapters around AWS's built-in BlazingText container, in series
+        else:  # the "pipeline" mode: our adapters around AWS's built-in BlazingText container, in series
             containers = {
                 "containers": [
                     sagemaker.CfnModel.ContainerDefinitionProperty(

@@ -98,7 +98,7 @@ def test_model_is_network_isolated_with_the_stage_labels(stage):
     if config.hosting.mode == "byoc":
         ours = [props["PrimaryContainer"]]
         assert ours[0]["ModelDataUrl"] == config.model.artifact_s3_uri
-    else:  # Option A: pre-adapter, AWS's BlazingText with the artifact, post-adapter, in series
+    else:  # the "pipeline" mode: pre-adapter, AWS's BlazingText with the artifact, post-adapter, in series
         pre, builtin, post = props["Containers"]
         assert props["InferenceExecutionConfig"] == {"Mode": "Serial"}
         assert builtin == {"Image": blazingtext_image_uri(config.region), "ModelDataUrl": config.model.artifact_s3_uri}
