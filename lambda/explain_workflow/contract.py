@@ -59,6 +59,27 @@ CLARIFY_JOB_PREFIX = "cx"  # processing job cx-<run_id>-<attempt>
 TRANSFORM_JOB_PREFIX = "cp"  # transform job cp-<run_id>-<attempt>
 CLARIFY_ENDPOINT_PREFIX = "sm-clarify-"  # Clarify's temporary endpoints (and their configs) are named so
 
+# Every AWS call each function's own code makes, as (IAM action, resource): the authorization inventory. Resources
+# are "<bucket>:<key pattern>" (input: the request's bucket, results: the stage's results bucket), "state-machine",
+# "execution:<name pattern>", "bus". The test suite records every call the real handlers make and fails on one
+# missing here; the authorization tests evaluate each against the synthesized policies.
+_READ_INPUT = [(a, f"input:{p}*") for a in ("s3:GetObject", "s3:GetObjectVersion") for p in READABLE_PREFIXES]
+_RUNS = [(a, f"results:{RUNS_PREFIX}*") for a in ("s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload")]
+FUNCTION_CALLS: dict[str, list[tuple[str, str]]] = {
+    "prepare": [*_READ_INPUT, ("s3:ListBucket", "results:"), *_RUNS, ("s3:DeleteObject", f"results:{RUNS_PREFIX}*")],
+    "postprocess": [("s3:ListBucket", "results:"), *_RUNS],
+    "record_failure": [*_READ_INPUT, ("s3:ListBucket", "results:"), *_RUNS],
+    "starter": [
+        *_READ_INPUT,
+        ("s3:ListBucket", "input:"),
+        ("s3:ListBucket", "results:"),
+        ("s3:GetObject", f"results:{RUNS_PREFIX}*/manifest.json"),
+        ("states:DescribeExecution", "execution:*"),
+        ("states:StartExecution", "state-machine"),
+        ("events:PutEvents", "bus"),
+    ],
+}
+
 SETTINGS_ENV = "WORKFLOW_SETTINGS"  # a function's WorkflowSettings, as JSON
 STARTER_SETTINGS_ENV = "STARTER_SETTINGS"  # the starter's StarterSettings, as JSON
 

@@ -2,10 +2,9 @@
 """Every AWS call each principal of a stage makes at run time: the inventory the authorization tests evaluate.
 
 Two kinds:
-- ``HANDLER_CALLS``: what the Lambda handlers call themselves. tests/support/aws_calls.py records every botocore call
-  the real handlers make during the whole test suite and fails a test whose handler makes a call not listed here, so
-  this list cannot fall behind the code. Resources are written ``<bucket role>:<key pattern>`` (``input``: the
-  request's bucket, ``results``: RESULTS_BUCKET), ``state-machine``, ``execution:<name pattern>``, ``bus``.
+- ``HANDLER_CALLS``: what the Lambda handlers call themselves (``contract.FUNCTION_CALLS``). tests/support/aws_calls.py
+  records every botocore call the real handlers make during the whole test suite and fails a test whose handler
+  makes a call not listed there, so the list cannot fall behind the code.
 - ``SERVICE_CALLS``: what AWS services do on a principal's behalf (or as themselves), each with the documentation that
   says so. These cannot be recorded offline, so they are declared.
 """
@@ -15,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from explain_workflow.contract import FUNCTION_CALLS
 from infra.images import clarify_repository_arn
 from tests.support.authz import StackPolicies
 
@@ -24,23 +24,8 @@ FUNCTION_ROLES = {
     "record_failure": "WorkflowRecordFailureFnRole",
     "starter": "TriggerStarterFnRole",
 }
-READ_INPUT = [(a, f"input:{p}*") for a in ("s3:GetObject", "s3:GetObjectVersion") for p in ("incoming/", "uploads/")]
-RUNS = [(a, "results:runs/*") for a in ("s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload")]
-
-HANDLER_CALLS: dict[str, list[tuple[str, str]]] = {
-    "prepare": [*READ_INPUT, ("s3:ListBucket", "results:"), *RUNS, ("s3:DeleteObject", "results:runs/*")],
-    "postprocess": [("s3:ListBucket", "results:"), *RUNS],
-    "record_failure": [*READ_INPUT, ("s3:ListBucket", "results:"), *RUNS],
-    "starter": [
-        *READ_INPUT,
-        ("s3:ListBucket", "input:"),
-        ("s3:ListBucket", "results:"),
-        ("s3:GetObject", "results:runs/*/manifest.json"),
-        ("states:DescribeExecution", "execution:*"),
-        ("states:StartExecution", "state-machine"),
-        ("events:PutEvents", "bus"),
-    ],
-}
+# what the handlers call themselves is part of the contract, beside the names it is made of
+HANDLER_CALLS = FUNCTION_CALLS
 
 
 @dataclass(frozen=True)
