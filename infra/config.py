@@ -15,12 +15,12 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from explain_workflow.contract import (
     ClarifyOptions,
+    Labels,
     Limits,
     PredictSettings,
     ProcessingSettings,
     Strict,
     WorkflowSettings,
-    unique_labels,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +32,7 @@ class ConfigError(ValueError):
 
 
 class ModelSettings(Strict):
-    labels: list[str] = Field(min_length=2)
+    labels: Labels = Field(min_length=2)
     # exactly one of: an s3:// URI of a model.tar.gz, or a local file uploaded as an asset
     artifact_s3_uri: str | None = None
     artifact_path: str | None = None
@@ -47,11 +47,6 @@ class ModelSettings(Strict):
     image_tag: str | None = None
     endpoint_instance_type: str = "ml.m5.xlarge"
     endpoint_instance_count: int = Field(1, ge=1)
-
-    @field_validator("labels")
-    @classmethod
-    def _labels_unique_and_plain(cls, labels: list[str]) -> list[str]:
-        return unique_labels(labels)
 
     @model_validator(mode="after")
     def _one_artifact(self) -> ModelSettings:

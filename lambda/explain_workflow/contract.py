@@ -12,9 +12,18 @@ import json
 import os
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from explain_workflow.errors import InputValidationError
 from explain_workflow.languages import clarify_language
@@ -168,11 +177,15 @@ def unique_labels(labels: list[str]) -> list[str]:
     return labels
 
 
+# a model's class labels wherever they are configured
+Labels = Annotated[list[str], AfterValidator(unique_labels)]
+
+
 class WorkflowSettings(Strict):
     """What prepare, postprocess, record_failure and the starter know of their stage."""
 
     results_bucket: str = Field(min_length=3)
-    labels: list[str] = Field(min_length=1)
+    labels: Labels = Field(min_length=1)
     model_name: str = ""
     endpoint_name: str = ""  # an existing endpoint instead of a temporary one
     endpoint_instance_type: str = "ml.m5.xlarge"
@@ -182,11 +195,6 @@ class WorkflowSettings(Strict):
     processing: ProcessingSettings = ProcessingSettings()
     # what identifies the model that makes the predictions (image, artifact, labels): part of every run id
     model_identity: dict[str, Any] = {}
-
-    @field_validator("labels")
-    @classmethod
-    def _plain_labels(cls, labels: list[str]) -> list[str]:
-        return unique_labels(labels)
 
     @model_validator(mode="after")
     def _consistent(self) -> WorkflowSettings:
