@@ -170,7 +170,9 @@ def _check_object(storage: Storage, request: RunRequest, max_bytes: int):
     if info.size == 0:
         raise InputValidationError("the file is empty (0 bytes)", byte=0)
     if info.size > max_bytes:
-        raise InputValidationError(f"the file has {info.size} bytes, over the limit of {max_bytes} (MAX_OBJECT_BYTES)")
+        raise InputValidationError(
+            f"the file has {info.size} bytes, over the limit of {max_bytes} (limits.max_object_bytes)"
+        )
     return info
 
 

@@ -37,7 +37,8 @@ def apply_overrides(
         n = values["num_samples"]
         if not _whole(n) or not 1 <= n <= limits.max_num_samples:
             raise InputValidationError(
-                f"num_samples must be a whole number from 1 to {limits.max_num_samples} (MAX_NUM_SAMPLES), got {n!r}"
+                f"num_samples must be a whole number from 1 to {limits.max_num_samples} (limits.max_num_samples), "
+                f"got {n!r}"
             )
     if "seed" in values and values["seed"] is not None and not _whole(values["seed"]):
         raise InputValidationError(f"seed must be a whole number, got {values['seed']!r}")

@@ -200,7 +200,7 @@ def test_allowed_account_request_with_overrides_is_its_own_run(local_aws):
         ),
         (
             requested(FRIEND, {"bucket": "input", "key": "incoming/b.csv", "overrides": {"num_samples": 10**6}}),
-            "num_samples must be a whole number from 1 to 2000 (MAX_NUM_SAMPLES)",
+            "num_samples must be a whole number from 1 to 2000 (limits.max_num_samples)",
         ),
         ({"source": "x", "detail-type": "Something Else", "detail": {}}, "unexpected event"),
     ],
