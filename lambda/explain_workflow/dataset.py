@@ -21,7 +21,7 @@ from explain_workflow.errors import InputValidationError
 
 FROZEN_HEADERS = ["row_id", "text"]
 # csv's own field limit (131,072 characters by default) must never decide: a column that is not explained may be
-# as long as the file, and the explained one is held to MAX_TEXT_CHARS, the limit the model container applies too.
+# as long as the file, and the explained one is held to limits.max_text_chars (the container's MAX_TEXT_CHARS).
 csv.field_size_limit(2**31 - 1)
 _CHUNK = 1 << 16
 
@@ -97,7 +97,7 @@ def iter_texts(stream: BinaryIO, text_column: str | int, limits: Limits) -> Iter
             row_id += 1
             if row_id > limits.max_rows:
                 raise InputValidationError(
-                    f"more than {limits.max_rows} data rows (the configured limit MAX_ROWS); split the file",
+                    f"more than {limits.max_rows} data rows (the limit limits.max_rows); split the file",
                     row=row_id,
                     line=reader.line_num,
                 )
@@ -110,7 +110,8 @@ def iter_texts(stream: BinaryIO, text_column: str | int, limits: Limits) -> Iter
                 raise InputValidationError("the text is empty", row=row_id, line=reader.line_num)
             if len(value) > limits.max_text_chars:
                 raise InputValidationError(
-                    f"the text has {len(value)} characters, over the limit of {limits.max_text_chars} (MAX_TEXT_CHARS)",
+                    f"the text has {len(value)} characters, over the limit of {limits.max_text_chars} "
+                    "(limits.max_text_chars)",
                     row=row_id,
                     line=reader.line_num,
                 )

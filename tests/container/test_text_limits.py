@@ -57,7 +57,7 @@ def test_the_limit_prepare_admits_is_the_limit_the_container_admits():
     assert len(masked) > limit
     assert decode_request(encode_csv_batch([masked]), "text/csv", bounds) == [masked]
     over = admitted + "x"
-    with pytest.raises(InputValidationError, match="MAX_TEXT_CHARS"):
+    with pytest.raises(InputValidationError, match=r"\(limits\.max_text_chars\)"):
         freeze(io.BytesIO(b"text\n" + encode_csv_batch([over])), io.BytesIO(), "text", Limits())
     for kind, body in [("text/csv", encode_csv_batch([over])), ("application/jsonlines", f'"{over}"\n'.encode())]:
         with pytest.raises(RequestError) as info:
