@@ -48,11 +48,6 @@ def csv_key_patterns(prefix: str) -> list[dict]:
     return [{"wildcard": f"{prefix}*.{suffix}"} for suffix in cases]
 
 
-def starter_settings_json(settings: StarterSettings) -> dict:
-    """The starter's settings as JSON values, accounts sorted (a set's order would differ between synths)."""
-    return {**settings.model_dump(mode="json"), "allowed_accounts": sorted(settings.allowed_accounts)}
-
-
 def results_pattern(stack: Stack) -> events.EventPattern:
     """Run outcomes as only this stage's state machine and starter publish them: our source, from our own account.
 
@@ -103,16 +98,14 @@ class RunTriggers(Construct):
             environment={
                 **workflow_env,
                 STARTER_SETTINGS_ENV: stack.to_json_string(
-                    starter_settings_json(
-                        StarterSettings(
-                            own_account=stack.account,
-                            allowed_accounts=frozenset(settings.allowed_accounts),
-                            # set: the bus policy (aws:PrincipalOrgID) admitted the sender, so any account is accepted
-                            allowed_org_id=settings.allowed_org_id or "",
-                            state_machine_arn=state_machine.state_machine_arn,
-                            event_bus_name=bus.event_bus_name,
-                        )
-                    )
+                    StarterSettings(
+                        own_account=stack.account,
+                        allowed_accounts=frozenset(settings.allowed_accounts),
+                        # set: the bus policy (aws:PrincipalOrgID) admitted the sender, so any account is accepted
+                        allowed_org_id=settings.allowed_org_id or "",
+                        state_machine_arn=state_machine.state_machine_arn,
+                        event_bus_name=bus.event_bus_name,
+                    ).model_dump(mode="json")
                 ),
             },
             defaults=functions,
