@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from explain_workflow.contract import stack_names
 from tests.support.cfn import STAGES
 
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
@@ -30,20 +31,16 @@ def synthesized(tmp_path_factory) -> Synthesized:
     outdir = tmp_path_factory.mktemp("cdk.out")
     app = build_app(STAGES, outdir=str(outdir))
     assembly = app.synth()
-    stacks = {
-        s.stack_name.split("-")[1]: s
-        for s in app.node.children
-        if hasattr(s, "stack_name") and not s.stack_name.endswith("-images")
-    }
-    templates = {
-        stage: json.loads((outdir / assembly.get_stack_by_name(f"TextExplanations-{stage}").template_file).read_text())
-        for stage in STAGES
-    }
-    image_templates = {
-        stage: json.loads(
-            (outdir / assembly.get_stack_by_name(f"TextExplanations-{stage}-images").template_file).read_text()
-        )
-        for stage in STAGES
-    }
-    image_stacks = {s.stack_name.split("-")[1]: s for s in app.node.children if s.node.id.endswith("-images")}
-    return Synthesized(stacks, templates, outdir, image_templates, image_stacks)
+    names = {stage: stack_names(stage) for stage in STAGES}  # (image repository stack, stage stack)
+    by_name = {s.stack_name: s for s in app.node.children if hasattr(s, "stack_name")}
+
+    def template(name: str) -> dict:
+        return json.loads((outdir / assembly.get_stack_by_name(name).template_file).read_text())
+
+    return Synthesized(
+        stacks={stage: by_name[stage_stack] for stage, (_, stage_stack) in names.items()},
+        templates={stage: template(stage_stack) for stage, (_, stage_stack) in names.items()},
+        outdir=outdir,
+        image_templates={stage: template(images) for stage, (images, _) in names.items()},
+        image_stacks={stage: by_name[images] for stage, (images, _) in names.items()},
+    )
