@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from explain_workflow import aws
-from explain_workflow.clarify_format import ClarifyOutputError
 from explain_workflow.contract import PrepareResult
+from explain_workflow.errors import ClarifyOutputError
 from explain_workflow.observability import count, entry_point, logger
 from explain_workflow.postprocess import postprocess_run
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from explain_workflow import aws
 from explain_workflow.contract import RunRequest
-from explain_workflow.dataset import InputValidationError
+from explain_workflow.errors import InputValidationError
 from explain_workflow.observability import count, entry_point, logger
 from explain_workflow.prepare import ALREADY_DONE, prepare_run
 
