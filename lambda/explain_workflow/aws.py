@@ -12,7 +12,7 @@ from explain_workflow.executions import StepFunctionsExecutions
 from explain_workflow.start import Caller
 from explain_workflow.storage import CLIENT_CONFIG, S3Storage
 
-__all__ = ["CLIENT_CONFIG", "caller", "events", "executions", "settings", "starter", "storage"]
+__all__ = ["caller", "events", "executions", "settings", "starter", "storage"]
 
 
 @functools.cache
