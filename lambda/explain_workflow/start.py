@@ -22,6 +22,7 @@ from explain_workflow.contract import (
     EVENT_SOURCE,
     INCOMING_PREFIX,
     DetailType,
+    RunRequest,
     RunStatus,
     StarterSettings,
     StartStatus,
@@ -30,7 +31,6 @@ from explain_workflow.contract import (
 from explain_workflow.errors import InputValidationError
 from explain_workflow.executions import ExecutionExists, Executions, ExecutionStatus
 from explain_workflow.identity import run_identity
-from explain_workflow.request import RunRequest
 from explain_workflow.runs import RunLayout, execution_name_for, read_manifest
 from explain_workflow.storage import ObjectInfo, Storage, StorageError
 
@@ -49,7 +49,7 @@ class Caller:
         return cls(settings.own_account, frozenset(settings.allowed_accounts), settings.allowed_org_id)
 
 
-def request_from_event(event: dict, caller: Caller) -> dict:
+def request_from_event(event: dict, caller: Caller) -> RunRequest:
     """The workflow request an EventBridge event stands for; ``InputValidationError`` says why not."""
     if not isinstance(event, dict) or not isinstance(event.get("detail"), dict):
         raise InputValidationError("not an EventBridge event with a detail object")
@@ -73,7 +73,7 @@ def request_from_event(event: dict, caller: Caller) -> dict:
         request = {k: detail.get(k) for k in ("bucket", "key", "version_id", "etag", "overrides") if k in detail}
     else:
         raise InputValidationError(f"unexpected event {event.get('source')!r} / {kind!r}")
-    return RunRequest.from_event(request).as_event()
+    return RunRequest.from_event(request)
 
 
 ENDED_BADLY = (ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT, ExecutionStatus.ABORTED)
@@ -100,10 +100,10 @@ def start_run(
     try:
         request = request_from_event(event, caller)
         request, found = _readable(storage, request, from_s3=event.get("source") == "aws.s3")
-        if not request["version_id"] and not request["etag"]:
+        if not request.version:
             # "explain this key" means its current content: pin it, so a later upload to the key is a new run
-            request = {**request, "version_id": found.version_id or None, "etag": found.etag or None}
-        run_id = run_identity(RunRequest.from_event(request), settings).run_id
+            request = request.model_copy(update={"version_id": found.version_id, "etag": found.etag})
+        run_id = run_identity(request, settings).run_id
     except InputValidationError as exc:
         return StartResult(status=StartStatus.REJECTED, run_id=None, reason=exc.reason)
     attempt, why = _next_attempt(executions, run_id, storage, settings)
@@ -111,7 +111,9 @@ def start_run(
         return StartResult(status=StartStatus.DUPLICATE, run_id=run_id, reason=why)
     try:
         # Step Functions itself refuses a second execution of this name
-        arn = executions.start(execution_name_for(run_id, attempt), {**request, "attempt": attempt})
+        arn = executions.start(
+            execution_name_for(run_id, attempt), request.model_copy(update={"attempt": attempt}).as_event()
+        )
     except ExecutionExists:
         reason = "an execution for this attempt exists already"
         return StartResult(status=StartStatus.DUPLICATE, run_id=run_id, reason=reason)
@@ -143,22 +145,22 @@ def _next_attempt(
     return None, f"attempt {latest} of this run is {str(status).lower()}"
 
 
-def _readable(storage: Storage, request: dict, from_s3: bool) -> tuple[dict, ObjectInfo]:
+def _readable(storage: Storage, request: RunRequest, from_s3: bool) -> tuple[RunRequest, ObjectInfo]:
     """The request (its key as stored) and its object's metadata; ``InputValidationError`` when unreadable.
 
     S3's own notifications URL-encode keys (a space arrives as "+"); whether its EventBridge events do is not
     something we can check offline, so an S3 event's key that does not exist is tried once more, decoded.
     """
-    keys = [request["key"]]
-    if from_s3 and unquote_plus(request["key"]) != request["key"]:
-        keys.append(unquote_plus(request["key"]))
+    keys = [request.key]
+    if from_s3 and unquote_plus(request.key) != request.key:
+        keys.append(unquote_plus(request.key))
     for key in keys:
         try:
-            found = storage.head(request["bucket"], key, request["version_id"] or None)
+            found = storage.head(request.bucket, key, request.version_id or None)
         except StorageError as exc:
             error = exc
             continue
-        return {**request, "key": key}, found
+        return request.model_copy(update={"key": key}), found
     raise InputValidationError(f"the object to explain cannot be read: {error}")
 
 
