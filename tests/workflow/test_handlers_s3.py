@@ -163,8 +163,13 @@ def test_record_failure_writes_once_and_never_overwrites(s3):
     again = record_failure({"request": request, "error": {"Error": "Other"}}, Context())
     assert again["reason"] == first["reason"]
     bad = record_failure({"request": {"nothing": 1}, "error": {"Error": "X"}}, Context())
-    assert bad["run_id"] is None
-    assert "bad request" in bad["reason"]
+    assert bad == {
+        "run_id": None,
+        "attempt": None,
+        "status": "FAILED",
+        "reason": "X; bad request: the request lacks ['bucket', 'key']; got keys ['nothing']",
+        "manifest_s3_uri": None,
+    }
 
 
 @pytest.mark.parametrize(
@@ -317,3 +322,15 @@ def test_every_handler_counts_in_the_one_namespace_whatever_the_environment_says
         ("TextExplanations", "RunFailed"),
         ("TextExplanations", "DuplicateRequest"),
     ]
+
+
+def test_unusable_settings_fail_the_first_invocation_naming_the_variable_and_the_field(s3, monkeypatch):
+    from record_failure.handler import handler as record_failure
+
+    from explain_workflow.contract import SettingsError
+
+    monkeypatch.setenv(SETTINGS_ENV, json.dumps({"results_bucket": "results", "labels": []}))
+    aws.settings.cache_clear()  # a new container
+    with pytest.raises(SettingsError, match=r"WORKFLOW_SETTINGS: .*labels"):
+        record_failure({"request": {"bucket": "input", "key": "incoming/x.csv"}, "error": {}}, Context())
+    assert all_keys(s3, "results") == {}  # nothing written with half a configuration
