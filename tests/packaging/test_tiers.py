@@ -42,7 +42,7 @@ class Item:
 
     def __init__(self, relative: str, fixtures: tuple[str, ...] = (), markers: tuple[str, ...] = ()):
         self.path, self.nodeid = tiers.TESTS / relative, relative + "::test"
-        self.fixturenames, self.markers = list(fixtures), [pytest.Mark(m, (), {}) for m in markers]
+        self.fixturenames, self.markers = list(fixtures), [getattr(pytest.mark, m).mark for m in markers]
 
     def iter_markers(self):
         return iter(self.markers)
