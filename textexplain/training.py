@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import gzip
 import logging
 import random
 import tarfile
@@ -98,11 +99,22 @@ def model_labels(model) -> list[str]:
 
 
 def package(model_file: str | Path, tar_path: str | Path, arcname: str = "model.bin") -> Path:
-    """Package a saved fastText model as SageMaker expects: ``model.tar.gz`` with ``model.bin``."""
+    """Package a saved fastText model as SageMaker expects: ``model.tar.gz`` with ``model.bin``.
+
+    The archive depends on the model's bytes only (no timestamps, owners or modes of this machine): its sha256 is
+    the local model's identity, part of the run id, so the same model must give the same archive.
+    """
     tar_path = Path(tar_path)
     tar_path.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(tar_path, "w:gz") as tar:
-        tar.add(str(model_file), arcname=arcname)
+    info = tarfile.TarInfo(arcname)
+    info.size, info.mode = Path(model_file).stat().st_size, 0o644
+    with (
+        open(tar_path, "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar,
+        open(model_file, "rb") as source,
+    ):
+        tar.addfile(info, source)
     return tar_path
 
 
