@@ -1,7 +1,7 @@
 """Our Kernel SHAP against shap's KernelExplainer and Partition explainer and LIME, at equal model budgets.
 
-On AG News (bench/agnews.py: the folder AGNEWS_DIR names, read in place): a fastText model trained on train.csv with the
-project's training code, scored in-process through the container's ``Classifier``. Each method
+On AG News (bench/shared_sample.py: the folder AGNEWS_DIR names, read in place): a fastText model trained on
+train.csv with the project's training code, scored in-process through the container's ``Classifier``. Each method
 explains the predicted class of the same records through the same value function (units masked
 with ``<UNK>`` exactly as the explainer builds its texts), with the same number of model
 evaluations per record (the budget plus the full and the fully masked text):
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench import agnews
+from bench import shared_sample
 from fasttext_server.model import Classifier
 from textexplain import training
 from textexplain.explainer import kernel_shap
@@ -316,8 +316,8 @@ def main(argv: list[str]) -> None:
     unknown = set(methods) - set(METHODS)
     if unknown:
         raise SystemExit(f"unknown methods {sorted(unknown)}; choose from {list(METHODS)}")
-    if not agnews.FOLDER.is_dir():
-        print(f"(AG News sample not found at {agnews.FOLDER}: skipped)")
+    if not shared_sample.FOLDER.is_dir():
+        print(f"(AG News sample not found at {shared_sample.FOLDER}: skipped)")
         return
     warnings.filterwarnings("ignore")
     try:
@@ -327,14 +327,14 @@ def main(argv: list[str]) -> None:
     except ImportError:
         pass
     print(f"load average before: {os.getloadavg()[0]:.2f}, cpus: {os.cpu_count()}")
-    model = training.train(agnews.rows("train.csv"))
+    model = training.train(shared_sample.rows("train.csv"))
     labels = sorted(training.model_labels(model))
     classifier = Classifier(model, labels)
 
     def score(texts: list[str]) -> np.ndarray:
         return classifier.predict(texts).astype(np.float64)
 
-    short, long_ = pick_records([t for _, t in agnews.rows("explain.csv")], args.short, args.long, args.start)
+    short, long_ = pick_records([t for _, t in shared_sample.rows("explain.csv")], args.short, args.long, args.start)
     seeds = list(range(args.seeds))
     for title, texts, exact in (("short texts (exact Shapley values)", short, True), ("long texts", long_, False)):
         games, references, worst_se = [], [], 0.0

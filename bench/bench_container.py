@@ -2,7 +2,7 @@
 
 Each request is 500 perturbed variants of one ~40-token text (units replaced by ``<UNK>``), as
 Clarify sends them. Printed per corpus (the 14-class generated corpus, and AG News when
-the AG News sample is there, bench/agnews.py):
+the AG News sample is there, bench/shared_sample.py):
 
   (a) in-process ``predict(list, k=-1)`` in one thread on the normalised variants: the limit;
   ours: ``container/serve`` with 2 workers, full probability vectors in LABELS order;
@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench import agnews
+from bench import shared_sample
 from fasttext_server.codec import encode_csv_batch
 from fasttext_server.model import normalize_batch
 from textexplain import synthetic, training
@@ -192,10 +192,10 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--rows", type=int, default=500, help="rows per request")
     args = parser.parse_args(argv)
     corpora = {"generated": [(e.label, e.text) for e in synthetic.generate(2800, seed=1)]}
-    if agnews.FOLDER.is_dir():
-        corpora["agnews"] = agnews.rows("train.csv")
+    if shared_sample.FOLDER.is_dir():
+        corpora["agnews"] = shared_sample.rows("train.csv")
     else:
-        print(f"(AG News sample not found at {agnews.FOLDER}: skipped)")
+        print(f"(AG News sample not found at {shared_sample.FOLDER}: skipped)")
     print(f"load average before: {os.getloadavg()[0]:.2f}, cpus: {os.cpu_count()}")
     header = "{:<10} {:<34} {:>10} {:>8} {:>8} {:>7} {:>7} {:>6}".format(
         "corpus", "server", "rows/s", "p50 ms", "p99 ms", "RSS MiB", "PSS MiB", "errors"

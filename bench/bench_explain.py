@@ -4,7 +4,7 @@
 alone needs (one thread, texts already normalised) to score exactly the perturbed texts the explainer
 scores; the whole explain with the model in-process (the container's ``Classifier``, what
 ``textexplain explain --model`` does); and the whole explain through ``container/serve`` (2 workers)
-in Clarify-sized CSV batches (what ``--endpoint-url`` does). With the AG News sample present (bench/agnews.py),
+in Clarify-sized CSV batches (what ``--endpoint-url`` does). With the AG News sample present (bench/shared_sample.py),
 the same on AG News, plus held-out accuracy and the top tokens per class.
 
 Usage: python -m bench explain [--records 100] [--num-samples 1000] [--repeat 3]
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import agnews
+from bench import shared_sample
 from fasttext_server.model import Classifier, normalize_batch
 from fasttext_server.normalize import normalize
 from textexplain import synthetic, training
@@ -123,10 +123,10 @@ def main(argv: list[str]) -> None:
     corpus = synthetic.generate(2800, seed=1)
     explain_texts = [e.text for e in synthetic.generate(args.records, seed=5, sentences=(4, 5))]
     measure("generated (14 classes)", [(e.label, e.text) for e in corpus], explain_texts, args)
-    if not agnews.FOLDER.is_dir():
-        print(f"(AG News sample not found at {agnews.FOLDER}: skipped)")
+    if not shared_sample.FOLDER.is_dir():
+        print(f"(AG News sample not found at {shared_sample.FOLDER}: skipped)")
         return
-    train_pairs, held_out = agnews.rows("train.csv"), agnews.rows("explain.csv")
+    train_pairs, held_out = shared_sample.rows("train.csv"), shared_sample.rows("explain.csv")
     model = training.train(train_pairs)
     predicted, _ = model.predict([normalize(t) for _, t in held_out], k=1)
     accuracy = np.mean([p[0] == "__label__" + lab for p, (lab, _) in zip(predicted, held_out, strict=True)])

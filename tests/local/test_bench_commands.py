@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bench import agnews
+from bench import shared_sample
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "local.md").read_text(encoding="utf-8")
-AGNEWS = agnews.FOLDER
+AGNEWS = shared_sample.FOLDER
 
 
 def documented(prefix: str) -> list[str]:
@@ -37,7 +37,7 @@ def test_speed_bench_prints_the_ratio_to_the_model_alone():
     assert re.search(r"whole explain through the server: .* ratio [\d.]+x", out), out
 
 
-@pytest.mark.skipif(not AGNEWS.is_dir(), reason=f"no AG News sample at {AGNEWS} (bench/agnews.py)")
+@pytest.mark.skipif(not AGNEWS.is_dir(), reason=f"no AG News sample at {AGNEWS} (bench/shared_sample.py)")
 def test_quick_comparison_prints_every_method_at_every_budget():
     (command,) = documented("python -m bench compare --quick")
     out = run(command)
@@ -48,7 +48,7 @@ def test_quick_comparison_prints_every_method_at_every_budget():
             assert re.search(rf"^{re.escape(method)}\s+{budget}\s+\d+\s", out, re.M), (method, budget, out)
 
 
-@pytest.mark.skipif(not AGNEWS.is_dir(), reason=f"no AG News sample at {AGNEWS} (bench/agnews.py)")
+@pytest.mark.skipif(not AGNEWS.is_dir(), reason=f"no AG News sample at {AGNEWS} (bench/shared_sample.py)")
 def test_full_comparison_command_runs_at_a_small_size():
     assert "`python -m bench compare`" in DOC  # the full one, without options
     small = ("--short", "1", "--long", "1", "--seeds", "2", "--reference-permutations", "50", "--budgets", "100")
