@@ -8,11 +8,10 @@ library and pydantic are imported, so the stacks, the Lambda asset and the CLI c
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -92,8 +91,9 @@ FUNCTION_CALLS: dict[str, list[tuple[str, str]]] = {
 SETTINGS_ENV = "WORKFLOW_SETTINGS"  # a function's WorkflowSettings, as JSON
 STARTER_SETTINGS_ENV = "STARTER_SETTINGS"  # the starter's StarterSettings, as JSON
 
-GRANULARITIES = ("token", "sentence", "paragraph")
-AGG_METHODS = ("mean_abs", "median", "mean_sq")
+Granularity = Literal["token", "sentence", "paragraph"]
+AggMethod = Literal["mean_abs", "median", "mean_sq"]
+GRANULARITIES, AGG_METHODS = get_args(Granularity), get_args(AggMethod)
 NUM_SAMPLES_CEILING = 100_000  # the most samples per record any stage may allow (each is a model call)
 
 
@@ -105,10 +105,6 @@ def project_name(stage: str) -> str:
 def stack_names(stage: str) -> tuple[str, str]:
     """The stage's two stacks, deployed in this order: its image repository, then the stage itself."""
     return f"TextExplanations-{stage}-images", f"TextExplanations-{stage}"
-
-
-def state_machine_arn(partition: str, region: str, account: str, name: str) -> str:
-    return f"arn:{partition}:states:{region}:{account}:stateMachine:{name}"
 
 
 def execution_arn(machine_arn: str, execution_name: str) -> str:
@@ -130,11 +126,11 @@ class ClarifyOptions(Strict):
     """What a run uses unless its request overrides it (Clarify's text_config and shap settings)."""
 
     text_column: str = "text"
-    granularity: Literal["token", "sentence", "paragraph"] = "token"
+    granularity: Granularity = "token"
     language: str = "english"
     baseline: str = Field("<UNK>", min_length=1)
     num_samples: int = Field(1000, ge=1, le=NUM_SAMPLES_CEILING)
-    agg_method: Literal["mean_abs", "median", "mean_sq"] = "mean_abs"
+    agg_method: AggMethod = "mean_abs"
     seed: int | None = None  # Clarify's ``shap.seed``: None lets each job draw its own samples
 
     @field_validator("language")
@@ -378,8 +374,3 @@ def json_path(model: type[BaseModel], *fields: str, root: str = "$") -> str:
         current = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
         path += f".{name}"
     return path
-
-
-def dumps(model: BaseModel) -> str:
-    """A model as the compact JSON a function's environment or a state's input carries."""
-    return json.dumps(model.model_dump(mode="json"), separators=(",", ":"), sort_keys=True)

@@ -19,7 +19,6 @@ from explain_workflow.contract import (
     execution_arn,
     json_path,
     stack_names,
-    state_machine_arn,
 )
 from infra.config import StageConfig, load_stage
 
@@ -53,7 +52,7 @@ def test_settings_travel_as_one_variable_and_come_back_equal():
         defaults=ClarifyOptions(num_samples=200, seed=3, language=" EN "),
         model_identity={"model_name": "m-1", "labels": ["Film", "Album"]},
     )
-    again = WorkflowSettings.from_env({SETTINGS_ENV: contract.dumps(settings)})
+    again = WorkflowSettings.from_env({SETTINGS_ENV: settings.model_dump_json()})
     assert again == settings
     assert again.defaults.language == "en"  # normalised once, as Clarify's schema takes it
 
@@ -84,7 +83,7 @@ def test_state_machine_paths_are_made_of_field_names():
 
 
 def test_execution_arns_are_derived_from_the_state_machine_arn():
-    machine = state_machine_arn("aws", "eu-west-1", "111111111111", "Workflow")
+    machine = "arn:aws:states:eu-west-1:111111111111:stateMachine:Workflow"
     assert execution_arn(machine, "run-a2") == "arn:aws:states:eu-west-1:111111111111:execution:Workflow:run-a2"
     with pytest.raises(ValueError, match="not a state machine ARN"):
         execution_arn("arn:aws:states:eu-west-1:111111111111:activity:x", "run")
