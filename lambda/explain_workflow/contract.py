@@ -2,8 +2,9 @@
 
 Every setting, name and message that crosses a process boundary is defined here once: the stage config is
 composed of these models, CDK serializes them into each function's environment and into the state machine, the
-functions validate them once at cold start, and the local mode builds the same objects. Only the standard
-library and pydantic are imported, so the stacks, the Lambda asset and the CLI can all depend on it.
+functions validate them once at cold start, and the local mode builds the same objects. It imports only the
+standard library, pydantic and two standard-library-only modules of this package (errors, languages), so the
+stacks, the Lambda asset and the CLI can all depend on it.
 """
 
 from __future__ import annotations
