@@ -21,6 +21,7 @@ from explain_workflow.contract import (
     ProcessingSettings,
     Strict,
     WorkflowSettings,
+    samples_within_the_limit,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,11 +115,7 @@ class StageConfig(Strict):
 
     @model_validator(mode="after")
     def _samples_within_the_limit(self) -> StageConfig:
-        if self.clarify.num_samples > self.limits.max_num_samples:
-            raise ValueError(
-                f"clarify.num_samples {self.clarify.num_samples} is over limits.max_num_samples "
-                f"{self.limits.max_num_samples}"
-            )
+        samples_within_the_limit(self.clarify, self.limits, "clarify")
         return self
 
     @model_validator(mode="after")

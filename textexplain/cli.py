@@ -15,7 +15,7 @@ import signal
 import sys
 from pathlib import Path
 
-from explain_workflow.contract import AGG_METHODS, GRANULARITIES, Limits
+from explain_workflow.contract import AGG_METHODS, GRANULARITIES, Limits, RunStatus
 from explain_workflow.dataset import InputValidationError
 
 EXIT_BAD_INPUT = 2
@@ -230,7 +230,7 @@ def cmd_explain(args) -> int:
 
 def _print_result(result: dict) -> None:
     run_dir = Path(result["run_dir"])
-    if result["status"] == "ALREADY_DONE":
+    if result["status"] == RunStatus.ALREADY_DONE:
         print(f"already explained: {run_dir} (same input and options; nothing recomputed)")
     else:
         check = result.get("faithfulness") or {}

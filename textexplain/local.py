@@ -25,7 +25,7 @@ from explain_workflow.contract import ClarifyOptions, Limits, RunRequest, RunSta
 from explain_workflow.dataset import read_frozen
 from explain_workflow.postprocess import postprocess_run
 from explain_workflow.predictions import prediction_lines
-from explain_workflow.prepare import ALREADY_DONE, prepare_run
+from explain_workflow.prepare import prepare_run
 from explain_workflow.runs import RunLayout, write_manifest
 from explain_workflow.storage import FileStorage
 from textexplain.explainer import kernel_shap
@@ -210,12 +210,12 @@ def run(config: LocalRun, url: str | LocalModel, progress: Callable[[Iterator, i
     etag = storage.head(INPUT_BUCKET, key).etag
     settings = config.settings(url)
     request = RunRequest.from_event({"bucket": INPUT_BUCKET, "key": key, "etag": etag, "overrides": config.overrides})
-    prepared = prepare_run(storage, request, settings).model_dump(mode="json")
-    layout = RunLayout(RESULTS_BUCKET, prepared["run_id"])
-    if prepared["status"] == ALREADY_DONE:  # only a SUCCEEDED run; a FAILED one is prepared again
-        return {"status": ALREADY_DONE, "run_dir": config.out / RESULTS_BUCKET / layout.prefix, **prepared}
+    prepared = prepare_run(storage, request, settings)
+    layout = RunLayout(RESULTS_BUCKET, prepared.run_id)
+    if prepared.status == RunStatus.ALREADY_DONE:  # only a SUCCEEDED run; a FAILED one is prepared again
+        return {**prepared.model_dump(mode="json"), "run_dir": config.out / RESULTS_BUCKET / layout.prefix}
     # the options prepare ran with (stage defaults and overrides): the same the Clarify job would get in AWS
-    options = ShapOptions.of(ClarifyOptions.model_validate(prepared["options"]), config.seed)
+    options = ShapOptions.of(prepared.options, config.seed)
     scorer = url.scorer if isinstance(url, LocalModel) else HttpScorer(url)
     journal = Journal(
         config.out / RESULTS_BUCKET / layout.prefix / JOURNAL,
@@ -260,7 +260,7 @@ def run(config: LocalRun, url: str | LocalModel, progress: Callable[[Iterator, i
         journal.close()
     except Exception as exc:
         # never leave a run without a word: the next run of the same request sees FAILED and computes again
-        write_manifest(storage, layout, RunStatus.FAILED, stage="explain", attempt=prepared["attempt"], reason=str(exc))
+        write_manifest(storage, layout, RunStatus.FAILED, stage="explain", attempt=prepared.attempt, reason=str(exc))
         raise
     finally:
         journal.close()

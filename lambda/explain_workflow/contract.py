@@ -197,11 +197,7 @@ class WorkflowSettings(Strict):
     def _consistent(self) -> WorkflowSettings:
         if not self.model_name and not self.endpoint_name:
             raise ValueError("set model_name (a temporary endpoint per job) or endpoint_name (an existing one)")
-        if self.defaults.num_samples > self.limits.max_num_samples:
-            raise ValueError(
-                f"defaults.num_samples {self.defaults.num_samples} is over limits.max_num_samples "
-                f"{self.limits.max_num_samples}"
-            )
+        samples_within_the_limit(self.defaults, self.limits, "defaults")
         named = self.model_identity.get("labels")
         if named is not None and named != self.labels:
             raise ValueError(f"model_identity names labels {named} but labels is {self.labels}")
@@ -218,6 +214,14 @@ class WorkflowSettings(Strict):
             return dict(self.model_identity)
         named = {"model_name": self.model_name} if not self.endpoint_name else {"endpoint_name": self.endpoint_name}
         return {**named, "labels": list(self.labels), "source": "model_name/endpoint_name (no model_identity set)"}
+
+
+def samples_within_the_limit(options: ClarifyOptions, limits: Limits, field: str) -> None:
+    """ValueError when the default samples per record (``<field>.num_samples``) exceed what the stage allows."""
+    if options.num_samples > limits.max_num_samples:
+        raise ValueError(
+            f"{field}.num_samples {options.num_samples} is over limits.max_num_samples {limits.max_num_samples}"
+        )
 
 
 class StarterSettings(Strict):

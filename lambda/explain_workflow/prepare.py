@@ -24,8 +24,6 @@ from explain_workflow.runs import (
 )
 from explain_workflow.storage import Storage, StorageError
 
-READY, ALREADY_DONE = RunStatus.READY, RunStatus.ALREADY_DONE
-
 
 def layout_for(request: RunRequest, settings: WorkflowSettings) -> RunLayout:
     try:
@@ -81,7 +79,7 @@ def prepare_run(storage: Storage, request: RunRequest, settings: WorkflowSetting
     if existing is not None:
         if existing.get("status") == RunStatus.SUCCEEDED:
             counts = existing.get("counts", {})
-            return result(layout, identity, ALREADY_DONE, counts.get("rows", 0), _previous_attempt(existing))
+            return result(layout, identity, RunStatus.ALREADY_DONE, counts.get("rows", 0), _previous_attempt(existing))
         # FAILED (or unreadable): a new attempt, never reusing the failed attempt's job names
         attempt = max(attempt, _previous_attempt(existing) + 1)
     _clear(storage, layout)
@@ -124,7 +122,7 @@ def prepare_run(storage: Storage, request: RunRequest, settings: WorkflowSetting
         ).encode(),
         "application/json",
     )
-    return result(layout, identity, READY, summary.rows, attempt)
+    return result(layout, identity, RunStatus.READY, summary.rows, attempt)
 
 
 def _fail(storage, layout, request, exc, attempt, identity: RunIdentity | None) -> None:

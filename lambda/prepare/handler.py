@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from explain_workflow import aws
-from explain_workflow.contract import RunRequest
+from explain_workflow.contract import RunRequest, RunStatus
 from explain_workflow.errors import InputValidationError
 from explain_workflow.observability import count, entry_point, logger
-from explain_workflow.prepare import ALREADY_DONE, prepare_run
+from explain_workflow.prepare import prepare_run
 
 
 @entry_point
@@ -20,5 +20,5 @@ def handler(event: dict, context) -> dict:
         raise
     logger.append_keys(run_id=result.run_id)
     logger.info("prepared", extra={"status": result.status, "rows": result.rows})
-    count("DuplicateRequest" if result.status == ALREADY_DONE else "RunPrepared")
+    count("DuplicateRequest" if result.status == RunStatus.ALREADY_DONE else "RunPrepared")
     return result.model_dump(mode="json")
