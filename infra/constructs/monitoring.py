@@ -40,6 +40,14 @@ class Monitoring(Construct):
         alarms = stack.format_arn(
             service="cloudwatch", resource="alarm", resource_name="*", arn_format=ArnFormat.COLON_RESOURCE_NAME
         )
+        rules = stack.format_arn(
+            service="events", resource="rule", resource_name="*", arn_format=ArnFormat.SLASH_RESOURCE_NAME
+        )
+
+        def on_behalf_of(source_arn: str) -> dict:
+            """Only when the service acts for this account's own alarms or rules (the confused-deputy guard)."""
+            return {"ArnLike": {"aws:SourceArn": source_arn}, "StringEquals": {"aws:SourceAccount": stack.account}}
+
         # A topic policy replaces SNS's default one, which is what let CloudWatch publish: admit this account's
         # alarms by name, or no alarm reaches anyone.
         self.topic.add_to_resource_policy(
@@ -48,39 +56,24 @@ class Monitoring(Construct):
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["sns:Publish"],
                 resources=[self.topic.topic_arn],
-                conditions={"ArnLike": {"aws:SourceArn": alarms}, "StringEquals": {"aws:SourceAccount": stack.account}},
+                conditions=on_behalf_of(alarms),
             )
         )
         # The topic (and the dead-letter queue) are encrypted with the data key: the services that publish to them
         # need the key too, only on behalf of this account's rules and alarms.
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AlarmsPublishToTheEncryptedTopic",
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                resources=["*"],  # in a key policy, "*" is this key
-                conditions={"ArnLike": {"aws:SourceArn": alarms}, "StringEquals": {"aws:SourceAccount": stack.account}},
+        for sid, service, source in (
+            ("AlarmsPublishToTheEncryptedTopic", "cloudwatch.amazonaws.com", alarms),
+            ("RulesDeliverToTheEncryptedTopicAndQueue", "events.amazonaws.com", rules),
+        ):
+            key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid=sid,
+                    principals=[iam.ServicePrincipal(service)],
+                    actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                    resources=["*"],  # in a key policy, "*" is this key
+                    conditions=on_behalf_of(source),
+                )
             )
-        )
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="RulesDeliverToTheEncryptedTopicAndQueue",
-                principals=[iam.ServicePrincipal("events.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                resources=["*"],
-                conditions={
-                    "ArnLike": {
-                        "aws:SourceArn": stack.format_arn(
-                            service="events",
-                            resource="rule",
-                            resource_name="*",
-                            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-                        )
-                    },
-                    "StringEquals": {"aws:SourceAccount": stack.account},
-                },
-            )
-        )
         self.results_rule = events.Rule(
             self,
             "RunResultsToPeople",
