@@ -2,50 +2,97 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
+import shlex
 import subprocess
 import sys
+import threading
+from pathlib import Path
 
 import boto3
 import pytest
 import requests
 
-from explain_workflow.contract import SETTINGS_ENV, RunRequest, WorkflowSettings
+from explain_workflow.contract import SETTINGS_ENV, RunRequest, WorkflowSettings, stack_names
 from explain_workflow.identity import run_identity
 from tests.support.data import TEXTS, csv_bytes
 from textexplain import aws_cli
 
 ACCOUNT = "123456789012"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class LocalStage:
+    """A deployed stage as the CLI finds it, in the local AWS API: its buckets, its state machine (run by moto; a
+    Wait of ``wait_seconds`` stands in for the workflow) and its stack's outputs."""
+
+    def __init__(self, moto_url: str, stage: str, wait_seconds: int = 0):
+        self.url = moto_url
+        config = {"stepfunctions": {"execute_state_machine": True}}
+        requests.post(moto_url + "/moto-api/config", json=config, timeout=10)
+        self.clients = {
+            name: boto3.client(name, **self.credentials()) for name in ("s3", "stepfunctions", "cloudformation")
+        }
+        for bucket in ("in-bucket", "results-bucket"):
+            self.clients["s3"].create_bucket(Bucket=bucket)
+        states = {"Prepare": {"Type": "Wait", "Seconds": wait_seconds, "End": True}}
+        self.machine = self.clients["stepfunctions"].create_state_machine(
+            name="explanations",
+            definition=json.dumps({"StartAt": "Prepare", "States": states}),
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn",
+        )["stateMachineArn"]
+        settings = WorkflowSettings(results_bucket="results-bucket", labels=["a", "b"], model_name="Model-1a2b")
+        outputs = {
+            "InputBucket": "in-bucket",
+            "ResultsBucket": "results-bucket",
+            "StateMachineArn": self.machine,
+            "WorkflowEnvironment": json.dumps({SETTINGS_ENV: settings.model_dump_json()}),  # as the stack outputs it
+        }
+        template = {
+            "Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+            "Outputs": {k: {"Value": v} for k, v in outputs.items()},
+        }
+        self.clients["cloudformation"].create_stack(StackName=stack_names(stage)[1], TemplateBody=json.dumps(template))
+
+    def credentials(self) -> dict:
+        return {"endpoint_url": self.url, "region_name": "us-east-1", "aws_access_key_id": "testing",
+                "aws_secret_access_key": "testing"}  # fmt: skip
+
+    def environment(self) -> dict:
+        """What a shell needs for boto3 to reach this stage (AWS_ENDPOINT_URL: botocore's own setting)."""
+        return {"AWS_ENDPOINT_URL": self.url, "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing"}  # fmt: skip
+
+    @contextlib.contextmanager
+    def writing_manifests(self):
+        """While open, each new execution's run gets a SUCCEEDED manifest, as the workflow's last step writes one."""
+        stop, s3, sfn = threading.Event(), self.clients["s3"], self.clients["stepfunctions"]
+
+        def write():
+            done: set[str] = set()
+            while not stop.wait(0.1):
+                for execution in sfn.list_executions(stateMachineArn=self.machine)["executions"]:
+                    run_id = re.sub(r"-a\d+$", "", execution["name"])
+                    if run_id not in done:
+                        manifest = json.dumps({"run_id": run_id, "status": "SUCCEEDED"}).encode()
+                        s3.put_object(Bucket="results-bucket", Key=f"runs/{run_id}/manifest.json", Body=manifest)
+                        done.add(run_id)
+
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            writer.join(timeout=10)
 
 
 @pytest.fixture
 def local_aws(moto_url):
-    """A stage as the CLI finds it: its buckets, its state machine (run by moto) and its stack's outputs."""
-    requests.post(moto_url + "/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}, timeout=10)
-    make = lambda s: boto3.client(s, endpoint_url=moto_url, region_name="us-east-1",  # noqa: E731
-                                  aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
-    clients = {name: make(name) for name in ("s3", "stepfunctions", "cloudformation")}
-    for bucket in ("in-bucket", "results-bucket"):
-        clients["s3"].create_bucket(Bucket=bucket)
-    machine = clients["stepfunctions"].create_state_machine(
-        name="explanations",
-        definition=json.dumps({"StartAt": "Prepare", "States": {"Prepare": {"Type": "Pass", "End": True}}}),
-        roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn",
-    )["stateMachineArn"]
-    settings = WorkflowSettings(results_bucket="results-bucket", labels=["a", "b"], model_name="Model-1a2b")
-    workflow_env = {SETTINGS_ENV: settings.model_dump_json()}  # as the stack outputs it
-    outputs = {
-        "InputBucket": "in-bucket",
-        "ResultsBucket": "results-bucket",
-        "StateMachineArn": machine,
-        "WorkflowEnvironment": json.dumps(workflow_env),
-    }
-    template = {
-        "Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
-        "Outputs": {k: {"Value": v} for k, v in outputs.items()},
-    }
-    clients["cloudformation"].create_stack(StackName="TextExplanations-test", TemplateBody=json.dumps(template))
-    return clients
+    return LocalStage(moto_url, "test", wait_seconds=5).clients  # a run stays running while a test looks at it
 
 
 def test_stage_targets_come_from_the_stack_outputs(local_aws):
@@ -114,3 +161,38 @@ def test_estimate_command(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "model invocations (rows x samples): " in out.stdout
     assert "USD" in out.stdout
+
+
+def deploy_guide_commands() -> list[str]:
+    """The CLI lines of docs/deploy.md's "Start a run" block, as written (comments dropped)."""
+    text = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    lines = [line.split("  #")[0].strip() for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+             for line in block.splitlines()]  # fmt: skip
+    return [line for line in lines if line.startswith(".venv/bin/textexplain ")]
+
+
+def test_the_deploy_guide_commands_run_as_written(moto_url, tmp_path):
+    """docs/deploy.md's explain / status / estimate lines, run as written (the run id put for `<run_id>`) against
+    a stage the local AWS API holds (AWS_ENDPOINT_URL points boto3 there). A two-second Wait stands in for the
+    workflow, and a thread writes the run's manifest as postprocess would, so `explain --stage` follows a real
+    execution to its end."""
+    commands = deploy_guide_commands()
+    assert [c.split()[1] for c in commands] == ["explain", "status", "estimate"], commands
+    stage = LocalStage(moto_url, "dev", wait_seconds=2)
+    (tmp_path / ".venv").symlink_to(ROOT / ".venv")
+    (tmp_path / "texts.csv").write_bytes(csv_bytes(TEXTS))
+    env = {k: v for k, v in os.environ.items() if k != "AWS_PROFILE"} | stage.environment()
+    with stage.writing_manifests():
+        explained = subprocess.run(shlex.split(commands[0]), cwd=tmp_path, env=env, capture_output=True, text=True,
+                                   timeout=300)  # fmt: skip
+    assert explained.returncode == 0, explained.stdout + explained.stderr
+    run_id = re.search(r"^run (\S+): started$", explained.stdout, re.M).group(1)
+    assert "execution succeeded" in explained.stdout, explained.stdout
+    shown = subprocess.run(shlex.split(commands[1].replace("<run_id>", run_id)), cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout) == {"run_id": run_id, "status": "SUCCEEDED"}
+    estimated = subprocess.run(shlex.split(commands[2]), cwd=tmp_path, env=env, capture_output=True, text=True,
+                               timeout=120)  # fmt: skip
+    assert estimated.returncode == 0, estimated.stderr
+    assert f"rows: {len(TEXTS):,}" in estimated.stdout, estimated.stdout

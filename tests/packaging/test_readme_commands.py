@@ -3,6 +3,7 @@ the "your own data" pair, train then explain."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -55,3 +56,15 @@ def test_the_own_data_commands_run_as_written(tmp_path):
         assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
     assert (tmp_path / "model.tar.gz").is_file()
     assert "explained 3 records" in result.stdout, result.stdout
+
+
+def test_the_local_guide_train_command_runs_as_written(tmp_path):
+    text = (ROOT / "docs" / "local.md").read_text(encoding="utf-8")
+    (command,) = re.findall(r"`(textexplain train --data f\.csv [^`]+)`", text)
+    labelled = synthetic.generate(700, seed=5)
+    write_csv(tmp_path / "f.csv", ["text", "label"], ([ex.text, ex.label] for ex in labelled))
+    env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(command.split(), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
+    assert re.search(r"held-out accuracy", result.stdout + result.stderr), result.stdout
+    assert (tmp_path / "model.tar.gz").is_file()

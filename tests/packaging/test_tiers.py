@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import tomllib
 from pathlib import Path
@@ -28,6 +30,18 @@ def test_the_tiers_are_the_registered_markers_and_markers_are_strict():
 @pytest.mark.parametrize("tier", TIERS)
 def test_each_tier_has_its_make_target(tier):
     assert ".venv/bin/python -m pytest -m " + tier in dry_run(f"test-{tier}").splitlines()
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_each_tier_make_target_runs_as_written(tier):
+    """`make test-<tier>` as README shows it, stopped after collection (the suite runs the tests themselves): it
+    exits 0 and selects only that tier's tests, and at least one."""
+    env = {**os.environ, "PYTEST_ADDOPTS": "--collect-only -q"}
+    result = subprocess.run(["make", f"test-{tier}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    selected = re.search(r"(\d+)(?:/\d+)? tests? (?:collected|selected)", result.stdout)
+    assert selected, result.stdout[-3000:]
+    assert int(selected.group(1)) > 0
 
 
 def test_make_test_runs_every_tier_and_nothing_tolerates_no_tests():
