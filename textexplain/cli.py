@@ -326,7 +326,7 @@ def _stop_in_order_on_signals() -> None:
 def main(argv: list[str] | None = None) -> int:
     from textexplain.aws_cli import AwsCliError
     from textexplain.local import LocalRunError
-    from textexplain.serving import ServeError
+    from textexplain.serving import ServeError, temporary_files
 
     args = build_parser().parse_args(argv)
     _stop_in_order_on_signals()
@@ -339,7 +339,10 @@ def main(argv: list[str] | None = None) -> int:
         "estimate": cmd_estimate,
     }
     try:
-        return commands[args.command](args)
+        # every temporary file of the run (extracted model, training files, .partial-* outputs) is removed however
+        # this process ends, SIGKILL included: a watchdog process outlives it to do so
+        with temporary_files():
+            return commands[args.command](args)
     except (InputValidationError, LocalRunError, ServeError, AwsCliError, ValueError, OSError) as exc:
         print(f"textexplain {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -27,7 +27,6 @@ from explain_workflow.postprocess import postprocess_run
 from explain_workflow.predictions import prediction_lines
 from explain_workflow.prepare import prepare_run
 from explain_workflow.runs import RunLayout, write_manifest
-from explain_workflow.storage import FileStorage
 from textexplain.explainer import kernel_shap
 from textexplain.explainer.explain import (
     GlobalAggregate,
@@ -40,7 +39,7 @@ from textexplain.explainer.explain import (
 from textexplain.explainer.journal import Entry, Journal
 from textexplain.explainer.scorer import HttpScorer, InProcessScorer
 from textexplain.explainer.units import mask
-from textexplain.serving import ServeProcess
+from textexplain.serving import ReapedFileStorage, ServeProcess
 
 INPUT_BUCKET, RESULTS_BUCKET = "input", "results"
 JOURNAL = "local/journal.jsonl"  # rows explained so far by an unfinished run (removed when it succeeds)
@@ -202,7 +201,7 @@ def run(config: LocalRun, url: str | LocalModel, progress: Callable[[Iterator, i
     the rest computed, and the files equal those of an uninterrupted run byte for byte (each record's
     random stream depends on the seed and its row id only).
     """
-    storage = FileStorage(config.out)
+    storage = ReapedFileStorage(config.out)  # no .partial-* outlives even a SIGKILL
     key = f"incoming/{config.data.name}"
     target = config.out / INPUT_BUCKET / key
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -6,12 +6,18 @@ server, the same code and the same wire format as in AWS; only the process isn't
 The server never outlives its parent: it gets the read end of a pipe whose write end only this process
 holds (``SERVE_PARENT_FD``). When this process ends — normally, on SIGTERM or on SIGKILL — the kernel
 closes the write end, ``serve`` reads end-of-file and stops itself, and its workers follow their master.
+
+The temporary files of a run get the same lifeline (``temporary_files``): a small watchdog process is told every
+temporary path as it is made, and removes whatever of them is still there once this process is gone. A SIGKILL
+leaves no extracted model, training file or half-written ``.partial-*`` output behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,8 +26,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+
+from explain_workflow.storage import FileStorage
 
 # the installed server package, run by this interpreter: the same program the image's ``serve`` starts
 SERVE_COMMAND = (sys.executable, "-m", "fasttext_server")
@@ -127,3 +135,88 @@ class ServeProcess:
     def __exit__(self, *exc) -> None:
         self.stop()
         self._log.close()
+
+
+# The watchdog: reads NUL-separated paths until end-of-file (its parent closed the pipe, or died), then removes
+# those still there. Only the standard library, no site packages (-I -S): it starts in a few milliseconds.
+_REAPER = """
+import os, shutil, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+for raw in sys.stdin.buffer.read().split(b"\\0"):
+    if raw:
+        path = os.fsdecode(raw)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+"""
+
+
+class _Reaper:
+    def __init__(self):
+        self.process = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", _REAPER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C or a hang-up of the terminal reaches the parent only
+        )
+
+    def add(self, path: str | os.PathLike) -> None:
+        with contextlib.suppress(OSError):  # a watchdog that is gone must not stop the run it watches
+            self.process.stdin.write(os.fsencode(os.path.abspath(path)) + b"\0")
+            self.process.stdin.flush()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.process.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(10)
+
+
+_reaper: _Reaper | None = None
+
+
+def remove_on_exit(path: str | os.PathLike) -> None:
+    """Remove ``path`` when this process ends, however it ends (inside ``temporary_files`` only; else a no-op)."""
+    if _reaper is not None:
+        _reaper.add(path)
+
+
+@contextlib.contextmanager
+def temporary_files() -> Iterator[Path]:
+    """A private directory that ``tempfile`` uses meanwhile (the extracted model, training files, servers' TMPDIR),
+    and a watchdog that removes it, and every path given to ``remove_on_exit``, once this process is gone."""
+    global _reaper
+    previous = (_reaper, tempfile.tempdir, os.environ.get("TMPDIR"))
+    _reaper = _Reaper()
+    try:
+        private = Path(tempfile.mkdtemp(prefix="textexplain-"))
+        _reaper.add(private)
+        tempfile.tempdir = str(private)
+        os.environ["TMPDIR"] = str(private)
+        try:
+            yield private
+        finally:
+            tempfile.tempdir = previous[1]
+            if previous[2] is None:
+                os.environ.pop("TMPDIR", None)
+            else:
+                os.environ["TMPDIR"] = previous[2]
+            shutil.rmtree(private, ignore_errors=True)
+    finally:
+        _reaper.close()
+        _reaper = previous[0]
+
+
+class ReapedFileStorage(FileStorage):
+    """``FileStorage`` whose half-written ``.partial-*`` files are removed even if this process is killed."""
+
+    @contextlib.contextmanager
+    def writer(self, bucket, key, content_type):
+        with super().writer(bucket, key, content_type) as tmp:
+            remove_on_exit(tmp.name)
+            yield tmp

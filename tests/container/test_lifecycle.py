@@ -72,31 +72,60 @@ def test_serve_dies_with_its_parent(trained_model, sig):
             os.kill(pid, signal.SIGKILL)
 
 
+def partials(out: Path) -> list[Path]:
+    return [p for p in out.rglob(".partial-*")] if out.exists() else []
+
+
+def wait_for(condition, seconds: float = 120) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def training_files(tmp: Path) -> list[Path]:
+    return [p for p in tmp.rglob("*") if p.is_file() and p.parent.name.startswith("fasttext-train-")]
+
+
+# (command, what the run is doing when the signal arrives)
+PHASES = {
+    "explain-explaining": lambda tmp, out: partials(out),
+    "demo-training": lambda tmp, out: training_files(tmp),
+    "demo-explaining": lambda tmp, out: partials(out),
+}
+
+
+@pytest.mark.parametrize("phase", list(PHASES))
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
-def test_a_stopped_cli_run_leaves_no_temporary_files(trained_model, tmp_path, sig):
-    data = tmp_path / "texts.csv"
-    data.write_text("text\n" + "".join(f'"a river flows through valley number {i}"\n' for i in range(300)))
-    tmp = tmp_path / "tmp"
+def test_a_stopped_cli_run_leaves_no_temporary_files(trained_model, tmp_path, sig, phase):
+    tmp, out = tmp_path / "tmp", tmp_path / "out"
     tmp.mkdir()
-    env = {**os.environ, "TMPDIR": str(tmp)}
-    out = tmp_path / "out"
+    if phase.startswith("explain"):
+        data = tmp_path / "texts.csv"
+        data.write_text("text\n" + "".join(f'"a river flows through valley number {i}"\n' for i in range(300)))
+        argv = ["explain", "--model", str(trained_model.tarball), "--data", str(data), "--out", str(out)]
+    else:
+        argv = ["demo", "--out", str(out), "--records", "200"]
     run = subprocess.Popen(
-        [sys.executable, "-m", "textexplain.cli", "explain", "--model", str(trained_model.tarball),
-         "--data", str(data), "--out", str(out), "--num-samples", "2000"],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "textexplain.cli", *argv, "--num-samples", "2000"],
+        env={**os.environ, "TMPDIR": str(tmp)}, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not list(out.rglob("*.partial*")) and not list(tmp.iterdir()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(1.0)  # well into explaining
-    assert run.poll() is None, run.communicate()
-    run.send_signal(sig)
-    _, stderr = run.communicate(timeout=60)
-    assert list(tmp.iterdir()) == []  # the extracted model is gone, even after a SIGKILL
-    if sig == signal.SIGTERM:  # after a SIGKILL nothing in-process can remove a half-written file
+    try:
+        assert wait_for(lambda: PHASES[phase](tmp, out) or run.poll() is not None), f"{phase} was never reached"
+        assert run.poll() is None, run.communicate()
+        run.send_signal(sig)
+        _, stderr = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    # the watchdog that outlives the run removes what it left: extracted model, training files, half-written outputs
+    assert wait_for(lambda: not list(tmp.iterdir()) and not partials(out), 30), (list(tmp.rglob("*")), partials(out))
+    if sig == signal.SIGTERM:
         assert run.returncode == 128 + signal.SIGTERM, stderr
         assert "Traceback" not in stderr
-        assert [p for p in out.rglob("*") if p.name.startswith(".partial")] == []
 
 
 def test_a_directory_as_data_is_named_as_a_directory(tmp_path, capsys):
