@@ -15,7 +15,7 @@ from explain_workflow.contract import FailureResult, RunStatus, WorkflowSettings
 from explain_workflow.errors import InputValidationError
 from explain_workflow.prepare import layout_for
 from explain_workflow.request import RunRequest
-from explain_workflow.runs import RunLayout, read_manifest, write_manifest
+from explain_workflow.runs import UNREADABLE, RunLayout, read_manifest, write_manifest
 from explain_workflow.storage import Storage
 
 
@@ -43,6 +43,11 @@ class FailureEvent(BaseModel):
     error: dict[str, Any] = {}  # Step Functions' {"Error", "Cause"}
 
 
+def _attempt_of(manifest: dict) -> int:
+    value = manifest.get("attempt", 1)
+    return value if type(value) is int else 1  # a hand-edited manifest may say anything here
+
+
 def record_failure(storage: Storage, event: FailureEvent, settings: WorkflowSettings) -> FailureResult:
     error, request = event.error, event.request
     reason = _reason(error)
@@ -58,8 +63,8 @@ def record_failure(storage: Storage, event: FailureEvent, settings: WorkflowSett
     layout = RunLayout(settings.results_bucket, run_id)
     manifest = read_manifest(storage, layout)
     failed = RunStatus.FAILED
-    stale = manifest is not None and manifest.get("status") == failed and manifest.get("attempt", 1) < attempt
-    if manifest is None or stale:
+    stale = manifest is not None and manifest.get("status") == failed and _attempt_of(manifest) < attempt
+    if manifest is None or stale or manifest.get("status") == UNREADABLE:
         manifest = write_manifest(
             storage, layout, failed, stage="workflow", attempt=attempt, reason=reason, error=error
         )

@@ -39,7 +39,7 @@ from explain_workflow.clarify_format import (
 from explain_workflow.contract import PostprocessResult, RunStatus, WorkflowSettings
 from explain_workflow.dataset import read_frozen
 from explain_workflow.predictions import Predictions, read_predictions
-from explain_workflow.runs import RunLayout, Stopwatch, read_manifest, write_manifest
+from explain_workflow.runs import RunLayout, Stopwatch, finished, write_manifest
 from explain_workflow.storage import Storage, StorageError, read_bytes
 
 TOP_TOKENS = 20
@@ -216,12 +216,14 @@ class _Joiner:
     comes, so an out-of-order output costs disk, not memory, and an in-order one costs nothing extra.
     """
 
-    def __init__(self, lines: Iterator[tuple[str, int, LocalExplanation, str]], n_labels: int, rows: int):
+    def __init__(
+        self, lines: Iterator[tuple[str, int, LocalExplanation, str]], n_labels: int, rows: int, first_file: str
+    ):
         self.lines, self.n_labels, self.rows = lines, n_labels, rows
         self.position = 0  # lines read so far
         self.parked: dict[int, tuple[int, int, str, int]] = {}  # row -> (offset, length, file, line)
         self.spill = None
-        self.last: tuple[str | None, int] = (None, 0)
+        self.last: tuple[str, int] = (first_file, 0)  # so an empty out.jsonl is named too
         self.done = 0  # the last row asked for
 
     def _park(self, row: int, raw: str, file: str, number: int) -> None:
@@ -250,12 +252,12 @@ class _Joiner:
             row = self._row_of(explanation)
             if row == row_id:
                 return explanation
-            if row < row_id or row in self.parked:
-                raise ClarifyOutputError(f"a second line for row {row} (join_source_value)", file=file, line=number)
-            if row > self.rows:
+            if not 1 <= row <= self.rows:  # 0 or -3 is no row either, not "a second line"
                 raise ClarifyOutputError(
                     f"join_source_value {row} names no input row (rows 1 to {self.rows})", file=file, line=number
                 )
+            if row < row_id or row in self.parked:
+                raise ClarifyOutputError(f"a second line for row {row} (join_source_value)", file=file, line=number)
             self._park(row, raw, file, number)
         file, number = self.last
         raise ClarifyOutputError(
@@ -298,7 +300,7 @@ def _joined(
     layout: RunLayout, storage: Storage, n_labels: int, rows: int
 ) -> Iterator[tuple[int, str, LocalExplanation]]:
     keys = out_keys(storage.list(layout.bucket, layout.clarify_prefix), layout.clarify_prefix)
-    joiner = _Joiner(_with_raw(storage, layout, keys, n_labels), n_labels, rows)
+    joiner = _Joiner(_with_raw(storage, layout, keys, n_labels), n_labels, rows, keys[0])
     try:
         with storage.open(layout.bucket, layout.dataset_key) as frozen:
             for row_id, text in read_frozen(frozen):
@@ -336,10 +338,14 @@ def postprocess_run(
     summary goes into the report and the manifest as given.
     """
     layout = RunLayout(settings.results_bucket, run_id)
-    existing = read_manifest(storage, layout)
-    if existing is not None and existing.get("status") == RunStatus.SUCCEEDED:
-        return _answer(layout, existing)
-    prepared = _optional_json(storage, layout, "request.json")
+    done = finished(storage, layout)
+    if done is not None:
+        return _answer(layout, done)
+    try:
+        prepared = _optional_json(storage, layout, "request.json")
+    except ClarifyOutputError as exc:
+        write_manifest(storage, layout, RunStatus.FAILED, stage="postprocess", reason=exc.reason, where=exc.where)
+        raise
     attempt = prepared.get("attempt", 1)
     clock = Stopwatch()
     labels = settings.labels
@@ -470,10 +476,17 @@ def _count_rows(storage: Storage, layout: RunLayout) -> int:
 
 
 def _optional_json(storage: Storage, layout: RunLayout, name: str) -> dict:
+    """A JSON object file of the run ({} when absent); ClarifyOutputError naming it when it is not one."""
+    key = layout.prefix + name
     try:
-        return json.loads(read_bytes(storage, layout.bucket, layout.prefix + name))
+        value = json.loads(read_bytes(storage, layout.bucket, key))
     except StorageError:
         return {}
+    except ValueError as exc:
+        raise ClarifyOutputError(f"{name} of the run is not JSON: {exc}", file=key) from None
+    if not isinstance(value, dict):
+        raise ClarifyOutputError(f"{name} of the run is not a JSON object", file=key)
+    return value
 
 
 def _classes(labels: list[str], base: list[float], stats: TokenStats, clarify_top: dict) -> dict:

@@ -18,7 +18,8 @@ from explain_workflow.errors import ClarifyOutputError
 from explain_workflow.storage import Storage
 
 OUTPUT_FILE = "rows.jsonl.out"
-# fastText adds 1e-5 to every probability before normalising its output; allow that much above 1
+# fastText answers exp(log(p + 1e-5)), i.e. its softmax p plus 1e-5, so a sure class reads up to 1.00001. Values up to
+# this slack above 1 are that offset, not a fault, and are published as 1.0 (a probability, off by < 1e-4 at most).
 PROBABILITY_SLACK = 1e-4
 
 
@@ -83,7 +84,8 @@ def parse_prediction(line: str, labels: list[str], where: dict) -> tuple[int, in
     index = labels.index(label)
     if prob[index] < max(prob):
         raise error(f"label {label!r} is not the top class of its own prob")
-    return row_id, index, [float(p) for p in prob]
+    # min(): the offset above may carry a sure class just past 1; what is published stays a probability
+    return row_id, index, [min(float(p), 1.0) for p in prob]
 
 
 def read_predictions(storage: Storage, bucket: str, prefix: str, labels: list[str], rows: int) -> Predictions:

@@ -17,6 +17,7 @@ from explain_workflow.request import RunRequest
 from explain_workflow.runs import (
     RunLayout,
     Stopwatch,
+    finished,
     job_name_for,
     read_manifest,
     transform_job_name_for,
@@ -74,13 +75,15 @@ def prepare_run(storage: Storage, request: RunRequest, settings: WorkflowSetting
         _fail(storage, layout, request, exc, request.attempt, None)
         raise
     layout = RunLayout(settings.results_bucket, identity.run_id)
+    done = finished(storage, layout)
+    if done is not None:
+        rows = done.get("counts", {}).get("rows", 0) if isinstance(done.get("counts"), dict) else 0
+        return result(layout, identity, RunStatus.ALREADY_DONE, rows, _previous_attempt(done))
     existing = read_manifest(storage, layout)
     attempt = request.attempt
     if existing is not None:
-        if existing.get("status") == RunStatus.SUCCEEDED:
-            counts = existing.get("counts", {})
-            return result(layout, identity, RunStatus.ALREADY_DONE, counts.get("rows", 0), _previous_attempt(existing))
-        # FAILED (or unreadable): a new attempt, never reusing the failed attempt's job names
+        # FAILED, unreadable, or SUCCEEDED with its results gone: a new attempt, never reusing an earlier attempt's
+        # job names
         attempt = max(attempt, _previous_attempt(existing) + 1)
     _clear(storage, layout)
     clock = Stopwatch()

@@ -110,11 +110,40 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+# What read_manifest answers for a manifest that is not a JSON object (torn or edited by hand): not a RunStatus, so
+# nothing takes it for SUCCEEDED and the run is prepared again as a new attempt.
+UNREADABLE = "UNREADABLE"
+RESULT_FILES = ("records.jsonl", "classes.json", "report.html")
+
+
 def read_manifest(storage: Storage, layout: RunLayout) -> dict | None:
+    """The run's manifest; None when it has none; ``{"status": "UNREADABLE", ...}`` when it is not a JSON object."""
     try:
-        return json.loads(read_bytes(storage, layout.bucket, layout.manifest_key))
+        data = read_bytes(storage, layout.bucket, layout.manifest_key)
     except StorageError:
         return None
+    try:
+        manifest = json.loads(data)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError both are
+        return {"status": UNREADABLE, "reason": f"{layout.manifest_key} is not JSON: {exc}"}
+    if not isinstance(manifest, dict):
+        return {"status": UNREADABLE, "reason": f"{layout.manifest_key} is not a JSON object"}
+    return manifest
+
+
+def finished(storage: Storage, layout: RunLayout) -> dict | None:
+    """The manifest of a run that is done: SUCCEEDED with every result file it names still there; else None.
+
+    Anything less (no manifest, FAILED, unreadable, or results since deleted) is a run to compute again, so an
+    answer "already done" never points at files that do not exist.
+    """
+    manifest = read_manifest(storage, layout)
+    if manifest is None or manifest.get("status") != RunStatus.SUCCEEDED:
+        return None
+    present = set(storage.list(layout.bucket, layout.results_prefix))
+    if any(layout.results_prefix + name not in present for name in RESULT_FILES):
+        return None
+    return manifest
 
 
 def write_manifest(storage: Storage, layout: RunLayout, status: RunStatus, **fields: Any) -> dict:

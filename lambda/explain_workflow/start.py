@@ -31,7 +31,7 @@ from explain_workflow.contract import (
 from explain_workflow.errors import InputValidationError
 from explain_workflow.executions import ExecutionExists, Executions, ExecutionStatus
 from explain_workflow.identity import run_identity
-from explain_workflow.runs import RunLayout, execution_name_for, read_manifest
+from explain_workflow.runs import UNREADABLE, RunLayout, execution_name_for, finished, read_manifest
 from explain_workflow.storage import ObjectInfo, Storage, StorageError
 
 
@@ -138,9 +138,18 @@ def _next_attempt(
     if status in ENDED_BADLY:
         return latest + 1, f"attempt {latest} ended {status}"
     if status == ExecutionStatus.SUCCEEDED:
-        manifest = read_manifest(storage, RunLayout(settings.results_bucket, run_id))
-        if manifest is not None and manifest.get("status") == RunStatus.FAILED:
-            return latest + 1, f"attempt {latest} left a FAILED manifest"
+        layout = RunLayout(settings.results_bucket, run_id)
+        if finished(storage, layout) is None:
+            # an execution that ended well is not a run that did: its manifest is FAILED, unreadable or gone, or
+            # its results were deleted since
+            manifest = read_manifest(storage, layout)
+            status = None if manifest is None else manifest.get("status")
+            said = {
+                None: "no manifest",
+                UNREADABLE: "an unreadable manifest",
+                RunStatus.SUCCEEDED: "a SUCCEEDED manifest whose results are gone",
+            }.get(status, f"a {status} manifest")
+            return latest + 1, f"attempt {latest} left {said}"
         return None, f"attempt {latest} of this run succeeded"
     return None, f"attempt {latest} of this run is {str(status).lower()}"
 

@@ -9,7 +9,7 @@ import boto3
 import pytest
 
 from explain_workflow.executions import ExecutionExists, StepFunctionsExecutions
-from explain_workflow.runs import RunLayout, execution_name_for, write_manifest
+from explain_workflow.runs import RESULT_FILES, RunLayout, execution_name_for, write_manifest
 from explain_workflow.start import Caller, start_run
 from tests.support.data import TEXTS, csv_bytes
 from tests.support.executions import MemoryExecutions
@@ -67,9 +67,21 @@ def started(storage, settings):
     return first, executions, again
 
 
-def test_a_succeeded_attempt_is_a_duplicate(started):
+def finish(storage, settings, run_id: str, results=RESULT_FILES, manifest: bytes | None = None) -> None:
+    """What a SUCCEEDED attempt leaves (or a part of it): its result files and then its manifest."""
+    layout = RunLayout(settings.results_bucket, run_id)
+    for name in results:
+        storage.put(layout.bucket, layout.results_prefix + name, b"{}", "x")
+    if manifest is None:
+        write_manifest(storage, layout, "SUCCEEDED", attempt=1)
+    else:
+        storage.put(layout.bucket, layout.manifest_key, manifest, "x")
+
+
+def test_a_succeeded_attempt_is_a_duplicate(started, storage, settings):
     first, executions, again = started
     executions.end(execution_name_for(first.run_id, 1), "SUCCEEDED")
+    finish(storage, settings, first.run_id)
     answer = again()
     assert (answer.status, answer.reason) == ("DUPLICATE", "attempt 1 of this run succeeded")
     assert answer.answer() == {"status": "DUPLICATE", "run_id": first.run_id, "reason": answer.reason}
@@ -83,6 +95,27 @@ def test_a_succeeded_execution_that_left_a_failed_manifest_runs_again(started, s
     answer = again()
     assert (answer.status, answer.attempt, answer.reason) == ("STARTED", 2, "attempt 1 left a FAILED manifest")
     assert executions.inputs[execution_name_for(first.run_id, 2)]["attempt"] == 2
+
+
+@pytest.mark.parametrize(
+    ("results", "manifest", "said"),
+    [
+        (RESULT_FILES[1:], None, "a SUCCEEDED manifest whose results are gone"),
+        ((), b"", "no manifest"),
+        (RESULT_FILES, b'{"status": "SUCC', "an unreadable manifest"),
+        (RESULT_FILES, b'"SUCCEEDED"', "an unreadable manifest"),
+    ],
+)
+def test_a_succeeded_execution_without_a_complete_run_runs_again(started, storage, settings, results, manifest, said):
+    """Old main said DUPLICATE after any SUCCEEDED execution unless its manifest said FAILED: a run whose results
+    were deleted could never be computed again, and a torn manifest crashed the starter."""
+    first, executions, again = started
+    executions.end(execution_name_for(first.run_id, 1), "SUCCEEDED")
+    if manifest != b"":
+        finish(storage, settings, first.run_id, results, manifest)
+    answer = again()
+    assert (answer.status, answer.attempt, answer.reason) == ("STARTED", 2, f"attempt 1 left {said}")
+    assert answer.execution_arn.endswith(f":{first.run_id}-a2")
 
 
 @pytest.mark.parametrize("ended", ["FAILED", "TIMED_OUT", "ABORTED"])

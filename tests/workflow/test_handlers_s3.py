@@ -102,12 +102,43 @@ def test_duplicate_request_writes_nothing_new(s3):
 
     event = upload(s3, "incoming/dup.csv", csv_bytes(TEXTS))
     first = prepare(event, Context())
-    aws.storage().put("results", f"runs/{first['run_id']}/manifest.json", b'{"status": "SUCCEEDED"}', "x")
+    run = f"runs/{first['run_id']}/"
+    aws.storage().put("results", run + "manifest.json", b'{"status": "SUCCEEDED"}', "x")
+    for name in ("records.jsonl", "classes.json", "report.html"):
+        aws.storage().put("results", run + "results/" + name, b"{}", "x")
     before = all_keys(s3, "results")
     second = prepare(event, Context())
     assert second["status"] == "ALREADY_DONE"
     assert second["run_id"] == first["run_id"]
     assert all_keys(s3, "results") == before
+
+
+@pytest.mark.parametrize(
+    ("manifest", "results"),
+    [
+        (b'{"status": "SUCCEEDED", "attempt": 1}', ("classes.json", "report.html")),  # records.jsonl deleted since
+        (b'{"status": "SUCCE', ("records.jsonl", "classes.json", "report.html")),  # a torn manifest
+        (b"[1]", ()),  # JSON, but no manifest
+        (b"\xff\xfe", ()),  # not even text
+    ],
+)
+def test_a_run_without_its_results_or_with_an_unreadable_manifest_is_prepared_again(s3, manifest, results):
+    """Old main answered ALREADY_DONE for a SUCCEEDED manifest whose results were gone (the CLI then printed report
+    paths that do not exist) and crashed prepare on a manifest that is not a JSON object."""
+    from prepare.handler import handler as prepare
+
+    event = upload(s3, "incoming/gone.csv", csv_bytes(TEXTS))
+    first = prepare(event, Context())
+    run = f"runs/{first['run_id']}/"
+    aws.storage().put("results", run + "manifest.json", manifest, "x")
+    for name in results:
+        aws.storage().put("results", run + "results/" + name, b"{}", "x")
+    again = prepare(event, Context())
+    assert (again["status"], again["run_id"], again["attempt"]) == ("READY", first["run_id"], 2)
+    assert again["job_name"].endswith("-2")
+    keys = all_keys(s3, "results")
+    assert run + "manifest.json" not in keys  # cleared: the run reads as not finished until this attempt ends
+    assert not [k for k in keys if k.startswith(run + "results/")]
 
 
 @pytest.mark.parametrize(
@@ -237,6 +268,20 @@ def test_record_failure_replaces_an_earlier_attempts_manifest_only(s3):
     assert (later["run_id"], later["attempt"], later["reason"]) == (first["run_id"], 2, "Two")
     same = record_failure({"request": request | {"attempt": 2}, "error": {"Error": "Three"}}, Context())
     assert same["reason"] == "Two"  # this attempt's own manifest stays
+
+
+def test_record_failure_replaces_an_unreadable_manifest(s3):
+    """Old main crashed on a torn manifest (JSONDecodeError), so the failed run was left with no readable word."""
+    from record_failure.handler import handler as record_failure
+
+    request = {"bucket": "input", "key": "incoming/x.csv", "etag": "abc"}
+    first = record_failure({"request": request, "error": {"Error": "One"}}, Context())
+    key = f"runs/{first['run_id']}/manifest.json"
+    s3.put_object(Bucket="results", Key=key, Body=b'{"status": "FAI')
+    again = record_failure({"request": request, "error": {"Error": "Two"}}, Context())
+    assert (again["status"], again["reason"]) == ("FAILED", "Two")
+    manifest = json.loads(s3.get_object(Bucket="results", Key=key)["Body"].read())
+    assert (manifest["status"], manifest["reason"]) == ("FAILED", "Two")
 
 
 @pytest.mark.parametrize("fault", ["slow_down", "cut"])

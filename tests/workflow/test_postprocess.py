@@ -156,6 +156,33 @@ def test_bad_predictions_fail_the_run_naming_file_and_line(storage, settings, pr
     assert not storage.list(layout.bucket, layout.results_prefix)
 
 
+def test_fasttexts_offset_above_one_is_published_as_a_probability(storage, settings, prepared):
+    """fastText answers softmax + 1e-5, so a sure class reads 1.0000039: old main published that as a probability
+    (above 1); anything further above 1 than that offset is still refused."""
+    layout, run = prepared
+    write_clarify_output(storage, layout, run, predictions=False)
+    sure = (1.5e-05, 1.0000039339065552, 1.0e-05)
+    prediction_file(storage, layout, [good(1), good(2, sure), good(3)])
+    postprocess_run(storage, layout.run_id, settings)
+    got = records(storage, layout)[1]
+    assert got["probabilities"] == dict(zip(LABELS, (1.5e-05, 1.0, 1.0e-05), strict=True))
+    assert got["predicted_label"] == "Film"
+    every = [p for r in records(storage, layout) for p in r["probabilities"].values()]
+    assert all(0.0 <= p <= 1.0 for p in every)
+
+
+def test_a_torn_request_json_fails_the_run_naming_it(storage, settings, prepared):
+    """Old main crashed (JSONDecodeError) on a request.json that is not JSON instead of failing the run."""
+    layout, run = prepared
+    write_clarify_output(storage, layout, run)
+    storage.put(layout.bucket, layout.request_key, b'{"run_id": ', "x")
+    with pytest.raises(ClarifyOutputError, match=r"request\.json of the run is not JSON"):
+        postprocess_run(storage, layout.run_id, settings)
+    manifest = read_manifest(storage, layout)
+    assert (manifest["status"], manifest["where"]) == ("FAILED", {"file": layout.request_key})
+    assert not storage.list(layout.bucket, layout.results_prefix)
+
+
 def test_rerun_after_success_changes_nothing(storage, settings, prepared):
     layout, run = prepared
     write_clarify_output(storage, layout, run)
@@ -187,6 +214,10 @@ def first_value(b: bytes) -> bytes:
         (lambda b: b.replace(b'"attribution": [', b'"attribution": [0.5, ', 1), "has 4 values but there are 3", 1),
         (lambda b: b.replace(b'"join_source_value": 2', b'"join_source_value": 9'), "9 names no input row", 2),
         (lambda b: b.replace(b"\n", b"\n\n", 1), "empty line", 2),
+        # old main named no file for an empty out.jsonl, and called a join value of 0 or -1 "a second line"
+        (lambda b: b"", "ends after 0 lines", 1),
+        (lambda b: b.replace(b'"join_source_value": 2', b'"join_source_value": 0'), "0 names no input row", 2),
+        (lambda b: b.replace(b'"join_source_value": 2', b'"join_source_value": "-1"'), "-1 names no input row", 2),
         # strict numbers: old main accepted all of these and wrote them into records.jsonl and classes.json
         (lambda b: b.replace(first_value(b), b"NaN", 1), "NaN is not a JSON number", 1),
         (lambda b: b.replace(first_value(b), b"Infinity", 1), "Infinity is not a JSON number", 1),
