@@ -21,8 +21,8 @@ from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 from pydantic import BaseModel, ConfigDict, Field
 
-from explain_workflow.contract import stack_names
 from infra.config import ROOT, ConfigError, StageConfig, load_stage
+from infra.constructs.model import model_role_path
 from infra.constructs.policies import resource_regex
 from infra.stack import add_stage_stacks
 
@@ -59,8 +59,9 @@ class PipelineConfig(_Strict):
 
 
 def model_role_pattern(stage: StageConfig) -> str:
-    """CloudFormation names the model role <stack>-HostingExecutionRole<hash>-<suffix>."""
-    return f"arn:aws:iam::{stage.account}:role/{stack_names(stage.stage)[1]}-HostingExecutionRole*"
+    """The stage's model role, by the IAM path the stage gives it (aws:PrincipalArn carries a role's path): not by
+    the name CloudFormation generates for it, whose form no document promises."""
+    return f"arn:aws:iam::{stage.account}:role{model_role_path(stage.stage)}*"
 
 
 def _check_readers(config: ArtifactsConfig, readers: list[StageConfig]) -> None:

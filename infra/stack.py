@@ -15,8 +15,8 @@ from explain_workflow.contract import METRICS_NAMESPACE, SETTINGS_ENV, project_n
 from infra.config import ROOT, StageConfig, workflow_settings
 from infra.constructs.functions import FunctionDefaults, retention_days
 from infra.constructs.layer import dependencies_layer
-from infra.constructs.model import ModelHosting
-from infra.constructs.monitoring import Monitoring
+from infra.constructs.model import ModelHosting, model_role_path
+from infra.constructs.monitoring import Monitoring, notifications_key
 from infra.constructs.online import OnlineExplainer
 from infra.constructs.repository import ImageRepository
 from infra.constructs.storage import ExplanationStorage
@@ -54,6 +54,7 @@ class TextExplanationStack(Stack):
             settings=config.model,
             hosting=config.hosting,
             repository_name=project_name(config.stage),
+            role_path=model_role_path(config.stage),
             container_dir=container_dir,
         )
         if config.hosting.online_explainer:
@@ -100,6 +101,8 @@ class TextExplanationStack(Stack):
             predict=config.predict,
             endpoint_name=config.hosting.endpoint_name,
         )
+        # the alarms topic and the dead-letter queue: a key apart from the data key (monitoring.notifications_key)
+        self.notifications_key = notifications_key(self, "NotificationsKey", removal=self.functions.removal)
         self.trigger = RunTriggers(
             self,
             "Trigger",
@@ -107,6 +110,7 @@ class TextExplanationStack(Stack):
             bus=self.workflow.bus,
             state_machine=self.workflow.state_machine,
             key=self.storage.key,
+            notifications_key=self.notifications_key,
             settings=config.events,
             results_bucket=self.storage.results_bucket,
             workflow_env=environment,
@@ -117,7 +121,7 @@ class TextExplanationStack(Stack):
             "Monitoring",
             state_machine=self.workflow.state_machine,
             functions=[*self.workflow.functions, self.trigger.starter],
-            key=self.storage.key,
+            key=self.notifications_key,
             email=config.alarm_email,
             bus=self.workflow.bus,
             dead_letters=self.trigger.dead_letters,

@@ -13,9 +13,16 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from explain_workflow.contract import project_name
 from infra.config import ROOT, HostingSettings, ModelSettings
 from infra.constructs.policies import accept_inline_policy, allow_wildcards, resource_regex
 from infra.images import blazingtext_image_uri
+
+
+def model_role_path(stage: str) -> str:
+    """The IAM path of a stage's model role. Another account's artifacts grant names the role by this path
+    (``role/<path>*``), which is ours to set; the name CloudFormation generates is not (its form is undocumented)."""
+    return f"/{project_name(stage)}/model/"
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -34,6 +41,7 @@ class ModelHosting(Construct):
         settings: ModelSettings,
         hosting: HostingSettings,
         repository_name: str,
+        role_path: str,
         container_dir: Path = ROOT / "container",
     ):
         super().__init__(scope, id)
@@ -43,6 +51,7 @@ class ModelHosting(Construct):
             "ExecutionRole",
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description="The text model: pull its image, read its artifact, write its logs",
+            path=role_path,
         )
         if settings.image_source == "asset":
             asset = ecr_assets.DockerImageAsset(self, "Image", directory=str(container_dir))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
@@ -17,6 +17,55 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.constructs.triggers import results_pattern
+
+
+def alarms_of(stack: Stack) -> str:
+    return stack.format_arn(
+        service="cloudwatch", resource="alarm", resource_name="*", arn_format=ArnFormat.COLON_RESOURCE_NAME
+    )
+
+
+def on_behalf_of(stack: Stack, source_arn: str) -> dict:
+    """Only when the service acts for this account's own alarms (the confused-deputy guard)."""
+    return {"ArnLike": {"aws:SourceArn": source_arn}, "StringEquals": {"aws:SourceAccount": stack.account}}
+
+
+def notifications_key(scope: Construct, id: str, *, removal: RemovalPolicy) -> kms.Key:
+    """The key of the alarms topic and the dead-letter queue, apart from the data key.
+
+    EventBridge delivering to a KMS-encrypted topic makes SNS use the key as events.amazonaws.com, and that request
+    carries no aws:SourceArn or aws:SourceAccount: the SNS Developer Guide ("Key management", on encrypted topics
+    and event sources) says those conditions are not supported in a key policy for EventBridge-to-encrypted-topic
+    deliveries. So EventBridge's statement here has no source condition; it is on a key of its own, which encrypts
+    only notifications (never inputs or results), and the topic's and queue's own policies still admit only this
+    stage's rules (by aws:SourceArn).
+    """
+    stack = Stack.of(scope)
+    key = kms.Key(
+        scope,
+        id,
+        description="Encrypts the alarms topic and the dead-letter queue (notifications, no run data)",
+        enable_key_rotation=True,
+        removal_policy=removal,
+    )
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="AlarmsPublishToTheEncryptedTopic",
+            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            actions=["kms:Decrypt", "kms:GenerateDataKey"],
+            resources=["*"],  # in a key policy, "*" is this key
+            conditions=on_behalf_of(stack, alarms_of(stack)),
+        )
+    )
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="RulesDeliverToTheEncryptedTopicAndQueue",
+            principals=[iam.ServicePrincipal("events.amazonaws.com")],
+            actions=["kms:Decrypt", "kms:GenerateDataKey"],
+            resources=["*"],  # in a key policy, "*" is this key; no source condition: see the docstring
+        )
+    )
+    return key
 
 
 class Monitoring(Construct):
@@ -37,17 +86,6 @@ class Monitoring(Construct):
         self.topic = sns.Topic(self, "Alarms", master_key=key, enforce_ssl=True)
         if email:
             self.topic.add_subscription(subs.EmailSubscription(email))
-        alarms = stack.format_arn(
-            service="cloudwatch", resource="alarm", resource_name="*", arn_format=ArnFormat.COLON_RESOURCE_NAME
-        )
-        rules = stack.format_arn(
-            service="events", resource="rule", resource_name="*", arn_format=ArnFormat.SLASH_RESOURCE_NAME
-        )
-
-        def on_behalf_of(source_arn: str) -> dict:
-            """Only when the service acts for this account's own alarms or rules (the confused-deputy guard)."""
-            return {"ArnLike": {"aws:SourceArn": source_arn}, "StringEquals": {"aws:SourceAccount": stack.account}}
-
         # A topic policy replaces SNS's default one, which is what let CloudWatch publish: admit this account's
         # alarms by name, or no alarm reaches anyone.
         self.topic.add_to_resource_policy(
@@ -56,24 +94,9 @@ class Monitoring(Construct):
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["sns:Publish"],
                 resources=[self.topic.topic_arn],
-                conditions=on_behalf_of(alarms),
+                conditions=on_behalf_of(stack, alarms_of(stack)),
             )
         )
-        # The topic (and the dead-letter queue) are encrypted with the data key: the services that publish to them
-        # need the key too, only on behalf of this account's rules and alarms.
-        for sid, service, source in (
-            ("AlarmsPublishToTheEncryptedTopic", "cloudwatch.amazonaws.com", alarms),
-            ("RulesDeliverToTheEncryptedTopicAndQueue", "events.amazonaws.com", rules),
-        ):
-            key.add_to_resource_policy(
-                iam.PolicyStatement(
-                    sid=sid,
-                    principals=[iam.ServicePrincipal(service)],
-                    actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                    resources=["*"],  # in a key policy, "*" is this key
-                    conditions=on_behalf_of(source),
-                )
-            )
         self.results_rule = events.Rule(
             self,
             "RunResultsToPeople",

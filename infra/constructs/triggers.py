@@ -67,6 +67,7 @@ class RunTriggers(Construct):
         bus: events.EventBus,
         state_machine: sfn.IStateMachine,
         key: kms.IKey,
+        notifications_key: kms.IKey,  # the dead-letter queue's
         settings: EventSettings,
         results_bucket: s3.IBucket,
         workflow_env: dict[str, str],  # the workflow's settings: the starter computes run ids as prepare does
@@ -77,7 +78,11 @@ class RunTriggers(Construct):
         # events EventBridge could not deliver, and starts the starter failed after Lambda's retries, are kept (the
         # longest retention SQS has), not dropped
         self.dead_letters = sqs.Queue(
-            self, "Undelivered", encryption_master_key=key, enforce_ssl=True, retention_period=Duration.days(14)
+            self,
+            "Undelivered",
+            encryption_master_key=notifications_key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
         )
         NagSuppressions.add_resource_suppressions(
             self.dead_letters,
@@ -122,8 +127,11 @@ class RunTriggers(Construct):
         self.starter.add_to_role_policy(
             iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn, results_bucket.bucket_arn])
         )
-        # reads SSE-KMS objects, sends to the encrypted dead-letter queue
+        # reads SSE-KMS objects; sends to the encrypted dead-letter queue (SQS asks for a data key of its key)
         self.starter.add_to_role_policy(use_key(key))
+        self.starter.add_to_role_policy(
+            iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[notifications_key.key_arn])
+        )
         self.starter.add_to_role_policy(
             iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[self.dead_letters.queue_arn])
         )

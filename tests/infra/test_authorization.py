@@ -167,16 +167,32 @@ def test_another_account_cannot_read_results_or_use_the_key(stage):
 
 
 def test_services_use_the_key_and_the_topic_only_for_this_accounts_rules_and_alarms(stage):
-    """The confused deputy: another account's rule or alarm cannot make EventBridge or CloudWatch use our key."""
+    """The confused deputy: another account's rule or alarm cannot publish to our topic or queue, nor make CloudWatch
+    use our keys; EventBridge and CloudWatch may never use the data key (inputs and results), only the notifications
+    key. EventBridge's use of that key cannot be conditioned on its source (SNS Developer Guide, 'Key management'):
+    the topic's and the queue's own policies are what admit only this stage's rules."""
     _, config, stack, world = stage
-    key = stack.resolve.arn(stack.logical("StorageDataKey", "AWS::KMS::Key"))
+    data_key = stack.resolve.arn(stack.logical("StorageDataKey", "AWS::KMS::Key"))
+    notifications = stack.resolve.arn(stack.logical("NotificationsKey", "AWS::KMS::Key"))
     topic = stack.resolve.arn(stack.logical("MonitoringAlarms", "AWS::SNS::Topic"))
+    queue = stack.resolve.arn(stack.logical("TriggerUndelivered", "AWS::SQS::Queue"))
+    ours = {"aws:SourceAccount": config.account}
     theirs = {"aws:SourceAccount": "999999999999"}
-    for service, source in (("events.amazonaws.com", "arn:aws:events:{r}:999999999999:rule/x"),
-                            ("cloudwatch.amazonaws.com", "arn:aws:cloudwatch:{r}:999999999999:alarm:x")):  # fmt: skip
-        context = {**theirs, "aws:SourceArn": source.format(r=config.region)}
-        assert not world.evaluate(Request(Principal.of_service(service), "kms:GenerateDataKey", key, context)), service
-        assert not world.evaluate(Request(Principal.of_service(service), "sns:Publish", topic, context)), service
+    for service, source in (("events.amazonaws.com", "arn:aws:events:{r}:{a}:rule/x"),
+                            ("cloudwatch.amazonaws.com", "arn:aws:cloudwatch:{r}:{a}:alarm:x")):  # fmt: skip
+        principal = Principal.of_service(service)
+        own = {**ours, "aws:SourceArn": source.format(r=config.region, a=config.account)}
+        other = {**theirs, "aws:SourceArn": source.format(r=config.region, a="999999999999")}
+        for context in (own, other, {}):
+            for action in ("kms:Decrypt", "kms:GenerateDataKey"):
+                assert not world.evaluate(Request(principal, action, data_key, context)), (service, action, context)
+        assert not world.evaluate(Request(principal, "sns:Publish", topic, other)), service
+    their_alarm = {**theirs, "aws:SourceArn": f"arn:aws:cloudwatch:{config.region}:999999999999:alarm:x"}
+    alarms = Principal.of_service("cloudwatch.amazonaws.com")
+    assert not world.evaluate(Request(alarms, "kms:GenerateDataKey", notifications, their_alarm))
+    assert world.evaluate(Request(Principal.of_service("events.amazonaws.com"), "kms:GenerateDataKey", notifications))
+    rule = {**theirs, "aws:SourceArn": f"arn:aws:events:{config.region}:999999999999:rule/x"}
+    assert not world.evaluate(Request(Principal.of_service("events.amazonaws.com"), "sqs:SendMessage", queue, rule))
 
 
 def test_no_function_reads_or_writes_over_plain_http(stage):
@@ -265,3 +281,22 @@ def test_only_the_stages_model_role_reads_the_shared_artifacts(stage):
     for other in ("WorkflowPrepareFnRole", "WorkflowClarifyJobRole"):  # same account, another role
         assert not world.evaluate(Request(Principal.role(stack.role(other)), "s3:GetObject", artifact, TLS)), other
     assert not world.evaluate(Request(Principal.role(OUTSIDER), "s3:GetObject", artifact, TLS), outsider=True)
+
+
+def test_the_artifacts_grant_names_the_model_role_by_its_path_not_its_generated_name(stage):
+    """The model role's name is CloudFormation's (its form is not documented and may be truncated); its path is the
+    stage's own (aws:PrincipalArn carries it). Any name on that path reads; the same name off it does not."""
+    _name, config, stack, world = stage
+    if not config.model.artifact_kms_key_arn:
+        pytest.skip("this stage's artifact is in its own account")
+    artifact = "arn:aws:s3:::" + config.model.artifact_s3_uri.removeprefix("s3://")
+    role = stack.role("HostingExecutionRole")
+    path = stack.template["Resources"][stack.logical("HostingExecutionRole", "AWS::IAM::Role")]["Properties"]["Path"]
+    assert f":role{path}" in role
+    identity = world.identity_of(Principal.role(role))
+    for name in ("TextExplanations-stag-HostingExecutionRole-1X2Y3Z", "a-name-CloudFormation-might-pick"):
+        renamed = Principal.role(f"arn:aws:iam::{config.account}:role{path}{name}")
+        stack.identity[renamed.arn] = identity  # the same role, as CloudFormation might have named it
+        assert world.evaluate(Request(renamed, "s3:GetObject", artifact, TLS)), name
+        off_path = Principal.role(f"arn:aws:iam::{config.account}:role/{name}")
+        assert not world.evaluate(Request(off_path, "s3:GetObject", artifact, TLS), outsider=True), name

@@ -52,6 +52,10 @@ def _key(s: StackPolicies) -> str:
     return s.resolve.arn(s.logical("StorageDataKey", "AWS::KMS::Key"))
 
 
+def _notifications_key(s: StackPolicies) -> str:
+    return s.resolve.arn(s.logical("NotificationsKey", "AWS::KMS::Key"))
+
+
 def _function(prefix: str) -> Callable[[StackPolicies], str]:
     return lambda s: s.resolve.arn(s.logical(prefix, "AWS::Lambda::Function"))
 
@@ -81,6 +85,10 @@ MODEL_DOC = "SageMaker Developer Guide: 'CreateModel API: execution role permiss
 MODEL_DOC += "'Batch transform' (the model's role reads the input and writes the output, KmsKeyId)"
 EVENTS_DOC = "EventBridge User Guide: 'Using resource-based policies for Amazon EventBridge' (Lambda, SNS, SQS targets)"
 ALARMS_DOC = "SNS Developer Guide: 'Enable compatibility between event sources from AWS services and encrypted topics'"
+EVENTS_TO_TOPIC_DOC = (
+    "SNS Developer Guide: 'Key management' (aws:SourceAccount and aws:SourceArn in a key policy are "
+    "not supported for EventBridge deliveries to encrypted topics)"
+)
 LOGS_DOC = "CloudWatch Logs User Guide: 'Encrypt log data in CloudWatch Logs using AWS KMS'"
 S3_KMS_DOC = (
     "S3 User Guide: 'Using server-side encryption with AWS KMS keys' (GenerateDataKey to write, Decrypt to read)"
@@ -113,7 +121,7 @@ SERVICE_CALLS: list[ServiceCall] = [
     # Lambda's asynchronous invocation: a failed start goes to the on-failure destination, sent with the function's role
     ServiceCall("role:TriggerStarterFnRole", "sqs:SendMessage", lambda s: s.resolve.arn(s.logical("TriggerUndelivered", "AWS::SQS::Queue")),
                 "Lambda Developer Guide: 'Asynchronous invocation: destinations' (the execution role sends)"),
-    ServiceCall("role:TriggerStarterFnRole", "kms:GenerateDataKey", _key, "SQS Developer Guide: 'Key management' "
+    ServiceCall("role:TriggerStarterFnRole", "kms:GenerateDataKey", _notifications_key, "SQS Developer Guide: 'Key management' "
                 "(a producer to an SSE-KMS queue needs GenerateDataKey and Decrypt)"),
     # the state machine: its Lambda tasks, the two .sync jobs, the events it publishes
     *[ServiceCall(_SM, "lambda:InvokeFunction", _function(fn), "Step Functions Developer Guide: 'Invoke Lambda'")
@@ -192,16 +200,16 @@ SERVICE_CALLS: list[ServiceCall] = [
                 lambda s: s.resolve.arn(s.logical("MonitoringAlarms", "AWS::SNS::Topic")), EVENTS_DOC,
                 lambda s: {"aws:SourceArn": s.resolve.arn(s.logical("MonitoringRunResultsToPeople", "AWS::Events::Rule")),
                            "aws:SourceAccount": s.account}),
-    *[ServiceCall("service:events.amazonaws.com", action, _key, EVENTS_DOC + "; " + ALARMS_DOC,
-                  lambda s: {"aws:SourceArn": s.resolve.arn(s.logical("MonitoringRunResultsToPeople", "AWS::Events::Rule")),
-                             "aws:SourceAccount": s.account})
+    # SNS asks KMS as EventBridge without aws:SourceArn/aws:SourceAccount in the request (EVENTS_TO_TOPIC_DOC); so for the
+    # dead-letter queue, which shares the key, no source either (the worst case: works whatever SQS passes)
+    *[ServiceCall("service:events.amazonaws.com", action, _notifications_key, EVENTS_DOC + "; " + EVENTS_TO_TOPIC_DOC)
       for action in ("kms:GenerateDataKey", "kms:Decrypt")],
     # CloudWatch alarms publishing to the encrypted topic
     ServiceCall("service:cloudwatch.amazonaws.com", "sns:Publish",
                 lambda s: s.resolve.arn(s.logical("MonitoringAlarms", "AWS::SNS::Topic")), ALARMS_DOC,
                 lambda s: {"aws:SourceArn": _arn(s, "cloudwatch", "alarm:TextExplanations-ExecutionsFailed"),
                            "aws:SourceAccount": s.account}),
-    *[ServiceCall("service:cloudwatch.amazonaws.com", action, _key, ALARMS_DOC,
+    *[ServiceCall("service:cloudwatch.amazonaws.com", action, _notifications_key, ALARMS_DOC,
                   lambda s: {"aws:SourceArn": _arn(s, "cloudwatch", "alarm:TextExplanations-ExecutionsFailed"),
                              "aws:SourceAccount": s.account})
       for action in ("kms:GenerateDataKey", "kms:Decrypt")],

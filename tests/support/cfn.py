@@ -54,7 +54,7 @@ class Resolver:
         name, r, a = self.name(logical_id), self.region, self.account
         return {
             "AWS::S3::Bucket": f"arn:{PARTITION}:s3:::{name}",
-            "AWS::IAM::Role": f"arn:{PARTITION}:iam::{a}:role/{name}",
+            "AWS::IAM::Role": f"arn:{PARTITION}:iam::{a}:role{self._path(logical_id)}{name}",
             "AWS::KMS::Key": f"arn:{PARTITION}:kms:{r}:{a}:key/{name}",
             "AWS::SNS::Topic": f"arn:{PARTITION}:sns:{r}:{a}:{name}",
             "AWS::SQS::Queue": f"arn:{PARTITION}:sqs:{r}:{a}:{name}",
@@ -68,6 +68,10 @@ class Resolver:
             "AWS::SageMaker::Model": f"arn:{PARTITION}:sagemaker:{r}:{a}:model/{name.lower()}",
             "AWS::CloudWatch::Alarm": f"arn:{PARTITION}:cloudwatch:{r}:{a}:alarm:{name}",
         }.get(kind, f"arn:{PARTITION}:cloudformation:{r}:{a}:resource/{logical_id}")
+
+    def _path(self, logical_id: str) -> str:
+        """A role's IAM path (``/`` unless the template sets one): part of its ARN and of aws:PrincipalArn."""
+        return self.resources[logical_id].get("Properties", {}).get("Path", "/")
 
     def ref(self, logical_id: str) -> str:
         pseudo = {
