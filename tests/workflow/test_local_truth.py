@@ -39,13 +39,20 @@ def test_records_carry_the_models_own_probabilities(tmp_path, served, trained_mo
     config = local.LocalRun(write_texts(tmp_path / "t.csv", TEXTS), tmp_path / "out", labels, {"num_samples": 40})
     result = local.run(config, url)
     from fasttext_server.model import Classifier
+    from fasttext_server.normalize import normalize
 
     expected = Classifier(trained_model.model, labels).predict(TEXTS)
     for record, probs in zip(records(result), expected, strict=True):
         assert list(record["probabilities"]) == labels
-        assert list(record["probabilities"].values()) == pytest.approx(probs.tolist(), abs=1e-6)
-        assert record["predicted_label"] == labels[int(probs.argmax())]
-        assert all(0.0 <= p <= 1.0 + 1e-4 for p in record["probabilities"].values())
+        # fastText's own answer, asked directly: softmax + 1e-5, which postprocess caps at 1 (so 1e-5 apart at most)
+        pairs = trained_model.model.f.predict(normalize(record["text"]) + "\n", -1, 0.0, "strict")
+        own = {label.removeprefix("__label__"): p for p, label in pairs}
+        assert list(record["probabilities"].values()) == pytest.approx([own[k] for k in labels], abs=1e-5)
+        assert list(record["probabilities"].values()) == pytest.approx(probs.tolist(), abs=1e-5)
+        assert record["predicted_label"] == labels[int(probs.argmax())] == max(own, key=own.get)
+        assert all(0.0 <= p <= 1.0 for p in record["probabilities"].values())
+        # each of the K values carries fastText's 1e-5, so they sum to 1 + K * 1e-5 (less what the cap took)
+        assert sum(record["probabilities"].values()) == pytest.approx(1.0, abs=len(labels) * 1e-5 + 1e-6)
     manifest = json.loads((Path(result["run_dir"]) / "manifest.json").read_text())
     assert manifest["complete"] is True
     assert manifest["quality"]["additivity_gap"]["records"] == 3
@@ -98,3 +105,27 @@ def test_a_failed_run_is_computed_again_and_never_reported_as_explained(tmp_path
             assert (tmp_path / line.split(":", 1)[1].strip()).is_file()
     third = cli(*args, cwd=tmp_path)
     assert "already explained" in third.stdout
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda run_dir: (run_dir / "results" / "report.html").unlink(),
+        lambda run_dir: (run_dir / "manifest.json").write_text('{"status": "SUCC'),
+        lambda run_dir: (run_dir / "manifest.json").write_text("[1]"),
+    ],
+    ids=["results-deleted", "torn-manifest", "not-an-object"],
+)
+def test_a_run_with_results_gone_or_a_torn_manifest_is_computed_again(tmp_path, served, damage):
+    """Old main: "already explained" pointing at a deleted report; a torn manifest failed the CLI ("Invalid control
+    character") and a manifest `[1]` crashed it (AttributeError)."""
+    url, labels = served
+    config = local.LocalRun(write_texts(tmp_path / "t.csv", TEXTS), tmp_path / "out", labels, {"num_samples": 20})
+    first = local.run(config, url)
+    damage(Path(first["run_dir"]))
+    again = local.run(config, url)
+    assert (again["status"], again["attempt"], again["run_id"]) == ("SUCCEEDED", 2, first["run_id"])
+    for name in ("records.jsonl", "classes.json", "report.html"):
+        assert (Path(again["run_dir"]) / "results" / name).is_file()
+    assert records(again) == records(first)
+    assert local.run(config, url)["status"] == "ALREADY_DONE"
