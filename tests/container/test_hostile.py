@@ -9,10 +9,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import signal
 import socket
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -152,6 +154,38 @@ def test_malformed_requests_get_json_not_html(server_url, request_bytes):
     assert json.loads(body)["detail"]
 
 
+# every kind of broken framing, as a client (or a fuzzer) sends it, with the error our JSON names
+BROKEN = [
+    (b"Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", "malformed_body"),  # a chunk size not in hex
+    (b"Transfer-Encoding: chunked\r\n\r\n5\r\nabc", "malformed_body"),  # the connection ends inside a chunk
+    (b"Transfer-Encoding: chunked\r\n\r\n" + b"f" * 40 + b"\r\nabc\r\n0\r\n\r\n", "malformed_body"),
+    (b'Content-Length: 100\r\n\r\n"only part"\n', "incomplete_body"),  # then a half-close
+    (b"Content-Length: abc\r\n\r\n", "malformed_request"),
+    (b"Content-Length: -5\r\n\r\n", "malformed_request"),
+    (b"Content-Length: 5\r\nContent-Length: 6\r\n\r\nabcdef", "malformed_request"),
+    (b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "malformed_request"),
+    (b"Transfer-Encoding: gzip\r\n\r\nabc", "malformed_request"),
+    (b"Bad Header\r\n\r\n", "malformed_request"),
+]
+
+
+def test_broken_framing_is_a_400_json_error_with_no_traceback_in_the_log(trained_model, served_labels):
+    with ServeProcess(trained_model.model_dir, served_labels, workers=1) as server:
+        for tail, error in BROKEN:
+            request = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n" + tail
+            assert_json_error(*raw_exchange(server.url, request, half_close=True), 400, error)
+        for line in (b"GARBAGE\r\n\r\n", b"\x00\x01\x02\r\n\r\n", b"POST /invocations HTTP/9.9\r\nHost: x\r\n\r\n"):
+            assert_json_error(*raw_exchange(server.url, line, half_close=True), 400, "malformed_request")
+        assert post(server.url, b'"still serving"\n').status_code == 200
+        log = server.output()
+    assert "Traceback" not in log
+    assert "ERROR" not in log
+    # each refusal is one warning line that says what was wrong
+    assert log.count("-> 400 malformed_body") == 3
+    assert log.count("-> 400 incomplete_body") == 1
+    assert log.count("Invalid request from ip=127.0.0.1") == 9
+
+
 # --- bounded work -----------------------------------------------------------------------------------------
 
 
@@ -207,6 +241,51 @@ def test_a_request_past_its_budget_is_answered_with_our_json(trained_model, serv
                 break
             time.sleep(0.1)
         assert post(server.url, b'"a river"\n', timeout=10).status_code == 200
+
+
+def worker_pids(server: ServeProcess) -> list[int]:
+    pid = server.process.pid
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_when_the_worker_timeout_fires_every_unanswered_client_gets_our_json(trained_model, served_labels):
+    # gunicorn aborts a worker that has not reported for the timeout. A worker stopped with SIGSTOP stands in for
+    # one stuck in a long call; it is resumed as soon as the master has logged the timeout (and sent SIGABRT), so
+    # the abort is handled as it would be after a stall: every client it had not answered gets a JSON 503.
+    env = {"SAGEMAKER_MODEL_SERVER_TIMEOUT": "2"}
+    with ServeProcess(trained_model.model_dir, served_labels, workers=1, extra_env=env) as server:
+        [worker] = worker_pids(server)
+        host, port = server.url.removeprefix("http://").split(":")
+        head = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: 50\r\n\r\n"
+        clients = [socket.create_connection((host, int(port)), timeout=30) for _ in range(3)]
+        try:
+            for sock in clients:
+                sock.sendall(head + b'"a')  # the bodies are still on their way
+            # one worker accepts in arrival order: once /ping is answered, it holds the three requests, waiting
+            assert requests.get(server.url + "/ping", timeout=5).status_code == 200
+            os.kill(worker, signal.SIGSTOP)
+            deadline = time.monotonic() + 30
+            while f"WORKER TIMEOUT (pid:{worker})" not in server.output():
+                assert time.monotonic() < deadline, server.output()
+                time.sleep(0.01)
+            os.kill(worker, signal.SIGCONT)
+            for sock in clients:
+                reply = b""
+                while chunk := sock.recv(4096):
+                    reply += chunk
+                head_bytes, _, body = reply.partition(b"\r\n\r\n")
+                assert head_bytes.startswith(b"HTTP/1.1 503"), reply[:300]
+                assert b"application/json" in head_bytes
+                assert json.loads(body)["error"] == "worker_timeout"
+        finally:
+            for sock in clients:
+                sock.close()
+        for _ in range(100):  # a new worker takes over
+            if server.healthy():
+                break
+            time.sleep(0.1)
+        assert post(server.url, b'"a river"\n', timeout=10).status_code == 200
+        assert "Traceback" not in server.output()
 
 
 # --- one text-size limit ----------------------------------------------------------------------------------
