@@ -112,6 +112,11 @@ def test_a_new_model_deploys_as_a_new_model_and_nothing_stateful_is_replaced(bas
         settings = function["Properties"]["Environment"]["Variables"][SETTINGS_ENV]
         assert {"Fn::GetAtt": [model_id, "ModelName"]} in settings["Fn::Join"][1]
     assert {c["impact"] for c in changes if c["type"] == "AWS::Lambda::Function"} <= {"WILL_UPDATE"}
+    # the state machine's Predict step names it by the same GetAtt, which CloudFormation resolves again once the model
+    # is replaced (the template text may not change: the diff need not list it), so the next execution uses it
+    assert by_type(changes).get("AWS::StepFunctions::StateMachine", {"WILL_UPDATE"}) == {"WILL_UPDATE"}
+    (machine,) = [r for r in after["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+    assert {"Fn::GetAtt": [model_id, "ModelName"]} in machine["Properties"]["DefinitionString"]["Fn::Join"][1]
 
 
 def test_new_container_code_is_a_new_image_and_a_new_model(base, tmp_path):
@@ -164,3 +169,30 @@ def test_a_new_stage_in_the_pipeline_leaves_the_other_stages_and_the_pipelines_s
     for name, template in stages_before.items():  # dev and prod deploy exactly what they deployed before
         assert stages_after[name] == template, name
     assert set(stages_after) - set(stages_before)  # staging's stacks are new
+
+
+def test_new_dependencies_in_the_layer_are_a_new_layer_version_that_every_function_takes(base, tmp_path, monkeypatch):
+    """A new Powertools (or pydantic) pin rebuilds the layer: a new layer version, replaced (it has no name of its
+    own), and the four functions updated to it; nothing stateful moves."""
+    from infra.constructs import layer
+
+    built = layer.build_layer_directory(layer.layer_distributions(layer.pinned_requirements()))
+    changed_layer = tmp_path / "layer"
+    shutil.copytree(built, changed_layer)
+    (changed_layer / "python" / "aws_lambda_powertools" / "release_note.txt").write_text("a new Powertools release\n")
+    monkeypatch.setattr(layer, "build_layer_directory", lambda dists, parent=None: changed_layer)
+    config, before = base
+    after = synth(config, tmp_path / "after")
+    changes = diff(before, after, tmp_path)
+    assert_safe(changes, before)
+    assert by_type(changes)["AWS::Lambda::LayerVersion"] == {"WILL_REPLACE"}
+    (layer_id,) = [c["logicalId"] for c in changes if c["type"] == "AWS::Lambda::LayerVersion"]
+    assert "LayerName" not in after["Resources"][layer_id]["Properties"]
+    # each function names the layer by Ref, which CloudFormation resolves again to the new version's ARN once the
+    # layer is replaced (the function's template text is unchanged, so the diff need not list it); none is replaced
+    assert {c["impact"] for c in changes if c["type"] == "AWS::Lambda::Function"} <= {"WILL_UPDATE"}
+    ours = [
+        r for r in after["Resources"].values() if r["Type"] == "AWS::Lambda::Function" and "Layers" in r["Properties"]
+    ]
+    assert len(ours) == 4
+    assert all(function["Properties"]["Layers"] == [{"Ref": layer_id}] for function in ours)
