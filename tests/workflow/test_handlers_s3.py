@@ -318,6 +318,57 @@ def test_transient_s3_errors_are_retried_inside_postprocess(s3, moto_url, monkey
     assert [json.loads(line)["text"] for line in body.splitlines()] == TEXTS * 15
 
 
+@pytest.mark.parametrize("fault", ["slow_down", "cut"])
+def test_transient_s3_errors_are_retried_inside_prepare_and_on_the_predictions(s3, moto_url, monkeypatch, fault):
+    """The S3 calls prepare makes (the manifest look-up, the GET of the input, the frozen copy's upload, the listing it
+    clears) and postprocess's read of the model's predictions survive a throttled or cut answer."""
+    from explain_workflow import aws as aws_module
+    from explain_workflow.storage import CLIENT_CONFIG, S3Storage
+    from tests.support.faulty_s3 import Fault, faulty_proxy
+
+    texts = TEXTS * 15
+    event = upload(s3, "incoming/flaky-prepare.csv", csv_bytes(texts))
+    from postprocess.handler import handler as postprocess
+    from prepare.handler import handler as prepare
+
+    def is_input(path):
+        return "flaky-prepare.csv" in path
+
+    with faulty_proxy(moto_url) as (proxy, plan):
+        import boto3
+
+        client = boto3.client("s3", endpoint_url=proxy, region_name="us-east-1", config=CLIENT_CONFIG)
+        with monkeypatch.context() as patch:
+            # HEAD goes straight to the S3 API: the proxy answers a HEAD with Content-Length 0 (its own body)
+            storage = S3Storage(client)
+            storage.head = S3Storage(s3).head
+            patch.setattr(aws_module, "storage", lambda: storage)
+            plan.faults += [Fault(fault, "GET", is_input), Fault(fault, "GET", lambda p: "rows.jsonl.out" in p)]
+            if fault == "slow_down":
+                plan.faults += [
+                    Fault(fault, "GET", lambda p: "manifest.json" in p),
+                    Fault(fault, "GET", lambda p: "list-type" in p),
+                    Fault(fault, "PUT", lambda p: "dataset.csv" in p),
+                    Fault(fault, "PUT", lambda p: "request.json" in p),
+                ]
+            prepared = prepare(event, Context())
+            assert prepared["status"] == "READY"
+            layout = RunLayout("results", prepared["run_id"])
+            write_clarify_output(aws.storage(), layout, known_run(texts, LABELS, seed=1))
+            done = postprocess(prepared, Context())
+    assert not plan.faults, f"faults never met: {plan.faults}"
+    assert (done["status"], done["records"], done["complete"]) == ("SUCCEEDED", 45, True)
+    import io
+
+    from explain_workflow.dataset import read_frozen
+
+    frozen = s3.get_object(Bucket="results", Key=layout.dataset_key)["Body"].read()
+    # every row once, in order: nothing lost or doubled by a resumed read
+    assert [text for _, text in read_frozen(io.BytesIO(frozen))] == texts
+    body = s3.get_object(Bucket="results", Key=layout.results_prefix + "records.jsonl")["Body"].read().decode()
+    assert all(json.loads(line)["probabilities"] is not None for line in body.splitlines())
+
+
 def test_a_changed_object_is_never_spliced_into_a_resumed_read(s3, moto_url):
     """The rest of a broken body is fetched pinned to the first answer's ETag: a changed object is an error."""
     from explain_workflow.storage import CLIENT_CONFIG, S3Storage
