@@ -181,6 +181,7 @@ def agnews(folder: Path, records: int, num_samples: int) -> None:
     train_rows = _agnews_rows(folder / "train.csv", names)
     explain_rows = _agnews_rows(folder / "explain.csv", names)[:records]
     stop = frozenset(STOP_WORDS)
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         start = time.perf_counter()
