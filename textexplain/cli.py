@@ -13,10 +13,14 @@ import csv
 import json
 import signal
 import sys
+import tarfile
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
-from explain_workflow.contract import AGG_METHODS, GRANULARITIES, Limits, RunStatus
-from explain_workflow.dataset import InputValidationError
+from explain_workflow.contract import AGG_METHODS, GRANULARITIES, ClarifyOptions, Limits, RunStatus
+from explain_workflow.dataset import InputValidationError, first_invalid_utf8_byte, resolve_text_column
 
 EXIT_BAD_INPUT = 2
 
@@ -38,14 +42,100 @@ def parse_labels(raw: str) -> list[str]:
     return value
 
 
-def check_input_file(path: Path, option: str) -> None:
+def check_input_file(path: Path, option: str, expected: str = "the CSV file itself") -> None:
     """A readable regular file, or an error saying what ``path`` is instead."""
     if path.is_dir():
-        raise ValueError(f"{option} {path} is a directory; pass the CSV file itself")
+        raise ValueError(f"{option} {path} is a directory; pass {expected}")
     if not path.exists():
         raise ValueError(f"{option} {path} does not exist")
     if not path.is_file():
         raise ValueError(f"{option} {path} is not a regular file")
+
+
+def check_csv_file(path: Path, option: str, columns: Mapping[str, str | int], by_index: bool = True) -> None:
+    """A non-empty UTF-8 CSV file whose header row has ``columns`` (each under the option that names it), or an
+    error naming the option, the file and what is wrong with it."""
+    check_input_file(path, option)
+    if path.stat().st_size == 0:
+        raise ValueError(f"{option} {path} is empty (0 bytes); expected a header row and data rows")
+    with path.open("rb") as fh:
+        bad = first_invalid_utf8_byte(fh)
+    if bad is not None:
+        raise ValueError(
+            f"{option} {path} is not valid UTF-8: byte {bad} is not part of a UTF-8 character; save the file as UTF-8"
+        )
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        try:
+            header = next(csv.reader(fh, strict=True), None)
+        except csv.Error as exc:
+            raise ValueError(f"{option} {path}: the header row is not valid CSV ({exc})") from None
+    if not header:
+        raise ValueError(f"{option} {path} has no header row: its first line must name the columns")
+    for column_option, column in columns.items():
+        if by_index:
+            try:
+                resolve_text_column(header, column)
+            except InputValidationError as exc:
+                raise ValueError(f"{option} {path}: {exc.reason}; name the column with {column_option}") from None
+        elif column not in header:
+            raise ValueError(
+                f"{option} {path}: no column named {column!r}; the header has {header}; name it with {column_option}"
+            )
+
+
+def check_model_file(path: Path) -> None:
+    check_input_file(path, "--model", "the model.tar.gz file")
+    if not tarfile.is_tarfile(path):
+        raise ValueError(f"--model {path} is not a tar archive; pass the model.tar.gz that `textexplain train` writes")
+
+
+def check_endpoint(url: str) -> None:
+    """The endpoint answers at all (any HTTP status), or an error that says why it cannot be reached."""
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"--endpoint-url {url!r} is not an http:// or https:// URL")
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/ping", timeout=10):  # noqa: S310 - the scheme is checked
+            pass
+    except urllib.error.HTTPError:
+        return  # it answered; whether /ping exists there is not ours to require
+    except (urllib.error.URLError, OSError) as exc:
+        raise ValueError(f"--endpoint-url {url} cannot be reached: {getattr(exc, 'reason', exc)}") from None
+
+
+def read_json_file(path: Path, option: str) -> dict:
+    check_input_file(path, option, "the JSON file itself")
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{option} {path} is not UTF-8 text (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{option} {path} is not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{option} {path} must hold a JSON object, such as a Clarify analysis config")
+    return value
+
+
+def _at_least(low: int):
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
+
+
+def _share(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a number") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {value}")
+    return value
 
 
 def _progress(stream, total: int):
@@ -68,7 +158,7 @@ def _explain_parser(sub) -> None:
         "--granularity", choices=GRANULARITIES, default=None, help="units that are explained (default: token)"
     )
     p.add_argument("--language", default=None, help="Clarify language name or ISO code (default: english)")
-    p.add_argument("--num-samples", type=int, default=None, help="coalitions per record (default: 1000)")
+    p.add_argument("--num-samples", type=_at_least(1), default=None, help="coalitions per record (default: 1000)")
     p.add_argument("--baseline", default=None, help="masking token (default: <UNK>)")
     p.add_argument(
         "--agg-method", choices=AGG_METHODS, default=None, help="how global values aggregate (default: mean_abs)"
@@ -78,7 +168,7 @@ def _explain_parser(sub) -> None:
         "--labels",
         help='JSON list such as \'["Film", "Album"]\': the answer order of the model (default: the model\'s, sorted)',
     )
-    p.add_argument("--max-rows", type=int, default=Limits().max_rows, help="refuse files with more data rows")
+    p.add_argument("--max-rows", type=_at_least(1), default=Limits().max_rows, help="refuse files with more data rows")
     p.add_argument(
         "--out", type=Path, default=Path("textexplain-output"), help="output directory (default: textexplain-output)"
     )
@@ -92,15 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="the whole pipeline on the built-in corpus, no AWS account")
     demo.add_argument("--out", type=Path, default=Path("demo-output"), help="output directory (default: demo-output)")
-    demo.add_argument("--records", type=int, default=24, help="texts to explain (default: 24)")
-    demo.add_argument("--num-samples", type=int, default=500, help="coalitions per record (default: 500)")
+    demo.add_argument("--records", type=_at_least(1), default=24, help="texts to explain (default: 24)")
+    demo.add_argument("--num-samples", type=_at_least(1), default=500, help="coalitions per record (default: 500)")
     train = sub.add_parser("train", help="train a fastText model.tar.gz from a labelled CSV")
     train.add_argument("--data", type=Path, required=True, help="CSV with a header row, a text and a label column")
     train.add_argument("--text-column", default="text", help="name of the text column (default: text)")
     train.add_argument("--label-column", default="label", help="name of the label column (default: label)")
     train.add_argument("--out", type=Path, default=Path("model.tar.gz"), help="the model package to write")
-    train.add_argument("--held-out", type=float, default=0.1, help="share kept aside to report accuracy")
-    train.add_argument("--epochs", type=int, default=25, help="training epochs (default: 25)")
+    train.add_argument("--held-out", type=_share, default=0.1, help="share kept aside to report accuracy")
+    train.add_argument("--epochs", type=_at_least(1), default=25, help="training epochs (default: 25)")
     train.add_argument("--seed", type=int, default=0, help="random seed of the split and training (default: 0)")
     _explain_parser(sub)
     status = sub.add_parser("status", help="a run's manifest in a deployed stage")
@@ -110,7 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     estimate.add_argument("--input", type=Path, required=True, help="the local CSV file to estimate for")
     estimate.add_argument("--stage", default="dev", help="stage whose settings and prices apply (default: dev)")
     estimate.add_argument("--text-column", default=None, help="column name or 0-based index (default: text)")
-    estimate.add_argument("--num-samples", type=int, default=None, help="coalitions per record (default: the stage's)")
+    estimate.add_argument(
+        "--num-samples", type=_at_least(1), default=None, help="coalitions per record (default: the stage's)"
+    )
     report = sub.add_parser("report", help="re-render report.html of a finished run")
     report.add_argument("run_dir", type=Path, help="<out>/results/runs/<run_id>/")
     return parser
@@ -120,7 +212,7 @@ def overrides_from(args) -> dict:
     """Per-run options, from flags or from a Clarify analysis config (flags win)."""
     values: dict = {}
     if args.analysis_config:
-        config = json.loads(args.analysis_config.read_text(encoding="utf-8"))
+        config = read_json_file(args.analysis_config, "--analysis-config")
         shap_cfg = config.get("methods", {}).get("shap", {})
         text_cfg = shap_cfg.get("text_config", {})
         baseline = shap_cfg.get("baseline")
@@ -183,7 +275,7 @@ def cmd_estimate(args) -> int:
     from infra.config import load_stage
     from textexplain import aws_cli
 
-    check_input_file(args.input, "--input")
+    check_csv_file(args.input, "--input", {"--text-column": args.text_column or ClarifyOptions().text_column})
     config = load_stage(args.stage)
     instances = {
         config.processing.instance_type: config.processing.instance_count,
@@ -218,12 +310,22 @@ def cmd_explain(args) -> int:
 
     labels = parse_labels(args.labels) if args.labels else None
     if args.analysis_config and not labels:
-        labels = json.loads(args.analysis_config.read_text(encoding="utf-8")).get("predictor", {}).get("label_headers")
-    check_input_file(args.data, "--data")
+        labels = read_json_file(args.analysis_config, "--analysis-config").get("predictor", {}).get("label_headers")
+    overrides = overrides_from(args)
+    check_csv_file(args.data, "--data", {"--text-column": overrides.get("text_column", ClarifyOptions().text_column)})
+    if args.model:
+        check_model_file(args.model)
+    else:
+        check_endpoint(args.endpoint_url)
     with local.model_endpoint(args.model, args.endpoint_url, labels) as (url, order):
         limits = Limits(max_rows=args.max_rows)
-        config = local.LocalRun(args.data, args.out, order, overrides_from(args), limits, args.seed)
-        result = local.run(config, url, progress=_progress)
+        config = local.LocalRun(args.data, args.out, order, overrides, limits, args.seed)
+        try:
+            result = local.run(config, url, progress=_progress)
+        except InputValidationError as exc:
+            if exc.where:  # a row of the file (its row, line or byte): say which file
+                raise InputValidationError(f"--data {args.data}: {exc}") from None
+            raise
     _print_result(result)
     return 0
 
@@ -247,7 +349,8 @@ def _print_result(result: dict) -> None:
 def cmd_train(args) -> int:
     from textexplain import training
 
-    check_input_file(args.data, "--data")
+    columns = {"--text-column": args.text_column, "--label-column": args.label_column}
+    check_csv_file(args.data, "--data", columns, by_index=False)
     pairs = training.read_labelled_csv(args.data, args.text_column, args.label_column)
     hp = training.Hyperparameters(epoch=args.epochs, seed=args.seed)
     accuracy, model = training.train_with_held_out(pairs, args.held_out, hp)
@@ -288,6 +391,10 @@ def cmd_report(args) -> int:
     from explain_workflow import report
 
     run_dir: Path = args.run_dir
+    if not (run_dir / "manifest.json").is_file():
+        raise ValueError(
+            f"{run_dir} is not a run directory (it has no manifest.json); pass <out>/results/runs/<run_id>/"
+        )
     manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
     if manifest.get("status") != "SUCCEEDED":
         raise InputValidationError(f"{run_dir} did not succeed ({manifest.get('status')}): {manifest.get('reason')}")

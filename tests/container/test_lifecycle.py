@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from textexplain import cli
+from textexplain.serving import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -139,6 +140,111 @@ def test_train_and_estimate_name_a_directory_too(tmp_path, capsys):
     assert "is a directory" in capsys.readouterr().err
     assert cli.main(["estimate", "--input", str(tmp_path)]) == cli.EXIT_BAD_INPUT
     assert "is a directory" in capsys.readouterr().err
+
+
+# (file name, its bytes) -> what the error must say about it, after "--data <path>"
+BAD_FILES = {
+    "empty.csv": (b"", " is empty (0 bytes); expected a header row and data rows"),
+    "latin1.csv": (b"text\ncaf\xe9\n", " is not valid UTF-8: byte 8 is not part of a UTF-8 character"),
+    "noheader.csv": (b"\n", " has no header row: its first line must name the columns"),
+    "column.csv": (
+        b"body\nhello\n",
+        ": no column named 'text'; the header has ['body']; name the column with --text-column",
+    ),
+    "fields.csv": (b"id,text\n1,a river\n2\n", ": 1 fields where the header has 2 (row 2, line 3)"),
+    "quote.csv": (b'text\n"a river\n', ": malformed CSV: unexpected end of data (line 2)"),
+}
+
+
+# estimate reads the header and counts rows; explain (prepare) also validates every row
+BAD_FILE_CASES = [("explain", name) for name in BAD_FILES] + [
+    ("estimate", name) for name in ("empty.csv", "latin1.csv", "noheader.csv", "column.csv")
+]
+
+
+@pytest.mark.parametrize(("command", "name"), BAD_FILE_CASES)
+def test_a_bad_data_file_is_named_with_what_is_wrong(trained_model, tmp_path, capsys, command, name):
+    data, (content, message) = tmp_path / name, BAD_FILES[name]
+    data.write_bytes(content)
+    if command == "explain":
+        argv = ["explain", "--model", str(trained_model.tarball), "--data", str(data), "--out", str(tmp_path / "o")]
+        option = "--data"
+    else:
+        argv, option = ["estimate", "--input", str(data)], "--input"
+    assert cli.main(argv) == cli.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert f"textexplain {command}: error: {option} {data}{message}" in err, err
+    assert "Traceback" not in err
+
+
+def test_train_names_the_file_and_the_column_option(tmp_path, capsys):
+    data = tmp_path / "t.csv"
+    data.write_bytes(b"text,kind\na river,NaturalPlace\n")
+    assert cli.main(["train", "--data", str(data), "--out", str(tmp_path / "m.tar.gz")]) == cli.EXIT_BAD_INPUT
+    assert f"--data {data}: no column named 'label'; the header has ['text', 'kind']; name it with --label-column" in (
+        capsys.readouterr().err
+    )
+    data.write_bytes(b"text,label\ncaf\xe9,Film\n")
+    assert cli.main(["train", "--data", str(data)]) == cli.EXIT_BAD_INPUT
+    assert f"--data {data} is not valid UTF-8: byte 14" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("option", "make", "message"),
+    [
+        ("--model", lambda d: d, "is a directory; pass the model.tar.gz file"),
+        ("--model", lambda d: d / "missing.tar.gz", "does not exist"),
+        (
+            "--model",
+            lambda d: d / "t.csv",
+            "is not a tar archive; pass the model.tar.gz that `textexplain train` writes",
+        ),
+        ("--analysis-config", lambda d: d / "t.csv", "is not JSON: Expecting value at line 1, column 1"),
+        ("--analysis-config", lambda d: d / "missing.json", "does not exist"),
+    ],
+)
+def test_model_and_config_errors_name_the_option_and_the_file(trained_model, tmp_path, capsys, option, make, message):
+    data = tmp_path / "t.csv"
+    data.write_text("text\na river\n")
+    path = make(tmp_path)
+    argv = ["explain", "--data", str(data), "--out", str(tmp_path / "o")]
+    argv += [option, str(path)] if option == "--model" else ["--model", str(trained_model.tarball), option, str(path)]
+    assert cli.main(argv) == cli.EXIT_BAD_INPUT
+    assert f"{option} {path} {message}" in capsys.readouterr().err
+
+
+def test_an_endpoint_that_cannot_be_reached_is_named(tmp_path, capsys):
+    data = tmp_path / "t.csv"
+    data.write_text("text\na river\n")
+    port = free_port()  # nothing listens there
+    argv = ["explain", "--endpoint-url", f"http://127.0.0.1:{port}", "--labels", '["Film"]', "--data", str(data)]
+    assert cli.main([*argv, "--out", str(tmp_path / "o")]) == cli.EXIT_BAD_INPUT
+    assert f"--endpoint-url http://127.0.0.1:{port} cannot be reached: [Errno 111] Connection refused" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "o").exists()  # refused before anything was prepared
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["demo", "--records", "0"],
+        ["demo", "--num-samples", "-3"],
+        ["train", "--data", "t.csv", "--held-out", "1"],
+        ["train", "--data", "t.csv", "--epochs", "zero"],
+        ["explain", "--model", "m.tar.gz", "--data", "t.csv", "--max-rows", "0"],
+    ],
+)
+def test_numbers_out_of_range_are_refused_by_the_option_that_takes_them(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 2
+    assert f"error: argument {argv[-2]}: " in capsys.readouterr().err
+
+
+def test_report_names_a_directory_that_is_not_a_run(tmp_path, capsys):
+    assert cli.main(["report", str(tmp_path)]) == cli.EXIT_BAD_INPUT
+    assert f"{tmp_path} is not a run directory" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -127,7 +127,7 @@ def test_cli_train_explain_report_and_errors(tmp_path, corpus):
     bad.write_bytes(bad.read_bytes() + b'r2,"caf\xe9"\n')
     failed = cli("explain", *model, "--data", str(bad), cwd=tmp_path)
     assert failed.returncode == 2
-    assert "not valid UTF-8" in failed.stderr
+    assert f"--data {bad} is not valid UTF-8: byte 23" in failed.stderr
     assert "byte" in failed.stderr
     missing = cli(
         "explain", "--model", "m.tar.gz", "--data", str(texts), "--text-column", "body", "--out", "o", cwd=tmp_path
