@@ -22,9 +22,9 @@ from explain_workflow.contract import (
 )
 from explain_workflow.dataset import iter_texts
 from explain_workflow.executions import ExecutionStatus, StepFunctionsExecutions
-from explain_workflow.runs import RunLayout, execution_name_for
+from explain_workflow.runs import RunLayout, execution_name_for, read_manifest
 from explain_workflow.start import Caller, start_run
-from explain_workflow.storage import S3Storage, StorageError, read_bytes
+from explain_workflow.storage import S3Storage
 from fasttext_server.normalize import tokenize
 
 # Measured (docs/container.md): our container, 2 workers on 2 cores, 500-row requests.
@@ -131,12 +131,12 @@ def follow(
 def status(s3, results_bucket: str, run_id: str) -> dict:
     """The run's manifest, or a clear answer that it has none yet."""
     layout = RunLayout(results_bucket, run_id)
-    try:
-        return json.loads(read_bytes(S3Storage(s3), results_bucket, layout.manifest_key))
-    except StorageError:
-        if S3Storage(s3).list(results_bucket, layout.prefix):
-            return {"run_id": run_id, "status": "RUNNING", "reason": "no manifest yet: the run has not finished"}
-        raise AwsCliError(f"no run {run_id} in s3://{results_bucket}/runs/") from None
+    manifest = read_manifest(S3Storage(s3), layout)  # a torn one reads as status UNREADABLE, never a crash
+    if manifest is not None:
+        return manifest
+    if S3Storage(s3).list(results_bucket, layout.prefix):
+        return {"run_id": run_id, "status": "RUNNING", "reason": "no manifest yet: the run has not finished"}
+    raise AwsCliError(f"no run {run_id} in s3://{results_bucket}/runs/")
 
 
 @dataclass(frozen=True)

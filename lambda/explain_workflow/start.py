@@ -4,8 +4,9 @@ Two kinds of event start a run: S3 "Object Created" for ``incoming/*.csv`` (any 
 bucket, and a custom "Explanation Requested" event (detail: bucket, key, version_id?, etag?, overrides?) from
 an allowed account (or, with ALLOWED_ORG_ID, any account the bus's organisation policy admitted). The run id
 is computed exactly as prepare computes it (identity.py). Attempt 1 runs as execution ``<run_id>``, attempt
-n as ``<run_id>-a<n>``: a run that is running or SUCCEEDED is a DUPLICATE; a run whose last attempt failed
-(execution FAILED, TIMED_OUT or ABORTED, or a FAILED manifest) starts attempt n+1. A request that cannot
+n as ``<run_id>-a<n>``: a run that is running or done (runs.finished) is a DUPLICATE, answered with that attempt's
+number; a run whose last attempt failed (execution FAILED, TIMED_OUT or ABORTED, or an execution that succeeded but
+left no done run) starts attempt n+1. A request that cannot
 start (wrong shape, object missing, account not allowed, options over the stage's limits) ends in an
 "Explanation Failed" event, never in silence.
 """
@@ -106,9 +107,10 @@ def start_run(
         run_id = run_identity(request, settings).run_id
     except InputValidationError as exc:
         return StartResult(status=StartStatus.REJECTED, run_id=None, reason=exc.reason)
-    attempt, why = _next_attempt(executions, run_id, storage, settings)
+    attempt, why, latest = _next_attempt(executions, run_id, storage, settings)
     if attempt is None:
-        return StartResult(status=StartStatus.DUPLICATE, run_id=run_id, reason=why)
+        # the attempt that is running or done, so a caller that follows the run follows that execution
+        return StartResult(status=StartStatus.DUPLICATE, run_id=run_id, reason=why, attempt=latest)
     try:
         # Step Functions itself refuses a second execution of this name
         arn = executions.start(
@@ -116,7 +118,7 @@ def start_run(
         )
     except ExecutionExists:
         reason = "an execution for this attempt exists already"
-        return StartResult(status=StartStatus.DUPLICATE, run_id=run_id, reason=reason)
+        return StartResult(status=StartStatus.DUPLICATE, run_id=run_id, reason=reason, attempt=attempt)
     return StartResult(
         status=StartStatus.STARTED,
         run_id=run_id,
@@ -128,15 +130,15 @@ def start_run(
 
 def _next_attempt(
     executions: Executions, run_id: str, storage: Storage, settings: WorkflowSettings
-) -> tuple[int | None, str]:
-    """The attempt to start (None: none, the run is running or done) and why."""
+) -> tuple[int | None, str, int]:
+    """The attempt to start (None: none, the run is running or done), why, and the latest attempt so far."""
     latest, status = 0, None
     while (found := executions.status(execution_name_for(run_id, latest + 1))) is not None:
         latest, status = latest + 1, found
     if latest == 0:
-        return 1, ""
+        return 1, "", 0
     if status in ENDED_BADLY:
-        return latest + 1, f"attempt {latest} ended {status}"
+        return latest + 1, f"attempt {latest} ended {status}", latest
     if status == ExecutionStatus.SUCCEEDED:
         layout = RunLayout(settings.results_bucket, run_id)
         if finished(storage, layout) is None:
@@ -149,9 +151,9 @@ def _next_attempt(
                 UNREADABLE: "an unreadable manifest",
                 RunStatus.SUCCEEDED: "a SUCCEEDED manifest whose results are gone",
             }.get(status, f"a {status} manifest")
-            return latest + 1, f"attempt {latest} left {said}"
-        return None, f"attempt {latest} of this run succeeded"
-    return None, f"attempt {latest} of this run is {str(status).lower()}"
+            return latest + 1, f"attempt {latest} left {said}", latest
+        return None, f"attempt {latest} of this run succeeded", latest
+    return None, f"attempt {latest} of this run is {str(status).lower()}", latest
 
 
 def _readable(storage: Storage, request: RunRequest, from_s3: bool) -> tuple[RunRequest, ObjectInfo]:

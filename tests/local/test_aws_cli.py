@@ -138,6 +138,11 @@ def test_status_reads_the_manifest(local_aws):
     assert aws_cli.status(s3, "results-bucket", "r-2")["status"] == "RUNNING"
     with pytest.raises(aws_cli.AwsCliError, match="no run r-3"):
         aws_cli.status(s3, "results-bucket", "r-3")
+    # old main crashed with JSONDecodeError on a torn manifest; the CLI then exits 1 (not SUCCEEDED) saying why
+    s3.put_object(Bucket="results-bucket", Key="runs/r-4/manifest.json", Body=b'{"status": "SUCC')
+    torn = aws_cli.status(s3, "results-bucket", "r-4")
+    assert torn["status"] == "UNREADABLE"
+    assert "runs/r-4/manifest.json is not JSON" in torn["reason"]
 
 
 def test_estimate_counts_calls_like_clarify(tmp_path):

@@ -84,7 +84,7 @@ def test_a_succeeded_attempt_is_a_duplicate(started, storage, settings):
     finish(storage, settings, first.run_id)
     answer = again()
     assert (answer.status, answer.reason) == ("DUPLICATE", "attempt 1 of this run succeeded")
-    assert answer.answer() == {"status": "DUPLICATE", "run_id": first.run_id, "reason": answer.reason}
+    assert answer.answer() == {"status": "DUPLICATE", "run_id": first.run_id, "reason": answer.reason, "attempt": 1}
 
 
 def test_a_succeeded_execution_that_left_a_failed_manifest_runs_again(started, storage, settings):

@@ -111,7 +111,12 @@ def test_upload_starts_one_execution_named_by_the_run_id_and_a_duplicate_starts_
     assert first["attempt"] == 1
     assert first["run_id"] == prepared_run_id(env, first["execution_arn"])
     again = env["handler"](s3_event(head, "incoming/a.csv"), Context())
-    assert again == {"status": "DUPLICATE", "run_id": first["run_id"], "reason": "attempt 1 of this run is running"}
+    assert again == {
+        "status": "DUPLICATE",
+        "run_id": first["run_id"],
+        "reason": "attempt 1 of this run is running",
+        "attempt": 1,
+    }
     executions = env["sfn"].list_executions(stateMachineArn=env["machine"])["executions"]
     assert [e["name"] for e in executions] == [first["run_id"]]
     started = env["sfn"].describe_execution(executionArn=executions[0]["executionArn"])
@@ -132,7 +137,9 @@ def test_a_run_whose_attempt_ended_badly_starts_the_next_attempt(local_aws):
     assert second["execution_arn"].endswith(f":{first['run_id']}-a2")
     execution = env["sfn"].describe_execution(executionArn=second["execution_arn"])
     assert json.loads(execution["input"])["attempt"] == 2
-    assert env["handler"](s3_event(head, "incoming/again.csv"), Context())["status"] == "DUPLICATE"  # a2 runs
+    # a2 runs: the answer names it, so a caller following the run follows a2, not the aborted a1
+    duplicate = env["handler"](s3_event(head, "incoming/again.csv"), Context())
+    assert (duplicate["status"], duplicate["attempt"]) == ("DUPLICATE", 2)
     env["sfn"].stop_execution(executionArn=second["execution_arn"])
     assert env["handler"](s3_event(head, "incoming/again.csv"), Context())["attempt"] == 3
 
