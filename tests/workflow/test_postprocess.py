@@ -121,7 +121,18 @@ def test_one_missing_prediction_is_named(storage, settings, prepared):
 
 
 def prediction_file(storage, layout, lines: list[str]) -> None:
-    storage.put(layout.bucket, layout.predictions_key, "".join(line + "\n" for line in lines).encode(), "x")
+    body = "".join(line + "\n" for line in lines).encode("utf-8", "surrogateescape")  # \udcff: a raw 0xff byte
+    storage.put(layout.bucket, layout.predictions_key, body, "x")
+
+
+def test_an_unknown_file_beside_the_predictions_fails_the_run_by_name(storage, settings, prepared):
+    layout, run = prepared
+    write_clarify_output(storage, layout, run)
+    key = layout.predict_output_prefix + ".rows.jsonl.out.crc"
+    storage.put(layout.bucket, key, b"\x00crc", "x")
+    with pytest.raises(ClarifyOutputError, match=r"unexpected file \.rows\.jsonl\.out\.crc beside rows\.jsonl\.out"):
+        postprocess_run(storage, layout.run_id, settings)
+    assert read_manifest(storage, layout)["where"] == {"file": key}
 
 
 def good(row: int, prob=(0.2, 0.5, 0.3), label="Film") -> str:
@@ -141,6 +152,9 @@ def good(row: int, prob=(0.2, 0.5, 0.3), label="Film") -> str:
         (good(1), "a second prediction for row 1"),
         (good(9), "row_id 9 names no row"),
         ('{"row_id": 2}', "row_id and SageMakerOutput"),
+        (good(2).replace("0.5", "1e999"), "not a probability"),
+        (good(0), "row_id 0 names no row"),
+        (good(2).replace('"Film"', '"F\udcffilm"'), "not valid UTF-8"),
     ],
 )
 def test_bad_predictions_fail_the_run_naming_file_and_line(storage, settings, prepared, bad, reason):
