@@ -2,8 +2,9 @@
 
 Every figure comes from the real ``serve`` program (2 workers) on 127.0.0.1, driven by real sockets:
 
-  slow clients   C clients send a body one byte every 2 s while /ping is probed every 0.25 s (2 s timeout):
-                 probes answered, the slowest probe, what the slow clients got back;
+  slow clients   C clients send a body one byte every 2 s while /ping is probed every 0.25 s (2 s timeout) and
+                 another client posts 500-record requests back to back: probes answered, the slowest probe, that
+                 client's answers and slowest request, what the slow clients got back;
   tiny records   one body just under the payload limit made of 2-byte records: status, seconds to the answer;
   memory         peak RSS growth of one worker from a request of N/2 to one of N short records, per record;
   SIGTERM        Q requests in flight or queued, then SIGTERM: how many were answered with a 200.
@@ -80,10 +81,21 @@ def slow_clients(url: str, clients: int, seconds: float) -> dict:
         finally:
             sock.close()
 
+    others: list[tuple[int, float]] = []
+    body = encode_csv_batch([f"a river {i} flows past the old mill" for i in range(500)])
+
+    def other_client() -> None:
+        while time.monotonic() < stop:
+            status, _, seconds = _post(url, body, timeout=10)
+            others.append((status, seconds))
+            time.sleep(0.1)
+
     threads = [threading.Thread(target=trickle) for _ in range(clients)]
     for t in threads:
         t.start()
     time.sleep(0.5)
+    other = threading.Thread(target=other_client)
+    other.start()
     probes, ok, worst = 0, 0, 0.0
     while time.monotonic() < stop:
         probes += 1
@@ -97,9 +109,18 @@ def slow_clients(url: str, clients: int, seconds: float) -> dict:
             pass
         worst = max(worst, time.perf_counter() - started)
         time.sleep(0.25)
+    other.join(timeout=30)
     for t in threads:
         t.join(timeout=90)
-    return {"probes": probes, "ok": ok, "worst_s": worst, "slow_answers": sorted(set(answers))}
+    return {
+        "probes": probes,
+        "ok": ok,
+        "worst_s": worst,
+        "slow_answers": sorted(set(answers)),
+        "other_ok": sum(status == 200 for status, _ in others),
+        "other_sent": len(others),
+        "other_worst_s": max((seconds for _, seconds in others), default=0.0),
+    }
 
 
 def tiny_records(url: str) -> dict:
@@ -166,7 +187,9 @@ def main(argv: list[str]) -> None:
             slow = slow_clients(server.url, args.slow_clients, args.seconds)
             print(
                 f"slow clients: {args.slow_clients} for {args.seconds:.0f} s -> /ping {slow['ok']}/{slow['probes']} "
-                f"answered, slowest probe {slow['worst_s']:.2f} s; slow clients got {slow['slow_answers']}"
+                f"answered, slowest probe {slow['worst_s']:.2f} s; another client: {slow['other_ok']}/"
+                f"{slow['other_sent']} 500-record requests answered 200, slowest {slow['other_worst_s']:.2f} s; "
+                f"slow clients got {slow['slow_answers']}"
             )
         with ServeProcess(model_dir, workers=1) as server:
             mem = memory_per_record(server.url, server.process.pid, args.records)
