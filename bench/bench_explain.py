@@ -79,16 +79,6 @@ def measure(name: str, pairs: list[tuple[str, str]], texts: list[str], args) -> 
         if time.perf_counter() - start < local_total:
             local_total, in_process = time.perf_counter() - start, spent
 
-    with tempfile.TemporaryDirectory() as tmp:
-        model.save_model(str(Path(tmp) / "model.bin"))
-        with ServeProcess(tmp, labels, workers=2) as server:
-            http = HttpScorer(server.url)
-            over_http = {"seconds": 0.0}
-            start = time.perf_counter()
-            for _ in explain_records(rows, timed(http.score, over_http), options):
-                pass
-            http_total = time.perf_counter() - start
-            http.close()
     calls = len(perturbed)
     print(f"{name}: {len(rows)} records, {calls:,} model calls ({calls / len(rows):.0f} per record)")
     print(
@@ -101,9 +91,21 @@ def measure(name: str, pairs: list[tuple[str, str]], texts: list[str], args) -> 
         " (target <= 2x)"
     )
     print(
-        f"    of which fastText via the Classifier: {in_process['seconds']:.2f} s; "
-        f"building perturbations ~{build:.2f} s"
+        f"    of which fastText via the Classifier: {in_process['seconds']:.2f} s, the rest (units, coalitions, "
+        f"texts, solve) {local_total - in_process['seconds']:.2f} s; raw perturbed texts alone ~{build:.2f} s"
     )
+    if args.no_http:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_model(str(Path(tmp) / "model.bin"))
+        with ServeProcess(tmp, labels, workers=2) as server:
+            http = HttpScorer(server.url)
+            over_http = {"seconds": 0.0}
+            start = time.perf_counter()
+            for _ in explain_records(rows, timed(http.score, over_http), options):
+                pass
+            http_total = time.perf_counter() - start
+            http.close()
     print(
         f"  whole explain through the server:       {http_total:6.2f} s  ({calls / http_total:,.0f} rows/s)"
         f"  ratio {http_total / model_seconds:.2f}x (HTTP scoring, 2 workers: {over_http['seconds']:.2f} s)"
@@ -118,6 +120,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--records", type=int, default=100)
     parser.add_argument("--num-samples", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3, help="runs of the model alone and of the explain; best of")
+    parser.add_argument("--no-http", action="store_true", help="skip the explain through the server")
     args = parser.parse_args(argv)
     print(f"load average before: {os.getloadavg()[0]:.2f}, cpus: {os.cpu_count()}")
     corpus = synthetic.generate(2800, seed=1)

@@ -139,10 +139,11 @@ def _draw(m: int, requests: list[tuple[int, int, bool]], rng: np.random.Generato
         owners = np.repeat(order, [pending[i] for i in order])
         packed = np.ascontiguousarray(np.packbits(candidates, axis=1))
         if not seen and len(np.unique(packed.view(np.dtype((np.void, packed.shape[1]))))) == len(packed):
-            # the usual case, checked at once: no repeats in the first draw
-            for i in order:
-                kept[i].extend(candidates[owners == i])
-            break
+            # the usual case, checked at once: no repeats in the first draw (each request's rows are consecutive)
+            ends = np.cumsum([pending[i] for i in order])
+            for i, stop in zip(order, ends.tolist(), strict=True):
+                out[i] = candidates[stop - pending[i] : stop]
+            return out
         for row, owner, key in zip(candidates, owners, map(bytes, packed), strict=True):
             if key not in seen:  # sizes differ between requests, so a repeat is always within one
                 seen.add(key)
@@ -170,18 +171,20 @@ def coalitions(
     strata = [s for s in range(1, m // 2 + 1) if counts.get(s, 0) or counts.get(m - s, 0)]
     # the middle size pairs within itself: draw the member holding unit 0, pair it with the other
     requests = [(s, (counts[s] + 1) // 2, True) if 2 * s == m else (s, counts[s], False) for s in strata]
-    blocks, weights = [], []
+    blocks, weight, count = [], [], []  # each block's rows share one weight
     for s, reps in zip(strata, _draw(m, requests, rng), strict=True):
         total = (m - 1) / (s * (m - s))  # the kernel's total weight of size s (and of M-s)
         k_small, k_large = counts.get(s, 0), counts.get(m - s, 0)
         if 2 * s == m:
             block = np.vstack([reps, ~reps])[:k_small] if k_small % 2 == 0 else np.vstack([reps, ~reps[:-1]])
             blocks.append(block)
-            weights.append(np.full(len(block), total / k_small))
+            weight.append(total / k_small)
+            count.append(len(block))
             continue
         blocks += [reps, ~reps[:k_large]]
-        weights += [np.full(k_small, total / k_small), np.full(k_large, total / max(k_large, 1))]
-    return np.vstack(blocks), np.concatenate(weights)
+        weight += [total / k_small, total / max(k_large, 1)]
+        count += [k_small, k_large]
+    return np.vstack(blocks), np.repeat(np.array(weight), count)
 
 
 def solve(

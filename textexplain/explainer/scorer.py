@@ -10,6 +10,7 @@ import orjson
 import requests
 
 from fasttext_server.codec import encode_csv_batch
+from fasttext_server.model import normalize_batch
 
 
 class ScoringError(RuntimeError):
@@ -54,6 +55,9 @@ class HttpScorer:
         self._pool.shutdown()
 
 
+BLOCK_ROWS = 500  # rows per in-process fastText call, as many as Clarify's batches (and bench explain's model alone)
+
+
 class InProcessScorer:
     """``score(texts) -> (n, K)`` through the container's own ``Classifier`` (same normalisation, same
     fastText call, same label order as the served model), in this process: no HTTP, CSV or JSON.
@@ -62,8 +66,9 @@ class InProcessScorer:
     arrive as their shortest decimal (they differ below 1e-7).
     """
 
-    def __init__(self, classifier):
+    def __init__(self, classifier, block_rows: int = BLOCK_ROWS):
         self.classifier = classifier
+        self.block_rows = block_rows
         self.requests = 0
 
     @classmethod
@@ -78,12 +83,20 @@ class InProcessScorer:
 
     def score(self, texts: list[str]) -> np.ndarray:
         self.requests += 1
-        return self.classifier.predict(texts).astype(np.float64)
+        return self._blocks(self.classifier.predict_normalized, normalize_batch(texts))
 
     def score_normalized(self, texts: list[str]) -> np.ndarray:
         """For texts already in the model's normal form (``fasttext_server.normalize``)."""
         self.requests += 1
-        return self.classifier.predict_normalized(texts).astype(np.float64)
+        return self._blocks(self.classifier.predict_normalized, texts)
+
+    def _blocks(self, predict, texts: list[str]) -> np.ndarray:
+        # fastText in blocks: the per-row label strings and arrays of thousands of rows at once no longer
+        # stay in cache, and the same rows cost about a quarter more (bench explain)
+        out = np.empty((len(texts), len(self.labels)), dtype=np.float64)
+        for start in range(0, len(texts), self.block_rows):
+            out[start : start + self.block_rows] = predict(texts[start : start + self.block_rows])
+        return out
 
     def close(self) -> None:
         pass
