@@ -172,3 +172,24 @@ def test_more_accurate_than_the_previous_sampler_and_shap_kernel_explainer(m, n)
 def test_budget_near_full_enumeration_is_near_exact():
     f = softmax_game(10, seed=1)
     assert mean_error(f, 10, 1000, kernel_shap.coalitions, seeds=range(3)) < 2e-3
+
+
+def test_drawn_subsets_are_distinct_and_uniform_when_the_first_draw_repeats():
+    # 11 of the 45 pairs of 10 units (too many to enumerate for 11 draws): the first draw holds a repeat in most
+    # seeds, so the redraw path runs; every pair must still come up about equally often
+    seen = np.zeros((10, 10))
+    for seed in range(600):
+        (pairs, triples) = kernel_shap._draw(10, [(2, 11, False), (3, 20, False)], np.random.default_rng(seed))
+        assert pairs.shape == (11, 10)
+        assert triples.shape == (20, 10)
+        assert (pairs.sum(axis=1) == 2).all()
+        assert (triples.sum(axis=1) == 3).all()
+        for block in (pairs, triples):
+            assert len({row.tobytes() for row in block}) == len(block)
+        for row in pairs:
+            i, j = np.flatnonzero(row)
+            seen[i, j] += 1
+    counts = seen[np.triu_indices(10, 1)]
+    expected = 600 * 11 / 45
+    assert counts.min() > 0.75 * expected
+    assert counts.max() < 1.25 * expected
