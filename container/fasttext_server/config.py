@@ -24,7 +24,7 @@ class ServerConfig:
     # Bounded work per request (docs/container.md, "Limits"): records, answer size, text length.
     max_records: int = 10_000
     max_response_bytes: int = 5 * 1024 * 1024  # below InvokeEndpoint's 6 MB answer limit
-    max_text_chars: int = 5_000  # the same default as the workflow's MAX_TEXT_CHARS (prepare)
+    max_text_chars: int = 5_000  # the same default as the stage config's limits.max_text_chars (prepare)
     log_level: str = "info"
     mode: str = "model"  # model | blazingtext | pre-adapter | post-adapter (the `pipeline` hosting mode)
 

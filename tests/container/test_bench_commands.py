@@ -21,6 +21,7 @@ def test_hostile_bench_prints_every_figure():
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
     assert re.search(r"slow clients: 2 for 3 s -> /ping (\d+)/\1 answered", out), out
+    assert re.search(r"another client: (\d+)/\1 500-record requests answered 200", out), out
     assert "slow clients got ['HTTP/1.1 408 Request Timeout (json)']" in out
     assert re.search(r"memory: 2000 records .* -> 200 in [\d.]+ s, peak RSS growth -?\d+ bytes/record", out), out
     assert re.search(r"tiny records: \d+ bytes of 2-byte records -> 413 in", out), out
