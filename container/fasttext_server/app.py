@@ -96,7 +96,9 @@ class InferenceApp:
         length = environ.get("CONTENT_LENGTH") or ""
         declared = int(length) if length.isdigit() else None
         if declared is not None and declared > limit:
-            raise RequestError(413, "payload_too_large", f"body of {declared} bytes exceeds the {limit}-byte limit")
+            raise RequestError(
+                413, "payload_too_large", f"body of {declared} bytes exceeds the {limit}-byte limit (MAX_PAYLOAD_BYTES)"
+            )
         late = RequestError(
             408, "body_timeout", f"the body did not arrive within the request's {deadline.budget:.1f}-second budget"
         )
@@ -115,7 +117,7 @@ class InferenceApp:
         except Exception as exc:  # the HTTP framing is broken (bad chunk sizes, a cut connection)
             raise RequestError(400, "malformed_body", f"the request body could not be read: {exc}") from None
         if size > limit:
-            raise RequestError(413, "payload_too_large", f"body exceeds the {limit}-byte limit")
+            raise RequestError(413, "payload_too_large", f"body exceeds the {limit}-byte limit (MAX_PAYLOAD_BYTES)")
         if declared is not None and size < declared:
             raise RequestError(
                 400,

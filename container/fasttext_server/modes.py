@@ -69,7 +69,8 @@ NEEDS_MODEL = ("model", "blazingtext")
 def _checked(body: bytes | list[bytes], limit: int) -> bytes | list[bytes]:
     size = len(body) if isinstance(body, bytes) else sum(map(len, body))
     if size > limit:  # cannot happen within the bounds; kept so no answer ever exceeds the limit
-        raise RequestError(413, "response_too_large", f"the answer of {size} bytes exceeds {limit} bytes")
+        detail = f"the answer of {size} bytes exceeds {limit} bytes (MAX_RESPONSE_BYTES)"
+        raise RequestError(413, "response_too_large", detail)
     return body
 
 

@@ -189,6 +189,21 @@ def test_broken_framing_is_a_400_json_error_with_no_traceback_in_the_log(trained
 # --- bounded work -----------------------------------------------------------------------------------------
 
 
+def test_a_body_over_the_payload_limit_is_a_413_naming_the_bound(trained_model, served_labels):
+    env = {"MAX_PAYLOAD_BYTES": "1000"}
+    with ServeProcess(trained_model.model_dir, served_labels, workers=1, extra_env=env) as server:
+        body = b'"a river"\n' * 150  # 1,500 bytes
+        declared = post(server.url, body)
+        assert (declared.status_code, declared.json()["error"]) == (413, "payload_too_large")
+        assert declared.json()["detail"] == "body of 1500 bytes exceeds the 1000-byte limit (MAX_PAYLOAD_BYTES)"
+        # chunked: no length is declared, so the limit is found while reading
+        chunked = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nTransfer-Encoding: chunked\r\n"
+        chunked += b"\r\n" + f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+        answer = assert_json_error(*raw_exchange(server.url, chunked), 413, "payload_too_large")
+        assert answer["detail"] == "body exceeds the 1000-byte limit (MAX_PAYLOAD_BYTES)"
+        assert post(server.url, b'"a river"\n' * 100).status_code == 200
+
+
 def test_too_many_records_is_a_413_naming_the_bound(server_url):
     resp = post(server_url, b"a\n" * 10_001)
     assert resp.status_code == 413
