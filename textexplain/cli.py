@@ -453,6 +453,9 @@ def main(argv: list[str] | None = None) -> int:
     except (InputValidationError, LocalRunError, ServeError, AwsCliError, ValueError, OSError) as exc:
         print(f"textexplain {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:  # Ctrl-C: cleaned up on the way out, like SIGTERM; a stop, not a crash to trace
+        print(f"textexplain {args.command}: interrupted; the same command again resumes the run", file=sys.stderr)
+        return 128 + signal.SIGINT
 
 
 if __name__ == "__main__":
