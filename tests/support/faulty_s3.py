@@ -73,10 +73,13 @@ def faulty_proxy(upstream: str) -> Iterator[tuple[str, FaultPlan]]:
             data = answer.read()
             connection.close()
             self.send_response(answer.status)
+            # a HEAD's answer has no body: its Content-Length is the object's size, kept as the upstream said it
+            dropped = ("transfer-encoding", "connection") + (() if self.command == "HEAD" else ("content-length",))
             for key, value in answer.getheaders():
-                if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                if key.lower() not in dropped:
                     self.send_header(key, value)
-            self.send_header("Content-Length", str(len(data)))
+            if self.command != "HEAD":
+                self.send_header("Content-Length", str(len(data)))
             if fault is not None and fault.kind == "cut" and len(data) > 1:
                 self.send_header("Connection", "close")
                 self.end_headers()
