@@ -116,9 +116,14 @@ class Classifier:
             return np.zeros((0, k), dtype=np.float32)
         row_labels, row_probs = self._predict([t + "\n" for t in texts], -1, 0.0, "strict")
         out = np.zeros((n, k), dtype=np.float32)
-        columns = list(map(self._column.__getitem__, itertools.chain.from_iterable(row_labels)))
         # Rows are usually K long; hierarchical softmax may omit labels below ~1e-5 (they stay 0).
         lengths = np.fromiter(map(len, row_labels), dtype=np.intp, count=n)
+        # an index array, not a list: numpy converts a list index element by element (as long as the lookups)
+        columns = np.fromiter(
+            map(self._column.__getitem__, itertools.chain.from_iterable(row_labels)),
+            dtype=np.intp,
+            count=int(lengths.sum()),
+        )
         out[np.repeat(np.arange(n), lengths), columns] = np.concatenate(row_probs)
         return out
 
