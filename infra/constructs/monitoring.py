@@ -26,7 +26,7 @@ def alarms_of(stack: Stack) -> str:
 
 
 def on_behalf_of(stack: Stack, source_arn: str) -> dict:
-    """Only when the service acts for this account's own alarms (the confused-deputy guard)."""
+    """Only when the service acts for this account's own alarms or topics (the confused-deputy guard)."""
     return {"ArnLike": {"aws:SourceArn": source_arn}, "StringEquals": {"aws:SourceAccount": stack.account}}
 
 
@@ -85,7 +85,19 @@ class Monitoring(Construct):
         stack = Stack.of(self)
         self.topic = sns.Topic(self, "Alarms", master_key=key, enforce_ssl=True)
         if email:
-            self.topic.add_subscription(subs.EmailSubscription(email))
+            # an e-mail SNS cannot deliver after its retries (a full mailbox, a bounce) is kept in the dead-letter
+            # queue, not dropped; CDK's queue policy admits this topic only (aws:SourceArn), the key statement is below
+            self.topic.add_subscription(subs.EmailSubscription(email, dead_letter_queue=dead_letters))
+            key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="TopicRedrivesToTheEncryptedQueue",
+                    principals=[iam.ServicePrincipal("sns.amazonaws.com")],
+                    actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                    resources=["*"],  # in a key policy, "*" is this key
+                    # this account's topics (naming this topic here would make key and topic depend on each other)
+                    conditions=on_behalf_of(stack, stack.format_arn(service="sns", resource="*")),
+                )
+            )
         # A topic policy replaces SNS's default one, which is what let CloudWatch publish: admit this account's
         # alarms by name, or no alarm reaches anyone.
         self.topic.add_to_resource_policy(

@@ -71,6 +71,18 @@ def test_kms_needs_the_key_policy_before_any_identity_policy_counts():
     assert evaluate(decrypt, Policies(identity=[], key=[names_role], resource_account="111111111111"))
 
 
+def test_kms_across_accounts_needs_the_callers_identity_policy_even_when_the_key_policy_names_the_role():
+    """KMS Developer Guide, 'Allowing users in other accounts to use a KMS key': the key policy of the owning account
+    AND an IAM policy in the caller's account, whether the key policy names the account or the role itself."""
+    decrypt = Request(Principal.role(OTHER), "kms:Decrypt", "arn:aws:kms:eu-west-1:111111111111:key/k")
+    names_role = {**allow("kms:Decrypt"), "Principal": {"AWS": OTHER}}
+    names_account = {**allow("kms:Decrypt"), "Principal": {"AWS": "arn:aws:iam::222222222222:root"}}
+    identity = [allow("kms:Decrypt", "arn:aws:kms:eu-west-1:111111111111:key/k")]
+    for key in (names_role, names_account):
+        assert not evaluate(decrypt, Policies(identity=[], key=[key], resource_account="111111111111")), key
+        assert evaluate(decrypt, Policies(identity=identity, key=[key], resource_account="111111111111")), key
+
+
 def test_a_service_principal_is_allowed_only_by_the_resource_policy_and_its_conditions():
     topic = "arn:aws:sns:eu-west-1:111111111111:alarms"
     statement = {

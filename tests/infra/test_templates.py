@@ -423,13 +423,17 @@ def test_data_key_admits_the_services_that_encrypt_with_it(stage):
 def test_the_topic_and_the_dead_letter_queue_have_a_key_of_their_own(stage):
     """EventBridge's statement on that key cannot carry a source condition (SNS does not support it for
     EventBridge-to-encrypted-topic deliveries), so it is not on the key of the inputs and results."""
-    _, template, _ = stage
+    name, template, _ = stage
     (topic,) = resources(template, "AWS::SNS::Topic").values()
     (queue,) = resources(template, "AWS::SQS::Queue").values()
     for encrypted in (topic["Properties"]["KmsMasterKeyId"], queue["Properties"]["KmsMasterKeyId"]):
         assert encrypted["Fn::GetAtt"][0].startswith("NotificationsKey")
     services = by_service(key_policy(template, "NotificationsKey"))
-    assert set(services) == {"cloudwatch.amazonaws.com", "events.amazonaws.com"}
+    redrive = {"sns.amazonaws.com"} if load_stage(name).alarm_email else set()  # an e-mail SNS could not deliver
+    assert set(services) == {"cloudwatch.amazonaws.com", "events.amazonaws.com"} | redrive
+    for service in redrive:
+        (statement,) = services[service]
+        assert set(statement["Condition"]) == {"ArnLike", "StringEquals"}
     (alarms,) = services["cloudwatch.amazonaws.com"]
     assert set(alarms["Condition"]) == {"ArnLike", "StringEquals"}
     (rules,) = services["events.amazonaws.com"]
@@ -475,3 +479,15 @@ def test_function_concurrency_comes_from_the_stage(stage):
     assert len(functions) == 4
     for function in functions:
         assert function["Properties"]["ReservedConcurrentExecutions"] == load_stage(name).function_concurrency
+
+
+def test_an_alarm_email_that_cannot_be_delivered_is_kept_in_the_dead_letter_queue(stage):
+    name, template, _ = stage
+    subscriptions = resources(template, "AWS::SNS::Subscription")
+    if not load_stage(name).alarm_email:
+        assert subscriptions == {}
+        return
+    (subscription,) = subscriptions.values()
+    assert subscription["Properties"]["Protocol"] == "email"
+    (queue_id,) = resources(template, "AWS::SQS::Queue")
+    assert subscription["Properties"]["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [queue_id, "Arn"]}}

@@ -89,6 +89,9 @@ EVENTS_TO_TOPIC_DOC = (
     "SNS Developer Guide: 'Key management' (aws:SourceAccount and aws:SourceArn in a key policy are "
     "not supported for EventBridge deliveries to encrypted topics)"
 )
+SNS_DLQ_DOC = (
+    "SNS Developer Guide: 'Configuring an Amazon SNS dead-letter queue for a subscription' (queue and key policies)"
+)
 LOGS_DOC = "CloudWatch Logs User Guide: 'Encrypt log data in CloudWatch Logs using AWS KMS'"
 S3_KMS_DOC = (
     "S3 User Guide: 'Using server-side encryption with AWS KMS keys' (GenerateDataKey to write, Decrypt to read)"
@@ -213,6 +216,12 @@ SERVICE_CALLS: list[ServiceCall] = [
                   lambda s: {"aws:SourceArn": _arn(s, "cloudwatch", "alarm:TextExplanations-ExecutionsFailed"),
                              "aws:SourceAccount": s.account})
       for action in ("kms:GenerateDataKey", "kms:Decrypt")],
+    # SNS moving an e-mail it could not deliver to the subscription's dead-letter queue (stages with alarm_email)
+    *[ServiceCall("service:sns.amazonaws.com", action, resource, SNS_DLQ_DOC,
+                  lambda s: {"aws:SourceArn": s.resolve.arn(s.logical("MonitoringAlarms", "AWS::SNS::Topic")),
+                             "aws:SourceAccount": s.account}, applies=lambda c: bool(c.alarm_email))
+      for action, resource in (("sqs:SendMessage", lambda s: s.resolve.arn(s.logical("TriggerUndelivered", "AWS::SQS::Queue"))),
+                               ("kms:GenerateDataKey", _notifications_key), ("kms:Decrypt", _notifications_key))],
     # CloudWatch Logs encrypting the log groups
     *[ServiceCall("service:logs.{region}.amazonaws.com", action, _key, LOGS_DOC,
                   lambda s: {"kms:EncryptionContext:aws:logs:arn": _arn(s, "logs", "log-group:/aws/lambda/x")})

@@ -12,18 +12,14 @@ from pathlib import Path
 DEPLOY_TIME = r"BucketNotificationsHandler|CustomS3AutoDeleteObjects"
 # cfn-lint (+ cfn-lint-serverless) findings this design accepts: rule -> (where, why). Anything else fails.
 ACCEPTED = {
-    "W3005": (r".*", "CDK writes an explicit DependsOn on a role's policy beside the GetAtt of the role, so a "
-              "function or state machine is created only once its permissions exist; redundant, not wrong"),
-    "E3703": (r"TextExplanations-pipeline", "CDK Pipelines' own templates join strings with Fn::Join; a style "
-              "preference (Fn::Sub), with the same result"),
+    "W3005": (r"dependency already enforced by a 'GetAtt' at '[^']*/Properties/Role(Arn)?'", "CDK makes each "
+              "function and the state machine depend on its role and the role's policy, so it is created only once its "
+              "permissions exist; the role's part is also implied by the GetAtt of its ARN: redundant, not wrong"),
     "WS1004": (r".*", "our functions log to their own log group (LoggingConfig) with the stage's retention; the rule "
                "looks for /aws/lambda/<name> groups. CDK's deploy-time handlers keep Lambda's default group"),
     "WS1000": (DEPLOY_TIME, "CDK's bucket-notifications and auto-delete handlers run only when CloudFormation "
                "deploys or deletes the stack; tracing them would trace CloudFormation, not the workflow"),
-    "ES1005": (DEPLOY_TIME, "CDK's deploy-time handlers: their memory is CDK's choice"),
     "ES6000": (r"TriggerUndelivered", "this queue is itself the dead-letter queue (of the rules and the starter)"),
-    "ES7000": (r"MonitoringAlarms.*(Subscription|example)", "an email subscription: SNS retries email itself, and "
-               "every alarm stays visible in CloudWatch; a DLQ for email deliveries is a team's choice"),
 }  # fmt: skip
 
 

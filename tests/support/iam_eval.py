@@ -9,7 +9,8 @@ policy elements: Condition operators") and the KMS Developer Guide ("Key policie
 - across accounts, both the caller's identity policy AND the resource's policy must allow;
 - a service principal has no identity policy: the resource policy must allow it;
 - KMS is the exception: the key policy must allow the principal, or allow its account, in which case an identity
-  policy must allow too; without the key policy nothing else counts. (Grants are not modelled.)
+  policy must allow too; without the key policy nothing else counts; a principal of another account always needs
+  its identity policy as well. (Grants are not modelled.)
 
 Conditions: the string, ARN, Bool, Null and numeric operators, ``...IfExists``, ``ForAnyValue:``/``ForAllValues:``.
 A key missing from the request makes a condition false, except for the negated operators, ``...IfExists`` and
@@ -207,8 +208,10 @@ def evaluate(request: Request, policies: Policies) -> Decision:
     if request.action.lower().startswith("kms:"):
         if policies.key is None:
             return Decision(False, "no key policy: KMS allows nothing without one")
-        if direct:
+        if direct and (principal.service is not None or same_account):
             return Decision(True, "the key policy allows the principal")
+        if direct and identity_allows:  # another account's principal: its own IAM policy must allow the call too
+            return Decision(True, "cross-account: the key policy names the principal and its identity policy allows")
         if via_account and identity_allows and principal.service is None:
             return Decision(True, "the key policy allows the account and an identity policy allows the call")
         return Decision(False, "the key policy allows neither the principal nor (with an identity allow) its account")
