@@ -126,8 +126,9 @@ def _draw(m: int, requests: list[tuple[int, int, bool]], rng: np.random.Generato
             row[list(every[idx])] = True
         out[i] = masks
     pending = {i: requests[i][1] for i in sampled}
-    kept: dict[int, list[np.ndarray]] = {i: [] for i in sampled}
+    kept: dict[int, list[np.ndarray]] = {i: [] for i in sampled}  # blocks of rows, in the order drawn
     seen: set[bytes] = set()
+    first_draw = True
     while pending:
         order = list(pending)
         sizes = np.repeat([requests[i][0] for i in order], [pending[i] for i in order])
@@ -136,22 +137,35 @@ def _draw(m: int, requests: list[tuple[int, int, bool]], rng: np.random.Generato
         keys[fixed, 0] = -1.0  # unit 0 always among the smallest keys
         kth = np.sort(keys, axis=1)[np.arange(len(sizes)), sizes - 1]
         candidates = keys <= kth[:, None]
-        owners = np.repeat(order, [pending[i] for i in order])
         packed = np.ascontiguousarray(np.packbits(candidates, axis=1))
-        if not seen and len(np.unique(packed.view(np.dtype((np.void, packed.shape[1]))))) == len(packed):
-            # the usual case, checked at once: no repeats in the first draw (each request's rows are consecutive)
-            ends = np.cumsum([pending[i] for i in order])
-            for i, stop in zip(order, ends.tolist(), strict=True):
-                out[i] = candidates[stop - pending[i] : stop]
-            return out
-        for row, owner, key in zip(candidates, owners, map(bytes, packed), strict=True):
-            if key not in seen:  # sizes differ between requests, so a repeat is always within one
-                seen.add(key)
-                kept[owner].append(row)
-                pending[owner] -= 1
+        if first_draw:
+            # every request's rows are consecutive; keep each row's first occurrence (sizes differ between
+            # requests, so a repeat is always within one), all at once: usually there is no repeat at all
+            first_draw = False
+            _, first = np.unique(packed.view(np.dtype((np.void, packed.shape[1]))), return_index=True)
+            ends = np.cumsum([pending[i] for i in order]).tolist()
+            if len(first) == len(packed):
+                for i, stop in zip(order, ends, strict=True):
+                    out[i] = candidates[stop - pending[i] : stop]
+                return out
+            keep = np.zeros(len(packed), dtype=bool)
+            keep[first] = True
+            for i, stop in zip(order, ends, strict=True):
+                start = stop - pending[i]
+                kept[i].append(candidates[start:stop][keep[start:stop]])
+                pending[i] -= len(kept[i][-1])
+                if pending[i]:  # drawn again below: remember what this request holds
+                    seen.update(map(bytes, packed[start:stop][keep[start:stop]]))
+        else:
+            owners = np.repeat(order, [pending[i] for i in order])
+            for row, owner, key in zip(candidates, owners, map(bytes, packed), strict=True):
+                if key not in seen:
+                    seen.add(key)
+                    kept[owner].append(row[None, :])
+                    pending[owner] -= 1
         pending = {i: left for i, left in pending.items() if left}
     for i in sampled:
-        out[i] = np.array(kept[i], dtype=bool).reshape(-1, m)
+        out[i] = np.concatenate(kept[i]) if kept[i] else np.zeros((0, m), dtype=bool)
     return out
 
 
