@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import signal
 import sys
 import tarfile
@@ -235,10 +236,16 @@ def overrides_from(args) -> dict:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def _aws_clients():
+def _aws_clients(stage: str):
+    """Clients in the stage's own region (config/stages/<stage>.json), whatever the user's default region is. With
+    AWS_ENDPOINT_URL (a stand-in for the AWS API) the environment's region is the one that endpoint serves."""
     import boto3
 
-    return {name: boto3.client(name) for name in ("s3", "stepfunctions", "cloudformation", "sts")}
+    from infra.config import load_stage
+
+    region = None if os.environ.get("AWS_ENDPOINT_URL") else load_stage(stage).region
+    session = boto3.Session(region_name=region)
+    return {name: session.client(name) for name in ("s3", "stepfunctions", "cloudformation", "sts")}
 
 
 def cmd_explain_in_stage(args) -> int:
@@ -246,7 +253,7 @@ def cmd_explain_in_stage(args) -> int:
 
     if not args.input:
         raise aws_cli.AwsCliError("--stage needs --input (s3://bucket/key or a local CSV)")
-    c = _aws_clients()
+    c = _aws_clients(args.stage)
     targets = aws_cli.StageTargets.from_stack(c["cloudformation"], args.stage)
     account = c["sts"].get_caller_identity()["Account"]
     overrides = overrides_from(args)
@@ -265,7 +272,7 @@ def cmd_explain_in_stage(args) -> int:
 def cmd_status(args) -> int:
     from textexplain import aws_cli
 
-    c = _aws_clients()
+    c = _aws_clients(args.stage)
     targets = aws_cli.StageTargets.from_stack(c["cloudformation"], args.stage)
     print(json.dumps(aws_cli.status(c["s3"], targets.results_bucket, args.run_id), indent=2))
     return 0
@@ -431,6 +438,8 @@ def _stop_in_order_on_signals() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
     from textexplain.aws_cli import AwsCliError
     from textexplain.local import LocalRunError
     from textexplain.serving import ServeError, temporary_files
@@ -452,6 +461,16 @@ def main(argv: list[str] | None = None) -> int:
             return commands[args.command](args)
     except (InputValidationError, LocalRunError, ServeError, AwsCliError, ValueError, OSError) as exc:
         print(f"textexplain {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except NoCredentialsError:
+        print(
+            f"textexplain {args.command}: error: no AWS credentials found; configure them (aws configure, "
+            "AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    except (BotoCoreError, ClientError) as exc:  # a profile, region or permission problem: said by AWS's own words
+        print(f"textexplain {args.command}: error: AWS: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:  # Ctrl-C: cleaned up on the way out, like SIGTERM; a stop, not a crash to trace
         print(f"textexplain {args.command}: interrupted; the same command again resumes the run", file=sys.stderr)

@@ -300,3 +300,27 @@ def test_labels_help_shows_the_json_form():
     assert '["Film", "Album"]' in subprocess.run(
         [sys.executable, "-m", "textexplain.cli", "explain", "--help"], capture_output=True, text=True, cwd=ROOT
     ).stdout.replace("\n", " ")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"AWS_PROFILE": "nope"}, "textexplain status: error: AWS: The config profile (nope) could not be found"),
+        ({}, "textexplain status: error: no AWS credentials found; configure them"),
+    ],
+    ids=["unknown-profile", "no-credentials"],
+)
+def test_aws_commands_say_what_is_missing(tmp_path, extra, message):
+    # no AWS settings at all, and no instance metadata lookup (nothing leaves this machine); the region is the
+    # stage's own, so no "You must specify a region"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env |= {"HOME": str(tmp_path), "AWS_EC2_METADATA_DISABLED": "true", **extra}
+    env |= {"AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
+    done = subprocess.run(
+        [sys.executable, "-m", "textexplain.cli", "status", "some-run", "--stage", "dev"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == cli.EXIT_BAD_INPUT, done.stderr
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "specify a region" not in done.stderr
