@@ -7,7 +7,7 @@ scores; the whole explain with the model in-process (the container's ``Classifie
 in Clarify-sized CSV batches (what ``--endpoint-url`` does). With the AG News sample present (bench/shared_sample.py),
 the same on AG News, plus held-out accuracy and the top tokens per class.
 
-Usage: python -m bench explain [--records 100] [--num-samples 1000] [--repeat 3]
+Usage: python -m bench explain [--records 100] [--num-samples 1000] [--repeat 3] [--no-http]
 """
 
 from __future__ import annotations
