@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -186,6 +187,18 @@ def remove_on_exit(path: str | os.PathLike) -> None:
         _reaper.add(path)
 
 
+def _registered_directory(parent: Path, prefix: str) -> Path:
+    """A new private directory, named to the watchdog before it is made (as ``mkdtemp`` would, had it a hook)."""
+    while True:
+        path = parent / f"{prefix}{secrets.token_hex(6)}"
+        remove_on_exit(path)
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        return path
+
+
 @contextlib.contextmanager
 def temporary_files() -> Iterator[Path]:
     """A private directory that ``tempfile`` uses meanwhile (the extracted model, training files, servers' TMPDIR),
@@ -194,8 +207,7 @@ def temporary_files() -> Iterator[Path]:
     previous = (_reaper, tempfile.tempdir, os.environ.get("TMPDIR"))
     _reaper = _Reaper()
     try:
-        private = Path(tempfile.mkdtemp(prefix="textexplain-"))
-        _reaper.add(private)
+        private = _registered_directory(Path(tempfile.gettempdir()), "textexplain-")
         tempfile.tempdir = str(private)
         os.environ["TMPDIR"] = str(private)
         try:
@@ -217,6 +229,14 @@ class ReapedFileStorage(FileStorage):
 
     @contextlib.contextmanager
     def writer(self, bucket, key, content_type):
-        with super().writer(bucket, key, content_type) as tmp:
-            remove_on_exit(tmp.name)
-            yield tmp
+        path = self._path(bucket, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.parent / f".partial-{secrets.token_hex(8)}"
+        remove_on_exit(partial)  # told before the file exists: there is no moment a kill could leave it unknown
+        try:
+            with partial.open("xb") as tmp:
+                yield tmp
+            os.replace(partial, path)  # atomic within one directory
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise

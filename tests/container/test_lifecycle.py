@@ -324,3 +324,29 @@ def test_aws_commands_say_what_is_missing(tmp_path, extra, message):
     assert message in done.stderr
     assert "Traceback" not in done.stderr
     assert "specify a region" not in done.stderr
+
+
+KILLED_MID_WRITE = textwrap.dedent(
+    """
+    import os, signal, sys
+    from textexplain.serving import ReapedFileStorage, temporary_files
+    with temporary_files() as private:
+        (private / "extracted-model").mkdir()
+        with ReapedFileStorage(sys.argv[1]).writer("results", "runs/r/out.jsonl", "application/jsonlines") as fh:
+            fh.write(b"half a line")
+            fh.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+    """
+)
+
+
+def test_a_process_killed_mid_write_leaves_neither_its_partial_nor_its_temporary_directory(tmp_path):
+    tmp, root = tmp_path / "tmp", tmp_path / "storage"
+    tmp.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_MID_WRITE, str(root)], env={**os.environ, "TMPDIR": str(tmp)}, cwd=ROOT
+    )
+    assert done.returncode == -signal.SIGKILL
+    assert (root / "results" / "runs" / "r").is_dir()  # the writer had begun there
+    assert wait_for(lambda: not partials(root) and not list(tmp.iterdir()), 30), (partials(root), list(tmp.iterdir()))
+    assert not (root / "results" / "runs" / "r" / "out.jsonl").exists()  # and nothing half-written was published
