@@ -439,6 +439,12 @@ def test_the_topic_and_the_dead_letter_queue_have_a_key_of_their_own(stage):
     (rules,) = services["events.amazonaws.com"]
     assert "Condition" not in rules
     assert sorted(rules["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    # it encrypts nothing but notifications: no bucket, log group, function environment or job uses it
+    (key_id,) = [lid for lid in resources(template, "AWS::KMS::Key") if lid.startswith("NotificationsKey")]
+    users = {r["Type"] for lid, r in template["Resources"].items() if lid != key_id and key_id in json.dumps(r)}
+    assert users == {"AWS::SNS::Topic", "AWS::SQS::Queue", "AWS::IAM::Policy"}
+    (policy,) = [r for r in resources(template, "AWS::IAM::Policy").values() if key_id in json.dumps(r)]
+    assert [role["Ref"][:20] for role in policy["Properties"]["Roles"]] == ["TriggerStarterFnRole"]
 
 
 def role_statements(template: dict, role_prefix: str) -> list[dict]:
