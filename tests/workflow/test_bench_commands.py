@@ -43,3 +43,7 @@ def test_agnews_class_summary_command_as_documented():
     before = float(re.search(r"top 10, before: (\d+)%", out).group(1))
     after = float(re.search(r"top 10, after: (\d+)%", out).group(1))
     assert after < before / 2, out
+    # the figures docs/workflow.md publishes are this command's (training and sampling are seeded, one thread)
+    documented_row = re.search(r"^\| mean \| \| \*\*(\d+)%\*\* \| \*\*(\d+)%\*\*", DOC, re.M)
+    assert documented_row, "docs/workflow.md has no mean row for the class-summary comparison"
+    assert (before, after) == (float(documented_row.group(1)), float(documented_row.group(2))), out
