@@ -340,7 +340,7 @@ def cmd_explain(args) -> int:
 def _print_result(result: dict) -> None:
     run_dir = Path(result["run_dir"])
     if result["status"] == RunStatus.ALREADY_DONE:
-        print(f"already explained: {run_dir} (same input and options; nothing recomputed)")
+        print(f"already explained: {run_dir} (same input, options and model; nothing recomputed)")
     else:
         check = result.get("faithfulness") or {}
         print(f"explained {result['records']} records with {result['model_requests']} model requests")
