@@ -96,6 +96,9 @@ def test_model_is_network_isolated_with_the_stage_labels(stage):
     assert props["EnableNetworkIsolation"] is True
     # every property of a model is create-only: only a generated name lets CloudFormation replace it
     assert "ModelName" not in props
+    # a run in flight during an update keeps the model it started with; deleting the stack deletes the model
+    assert model["UpdateReplacePolicy"] == "Retain"
+    assert model.get("DeletionPolicy", "Delete") == "Delete"
     if config.hosting.mode == "byoc":
         ours = [props["PrimaryContainer"]]
         assert ours[0]["ModelDataUrl"] == config.model.artifact_s3_uri
