@@ -126,6 +126,9 @@ class Worker(GeventWorker):
                 pass
 
     def handle_abort(self, sig, frame):
+        # The master sends SIGABRT on the timeout and SIGKILL at its next check (about a second later) if the worker
+        # has still not reported: report first, so the answers below are written before the worker exits.
+        self.notify()
         detail = f"the worker passed its {self.cfg.timeout}-second timeout and was stopped; send fewer records"
         self._answer_unanswered("worker_timeout", detail)
         super().handle_abort(sig, frame)
