@@ -55,6 +55,7 @@ class TextExplanationStack(Stack):
             hosting=config.hosting,
             repository_name=project_name(config.stage),
             role_path=model_role_path(config.stage),
+            max_text_chars=config.limits.max_text_chars,
             container_dir=container_dir,
         )
         if config.hosting.online_explainer:

@@ -42,6 +42,7 @@ class ModelHosting(Construct):
         hosting: HostingSettings,
         repository_name: str,
         role_path: str,
+        max_text_chars: int,
         container_dir: Path = ROOT / "container",
     ):
         super().__init__(scope, id)
@@ -104,6 +105,9 @@ class ModelHosting(Construct):
         # the model, which CloudFormation can do only because the model's name is generated
         ours = {
             "LABELS": labels,
+            # the stage's one text limit (limits.max_text_chars), which prepare applies too: without it the container
+            # keeps its default, and a stage that raises the limit admits texts its endpoint refuses with 413
+            "MAX_TEXT_CHARS": str(max_text_chars),
             **({"ARTIFACT_VERSION": settings.artifact_version} if settings.artifact_version else {}),
         }
         if hosting.mode == "byoc":

@@ -111,6 +111,8 @@ def test_model_is_network_isolated_with_the_stage_labels(stage):
         ours = [pre, post]
     for container in ours:
         assert json.loads(container["Environment"]["LABELS"]) == config.model.labels
+        # the container refuses texts by the same limit prepare applies
+        assert container["Environment"]["MAX_TEXT_CHARS"] == str(config.limits.max_text_chars)
         image = json.dumps(container["Image"])
         if config.model.image_source == "repository":
             assert f":{config.model.image_tag}" in image

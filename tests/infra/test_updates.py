@@ -93,6 +93,7 @@ MODEL_CHANGES = {
     "new labels": {"model__labels": [*load_stage("dev").model.labels, "Newcomer"]},
     "new model artifact": {"model__artifact_s3_uri": "s3://dev-models-111111111111/text-classifier/v2/model.tar.gz"},
     "new artifact version at the same URI": {"model__artifact_version": "training-run-42"},
+    "a raised text limit": {"limits__max_text_chars": 20_000},  # prepare's and the container's one limit
 }
 
 
