@@ -48,24 +48,22 @@ def notifications_key(scope: Construct, id: str, *, removal: RemovalPolicy) -> k
         enable_key_rotation=True,
         removal_policy=removal,
     )
+    service_may_use(key, "AlarmsPublishToTheEncryptedTopic", "cloudwatch", on_behalf_of(stack, alarms_of(stack)))
+    service_may_use(key, "RulesDeliverToTheEncryptedTopicAndQueue", "events", None)  # no condition: see above
+    return key
+
+
+def service_may_use(key: kms.IKey, sid: str, service: str, conditions: dict | None) -> None:
+    """A key-policy statement: the service may encrypt and decrypt with this key, under ``conditions``."""
     key.add_to_resource_policy(
         iam.PolicyStatement(
-            sid="AlarmsPublishToTheEncryptedTopic",
-            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            sid=sid,
+            principals=[iam.ServicePrincipal(f"{service}.amazonaws.com")],
             actions=["kms:Decrypt", "kms:GenerateDataKey"],
             resources=["*"],  # in a key policy, "*" is this key
-            conditions=on_behalf_of(stack, alarms_of(stack)),
+            conditions=conditions,
         )
     )
-    key.add_to_resource_policy(
-        iam.PolicyStatement(
-            sid="RulesDeliverToTheEncryptedTopicAndQueue",
-            principals=[iam.ServicePrincipal("events.amazonaws.com")],
-            actions=["kms:Decrypt", "kms:GenerateDataKey"],
-            resources=["*"],  # in a key policy, "*" is this key; no source condition: see the docstring
-        )
-    )
-    return key
 
 
 class Monitoring(Construct):
@@ -88,16 +86,9 @@ class Monitoring(Construct):
             # an e-mail SNS cannot deliver after its retries (a full mailbox, a bounce) is kept in the dead-letter
             # queue, not dropped; CDK's queue policy admits this topic only (aws:SourceArn), the key statement is below
             self.topic.add_subscription(subs.EmailSubscription(email, dead_letter_queue=dead_letters))
-            key.add_to_resource_policy(
-                iam.PolicyStatement(
-                    sid="TopicRedrivesToTheEncryptedQueue",
-                    principals=[iam.ServicePrincipal("sns.amazonaws.com")],
-                    actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                    resources=["*"],  # in a key policy, "*" is this key
-                    # this account's topics (naming this topic here would make key and topic depend on each other)
-                    conditions=on_behalf_of(stack, stack.format_arn(service="sns", resource="*")),
-                )
-            )
+            # this account's topics (naming this topic here would make key and topic depend on each other)
+            topics = stack.format_arn(service="sns", resource="*")
+            service_may_use(key, "TopicRedrivesToTheEncryptedQueue", "sns", on_behalf_of(stack, topics))
         # A topic policy replaces SNS's default one, which is what let CloudWatch publish: admit this account's
         # alarms by name, or no alarm reaches anyone.
         self.topic.add_to_resource_policy(

@@ -50,6 +50,15 @@ def raw_exchange(url: str, data: bytes, half_close: bool = False, timeout: float
     return int(lines[0].split()[1]), headers, body
 
 
+def read_to_close(sock: socket.socket) -> tuple[bytes, bytes, bytes]:
+    """Everything the server sends until it closes the connection: (whole reply, head, body)."""
+    reply = b""
+    while chunk := sock.recv(4096):
+        reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    return reply, head, body
+
+
 def post(url: str, body: bytes, headers: dict | None = None, timeout: float = 60) -> requests.Response:
     return requests.post(url + "/invocations", data=body, headers=headers or CSV, timeout=timeout)
 
@@ -94,10 +103,7 @@ def test_slow_clients_do_not_starve_ping_or_other_clients(strict_server):
             time.sleep(0.2)
         # every slow client is answered with our JSON once the request's budget has passed
         for sock in slow:
-            reply = b""
-            while chunk := sock.recv(4096):
-                reply += chunk
-            head_bytes, _, answer = reply.partition(b"\r\n\r\n")
+            reply, head_bytes, answer = read_to_close(sock)
             assert head_bytes.startswith(b"HTTP/1.1 408"), reply[:200]
             assert json.loads(answer)["error"] == "body_timeout"
     finally:
@@ -280,10 +286,7 @@ def test_when_the_worker_timeout_fires_every_unanswered_client_gets_our_json(tra
             assert requests.get(server.url + "/ping", timeout=5).status_code == 200
             os.kill(worker, signal.SIGABRT)
             for sock in clients:
-                reply = b""
-                while chunk := sock.recv(4096):
-                    reply += chunk
-                head_bytes, _, body = reply.partition(b"\r\n\r\n")
+                reply, head_bytes, body = read_to_close(sock)
                 assert head_bytes.startswith(b"HTTP/1.1 503"), reply[:300]
                 assert b"application/json" in head_bytes
                 assert json.loads(body)["error"] == "worker_timeout"
@@ -397,13 +400,10 @@ def test_sigterm_answers_a_client_still_sending_within_the_stop_window(trained_m
         time.sleep(0.3)
         started = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
-        reply = b""
-        while chunk := sock.recv(4096):
-            reply += chunk
+        reply, head, body = read_to_close(sock)
         answered = time.monotonic() - started
     assert server.process.wait(30) == 0
     server.stop()
-    head, _, body = reply.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 503"), reply[:300]
     assert json.loads(body)["error"] == "server_stopping"
     assert answered < 30
