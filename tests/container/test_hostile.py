@@ -298,6 +298,11 @@ def test_when_the_worker_timeout_fires_every_unanswered_client_gets_our_json(tra
                 break
             time.sleep(0.1)
         assert post(server.url, b'"a river"\n', timeout=10).status_code == 200
+        # the aborted worker exits once its greenlets are done (gevent carries its SystemExit to the main greenlet)
+        for _ in range(300):
+            if worker not in worker_pids(server):
+                break
+            time.sleep(0.1)
         assert worker not in worker_pids(server)
         assert "Traceback" not in server.output()
 
