@@ -112,9 +112,12 @@ def test_a_stopped_cli_run_leaves_no_temporary_files(trained_model, tmp_path, si
         argv = ["explain", "--model", str(trained_model.tarball), "--data", str(data), "--out", str(out)]
     else:
         argv = ["demo", "--out", str(out), "--records", "200"]
+    # started as a terminal starts a command, with Ctrl-C's default action: a suite run in the background of a
+    # non-interactive shell inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler
     run = subprocess.Popen(
         [sys.executable, "-m", "textexplain.cli", *argv, "--num-samples", "2000"],
         env={**os.environ, "TMPDIR": str(tmp)}, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         assert wait_for(lambda: PHASES[phase](tmp, out) or run.poll() is not None), f"{phase} was never reached"
