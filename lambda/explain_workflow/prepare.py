@@ -17,7 +17,7 @@ from explain_workflow.request import RunRequest
 from explain_workflow.runs import (
     RunLayout,
     Stopwatch,
-    finished,
+    is_done,
     job_name_for,
     read_manifest,
     transform_job_name_for,
@@ -75,11 +75,11 @@ def prepare_run(storage: Storage, request: RunRequest, settings: WorkflowSetting
         _fail(storage, layout, request, exc, request.attempt, None)
         raise
     layout = RunLayout(settings.results_bucket, identity.run_id)
-    done = finished(storage, layout)
-    if done is not None:
-        rows = done.get("counts", {}).get("rows", 0) if isinstance(done.get("counts"), dict) else 0
-        return result(layout, identity, RunStatus.ALREADY_DONE, rows, _previous_attempt(done))
     existing = read_manifest(storage, layout)
+    if is_done(storage, layout, existing):
+        counts = existing.get("counts")
+        rows = counts.get("rows", 0) if isinstance(counts, dict) else 0
+        return result(layout, identity, RunStatus.ALREADY_DONE, rows, _previous_attempt(existing))
     attempt = request.attempt
     if existing is not None:
         # FAILED, unreadable, or SUCCEEDED with its results gone: a new attempt, never reusing an earlier attempt's

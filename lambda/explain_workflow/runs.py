@@ -138,12 +138,15 @@ def finished(storage: Storage, layout: RunLayout) -> dict | None:
     answer "already done" never points at files that do not exist.
     """
     manifest = read_manifest(storage, layout)
+    return manifest if is_done(storage, layout, manifest) else None
+
+
+def is_done(storage: Storage, layout: RunLayout, manifest: dict | None) -> bool:
+    """``finished`` for a manifest already read (its callers also look at a manifest that is not done)."""
     if manifest is None or manifest.get("status") != RunStatus.SUCCEEDED:
-        return None
+        return False
     present = set(storage.list(layout.bucket, layout.results_prefix))
-    if any(layout.results_prefix + name not in present for name in RESULT_FILES):
-        return None
-    return manifest
+    return all(layout.results_prefix + name in present for name in RESULT_FILES)
 
 
 def write_manifest(storage: Storage, layout: RunLayout, status: RunStatus, **fields: Any) -> dict:

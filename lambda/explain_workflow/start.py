@@ -32,7 +32,7 @@ from explain_workflow.contract import (
 from explain_workflow.errors import InputValidationError
 from explain_workflow.executions import ExecutionExists, Executions, ExecutionStatus
 from explain_workflow.identity import run_identity
-from explain_workflow.runs import UNREADABLE, RunLayout, execution_name_for, finished, read_manifest
+from explain_workflow.runs import UNREADABLE, RunLayout, execution_name_for, is_done, read_manifest
 from explain_workflow.storage import ObjectInfo, Storage, StorageError
 
 
@@ -141,10 +141,10 @@ def _next_attempt(
         return latest + 1, f"attempt {latest} ended {status}", latest
     if status == ExecutionStatus.SUCCEEDED:
         layout = RunLayout(settings.results_bucket, run_id)
-        if finished(storage, layout) is None:
+        manifest = read_manifest(storage, layout)
+        if not is_done(storage, layout, manifest):
             # an execution that ended well is not a run that did: its manifest is FAILED, unreadable or gone, or
             # its results were deleted since
-            manifest = read_manifest(storage, layout)
             status = None if manifest is None else manifest.get("status")
             said = {
                 None: "no manifest",
