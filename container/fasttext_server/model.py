@@ -15,10 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
+from fasttext_server.model_file import ModelFileError, read_layout
 from fasttext_server.normalize import normalize
 
 LABEL_PREFIX = "__label__"
 MODEL_SUFFIXES = (".bin", ".ftz")
+PROBE_WORDS = 5  # dictionary words the load-time probe prediction is made of
+PROBE_TOLERANCE = 1e-3  # how far a probe's probabilities may sum from 1 (float32 sums, omitted hs labels)
 BLOCK_ROWS = 1024  # rows scored together: large enough to amortise the calls, small enough to bound memory
 
 log = logging.getLogger(__name__)
@@ -100,14 +103,45 @@ class Classifier:
 
         path = find_model_file(model_dir)
         try:
+            layout = read_layout(path)  # fastText itself loads a truncated file and answers zeros
+        except (ModelFileError, OSError) as exc:
+            raise ModelError(f"cannot load {path} as a fastText model: {exc}") from exc
+        try:
             ft_model = fasttext.load_model(str(path))
         except Exception as exc:  # fastText raises ValueError/RuntimeError with terse messages
             raise ModelError(f"cannot load {path} as a fastText model: {exc}") from exc
         if not ft_model.get_labels():
             raise ModelError(f"{path} is not a supervised fastText model (it has no labels)")
+        if len(ft_model.get_labels()) != layout.output_rows:
+            raise ModelError(f"{path} has {len(ft_model.get_labels())} labels but {layout.output_rows} output rows")
         classifier = cls(ft_model, labels)
+        classifier.probe(ft_model.get_words()[:PROBE_WORDS], layout.loss, path)
         log.info("loaded %s with labels %s", path, classifier.labels)
         return classifier
+
+    def probe(self, words: list[str], loss: str, path: Path) -> None:
+        """One prediction at load: every label answered (hierarchical softmax may omit labels below ~1e-5), each in
+        [0, 1], summing to 1 except for one-vs-all (independent sigmoids); else the model is refused."""
+        texts = [" ".join(words), ""]
+        try:
+            row_labels, row_probs = self._predict([t + "\n" for t in texts], -1, 0.0, "strict")
+        except (RuntimeError, ValueError) as exc:  # "Encountered NaN." for NaN weights
+            raise ModelError(f"{path} loads but its probe prediction fails ({exc}): the file is damaged") from None
+        for text, got, probs in zip(texts, row_labels, row_probs, strict=True):
+            values = np.asarray(probs, dtype=np.float64)
+            total = float(values.sum())
+            problems = []
+            if loss != "hs" and len(got) != len(self.labels):
+                problems.append(f"{len(got)} of {len(self.labels)} labels answered")
+            if not np.all(np.isfinite(values)) or np.any(values < 0) or np.any(values > 1 + PROBE_TOLERANCE):
+                problems.append("probabilities outside [0, 1]")
+            if loss != "ova" and abs(total - 1.0) > PROBE_TOLERANCE:
+                problems.append(f"probabilities summing to {total:.6g}")
+            if problems:
+                raise ModelError(
+                    f"{path} loads but its probe prediction for {text!r} is broken ({'; '.join(problems)}): "
+                    "the file is damaged or not the model it claims to be"
+                )
 
     def predict_normalized(self, texts: list[str]) -> np.ndarray:
         """Probabilities, shape (len(texts), K) float32, for already-normalised one-line texts."""
