@@ -90,11 +90,15 @@ def prepare_run(storage: Storage, request: RunRequest, settings: WorkflowSetting
     try:
         info = _check_object(storage, request, identity.limits.max_object_bytes)
         with (
-            storage.open(request.bucket, request.key, request.version_id or None) as source,
+            _checked_object(storage, request, info) as source,
             storage.writer(layout.bucket, layout.dataset_key, "text/csv") as target,
             storage.writer(layout.bucket, layout.predict_input_key, "application/jsonlines") as rows,
         ):
-            summary = _freeze_or_locate(storage, request, source, target, rows, identity)
+            summary = _freeze_or_locate(storage, request, info, source, target, rows, identity)
+    except StorageError as exc:  # the object changed (or vanished) between the check and the read
+        failure = InputValidationError(f"the input object cannot be read as checked: {exc}")
+        _fail(storage, layout, request, failure, attempt, identity)
+        raise failure from None
     except InputValidationError as exc:
         _fail(storage, layout, request, exc, attempt, identity)
         raise
@@ -177,12 +181,18 @@ def _check_object(storage: Storage, request: RunRequest, max_bytes: int):
     return info
 
 
-def _freeze_or_locate(storage, request, source, target, rows, identity: RunIdentity):
+def _checked_object(storage: Storage, request: RunRequest, info):
+    """The very object ``_check_object`` checked: its version when S3 keeps versions, and its ETag on every read (a
+    key overwritten in between is a StorageError, never frozen under the first upload's identity)."""
+    return storage.open(request.bucket, request.key, info.version_id or request.version_id or None, info.etag or None)
+
+
+def _freeze_or_locate(storage, request, info, source, target, rows, identity: RunIdentity):
     try:
         return freeze(source, target, identity.options.text_column, identity.limits, rows)
     except InputValidationError as exc:
         if exc.reason == "the file is not valid UTF-8":
-            with storage.open(request.bucket, request.key, request.version_id or None) as again:
+            with _checked_object(storage, request, info) as again:
                 offset = first_invalid_utf8_byte(again)
             # the decoder reads ahead, so only the byte offset is exact here
             raise InputValidationError(exc.reason, byte=offset) from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import os
 import shutil
 import tempfile
 import time
@@ -44,7 +45,9 @@ class ObjectInfo:
 class Storage(Protocol):
     def head(self, bucket: str, key: str, version_id: str | None = None) -> ObjectInfo: ...
 
-    def open(self, bucket: str, key: str, version_id: str | None = None) -> BinaryIO: ...
+    def open(self, bucket: str, key: str, version_id: str | None = None, etag: str | None = None) -> BinaryIO:
+        """The object's bytes; with ``etag``, exactly the object of that ETag, else a StorageError saying it changed."""
+        ...
 
     def writer(self, bucket: str, key: str, content_type: str) -> contextlib.AbstractContextManager[BinaryIO]: ...
 
@@ -69,6 +72,11 @@ def _transient(exc: BaseException) -> bool:
             status >= 500
         )
     return isinstance(exc, BotoCoreError | OSError)  # urllib3's protocol errors arrive wrapped as these
+
+
+def _precondition_failed(exc: ClientError) -> bool:
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return exc.response.get("Error", {}).get("Code", "") in ("PreconditionFailed", "412") or status == 412
 
 
 class _BodyStream(io.RawIOBase):
@@ -137,13 +145,18 @@ class S3Storage:
             raise
         return ObjectInfo(resp["ContentLength"], resp.get("ETag", "").strip('"'), resp.get("VersionId") or "")
 
-    def open(self, bucket, key, version_id=None):
+    def open(self, bucket, key, version_id=None, etag=None):
         args = {"Bucket": bucket, "Key": key, **({"VersionId": version_id} if version_id else {})}
         try:
-            response = self.client.get_object(**args)
+            # IfMatch: S3 answers 412 instead of the bytes of an object overwritten since its ETag was checked
+            response = self.client.get_object(**args, **({"IfMatch": f'"{etag}"'} if etag else {}))
         except self.client.exceptions.ClientError as exc:
             if error := self._unreadable(exc, bucket, key):
                 raise error from None
+            if etag and _precondition_failed(exc):
+                raise StorageError(
+                    f"s3://{bucket}/{key} changed after it was checked: its ETag is no longer {etag}"
+                ) from None
             raise
         etag = response.get("ETag", "")
 
@@ -190,21 +203,34 @@ class FileStorage:
             raise StorageError(f"key {key!r} escapes the storage root")
         return path
 
+    @staticmethod
+    def _etag(fh: BinaryIO) -> str:
+        digest = hashlib.md5(usedforsecurity=False)  # S3's ETag of a single-part upload: content, not time
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+        return digest.hexdigest()
+
     def head(self, bucket, key, version_id=None):
         path = self._path(bucket, key)
         if not path.is_file():
             raise StorageError(f"{path} does not exist")
-        digest = hashlib.md5(usedforsecurity=False)  # S3's ETag of a single-part upload: content, not time
         with path.open("rb") as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
-        return ObjectInfo(path.stat().st_size, digest.hexdigest(), "")
+            return ObjectInfo(os.fstat(fh.fileno()).st_size, self._etag(fh), "")
 
-    def open(self, bucket, key, version_id=None):
+    def open(self, bucket, key, version_id=None, etag=None):
         path = self._path(bucket, key)
         if not path.is_file():
             raise StorageError(f"{path} does not exist")
-        return path.open("rb")
+        fh = path.open("rb")
+        if etag:
+            # the open file is what is read: a file replaced after this check is not read (writers rename, so the
+            # bytes under an open descriptor never change)
+            found = self._etag(fh)
+            if found != etag:
+                fh.close()
+                raise StorageError(f"{path} changed after it was checked: its ETag is {found}, not {etag}")
+            fh.seek(0)
+        return fh
 
     @contextlib.contextmanager
     def writer(self, bucket, key, content_type) -> Iterator[BinaryIO]:

@@ -1,7 +1,8 @@
 """A loopback proxy in front of the local S3 API that fails chosen requests the ways S3 and networks do.
 
 Faults (each used once, in order, for requests that match): ``slow_down`` answers 503 SlowDown (S3's throttling
-answer); ``cut`` sends the headers and half the body, then closes the connection (a reset mid-download).
+answer); ``cut`` sends the headers and half the body, then closes the connection (a reset mid-download);
+``before`` runs ``action`` (say, another client's overwrite of the object), then forwards the request as it came.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ SLOW_DOWN = (
 
 @dataclass
 class Fault:
-    kind: str  # "slow_down" | "cut"
+    kind: str  # "slow_down" | "cut" | "before"
     method: str
     matches: Callable[[str], bool]  # on the request path (with query)
+    action: Callable[[], None] | None = None  # what "before" does first
 
 
 @dataclass
@@ -58,6 +60,8 @@ def faulty_proxy(upstream: str) -> Iterator[tuple[str, FaultPlan]]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else None
             fault = plan.take(self.command, self.path)
+            if fault is not None and fault.kind == "before":
+                fault.action()
             if fault is not None and fault.kind == "slow_down":
                 self.send_response(503)
                 self.send_header("Content-Type", "application/xml")
