@@ -156,6 +156,12 @@ def _explain_parser(sub) -> None:
     p.add_argument("--no-follow", action="store_true", help="with --stage: start the run and return")
     p.add_argument("--text-column", default=None, help="column name or 0-based index (default: text)")
     p.add_argument(
+        "--label-column",
+        default=None,
+        help="a column of true labels (by name): the report adds accuracy, a confusion matrix and the misclassified "
+        "records; the labels are kept beside the dataset the explainer reads, never in it",
+    )
+    p.add_argument(
         "--granularity", choices=GRANULARITIES, default=None, help="units that are explained (default: token)"
     )
     p.add_argument("--language", default=None, help="Clarify language name or ISO code (default: english)")
@@ -185,6 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("demo-output"), help="output directory (default: demo-output)")
     demo.add_argument("--records", type=_at_least(1), default=24, help="texts to explain (default: 24)")
     demo.add_argument("--num-samples", type=_at_least(1), default=500, help="coalitions per record (default: 500)")
+    demo.add_argument(
+        "--label-column",
+        default="true_label",
+        help="the generated file's label column the report evaluates against (default: true_label; '' for none)",
+    )
     train = sub.add_parser("train", help="train a fastText model.tar.gz from a labelled CSV")
     train.add_argument("--data", type=Path, required=True, help="CSV with a header row, a text and a label column")
     train.add_argument("--text-column", default="text", help="name of the text column (default: text)")
@@ -226,6 +237,7 @@ def overrides_from(args) -> dict:
         }
     flags = {
         "text_column": args.text_column,
+        "label_column": getattr(args, "label_column", None),
         "granularity": args.granularity,
         "language": args.language,
         "num_samples": args.num_samples,
@@ -320,6 +332,8 @@ def cmd_explain(args) -> int:
         labels = read_json_file(args.analysis_config, "--analysis-config").get("predictor", {}).get("label_headers")
     overrides = overrides_from(args)
     check_csv_file(args.data, "--data", {"--text-column": overrides.get("text_column", ClarifyOptions().text_column)})
+    if args.label_column is not None:
+        check_csv_file(args.data, "--data", {"--label-column": args.label_column}, by_index=False)
     if args.model:
         check_model_file(args.model)
     else:
@@ -388,7 +402,10 @@ def cmd_demo(args) -> int:
         for i, ex in enumerate(texts, start=1):
             writer.writerow([f"doc-{i}", ex.text, ex.label])
     with local.model_endpoint(tarball, None, None) as (url, order):
-        config = local.LocalRun(data, out, order, {"num_samples": args.num_samples})
+        overrides = {"num_samples": args.num_samples}
+        if args.label_column:
+            overrides["label_column"] = args.label_column
+        config = local.LocalRun(data, out, order, overrides)
         result = local.run(config, url, progress=_progress)
     _print_result(result)
     return 0
@@ -405,24 +422,9 @@ def cmd_report(args) -> int:
     manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
     if manifest.get("status") != "SUCCEEDED":
         raise InputValidationError(f"{run_dir} did not succeed ({manifest.get('status')}): {manifest.get('reason')}")
-    classes = json.loads((run_dir / "results" / "classes.json").read_text(encoding="utf-8"))
-    records = []
-    with (run_dir / "results" / "records.jsonl").open(encoding="utf-8") as fh:
-        for line in fh:
-            if len(records) >= 1000:
-                break
-            records.append(json.loads(line))
-    summary = {
-        "run_id": manifest["run_id"],
-        "rows": manifest["counts"]["rows"],
-        "labels": manifest["labels"],
-        "predicted_counts": manifest["counts"]["predicted"],
-        "misaligned_units": manifest["counts"]["misaligned_units"],
-        "records_in_report": len(records),
-        "faithfulness": manifest.get("faithfulness"),
-    }
+    html = report.render_dir(run_dir / "results")  # exactly what postprocess rendered, from what it wrote
     target = run_dir / "results" / "report.html"
-    target.write_text(report.render(summary, classes, records), encoding="utf-8")
+    target.write_text(html, encoding="utf-8")
     print(f"report: {target}")
     return 0
 

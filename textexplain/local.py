@@ -26,6 +26,7 @@ from explain_workflow.dataset import read_frozen
 from explain_workflow.postprocess import postprocess_run
 from explain_workflow.predictions import prediction_lines
 from explain_workflow.prepare import prepare_run
+from explain_workflow.report import LOCAL_ENGINE
 from explain_workflow.runs import RunLayout, write_manifest
 from textexplain.explainer import kernel_shap
 from textexplain.explainer.explain import (
@@ -264,7 +265,7 @@ def run(config: LocalRun, url: str | LocalModel, progress: Callable[[Iterator, i
     finally:
         journal.close()
         scorer.close()
-    answer = postprocess_run(storage, layout.run_id, settings, faithfulness=check)
+    answer = postprocess_run(storage, layout.run_id, settings, faithfulness=check, engine=LOCAL_ENGINE)
     if answer.status == RunStatus.SUCCEEDED:
         journal.remove()
     return {

@@ -261,7 +261,17 @@ def settings_from_env(model: type[Strict], env: Mapping[str, str], name: str) ->
 
 # ---- a run: its request and its identity ----
 
-OVERRIDABLE = ("text_column", "granularity", "language", "num_samples", "baseline", "agg_method", "max_rows", "seed")
+OVERRIDABLE = (
+    "text_column",
+    "granularity",
+    "language",
+    "num_samples",
+    "baseline",
+    "agg_method",
+    "max_rows",
+    "seed",
+    "label_column",  # not a Clarify option: the labels stay beside the dataset (explain_workflow.evaluation)
+)
 
 
 class RunRequest(Strict):

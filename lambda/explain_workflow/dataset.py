@@ -18,6 +18,7 @@ from typing import BinaryIO
 
 from explain_workflow.contract import Limits
 from explain_workflow.errors import InputValidationError
+from explain_workflow.evaluation import label_line
 
 FROZEN_HEADERS = ["row_id", "text"]
 # csv's own field limit (131,072 characters by default) must never decide: a column that is not explained may be
@@ -85,6 +86,27 @@ def resolve_text_column(header: list[str], text_column: str | int) -> int:
 
 def iter_texts(stream: BinaryIO, text_column: str | int, limits: Limits) -> Iterator[tuple[int, str]]:
     """(row_id, text) for every data row, validated. Raises ``InputValidationError``."""
+    for row_id, value, _ in iter_rows(stream, text_column, limits):
+        yield row_id, value
+
+
+def _label_index(header: list[str], label_column: str, text: int) -> int:
+    """The label column (by name, as in training), never the text column itself."""
+    if label_column not in header:
+        raise InputValidationError(f"no label column named {label_column!r}; the header has {header}", row=0)
+    if header.count(label_column) > 1:
+        raise InputValidationError(f"the header names {label_column!r} more than once: {header}", row=0)
+    index = header.index(label_column)
+    if index == text:
+        raise InputValidationError(f"the label column {label_column!r} is the text column", row=0)
+    return index
+
+
+def iter_rows(
+    stream: BinaryIO, text_column: str | int, limits: Limits, label_column: str | None = None
+) -> Iterator[tuple[int, str, str | None]]:
+    """(row_id, text, label) for every data row, validated; label is None without a label column or for an empty
+    cell (white space stripped). Raises ``InputValidationError``."""
     text = io.TextIOWrapper(io.BufferedReader(stream, _CHUNK), encoding="utf-8-sig", newline="")
     reader = csv.reader(text, strict=True)
     try:
@@ -92,6 +114,7 @@ def iter_texts(stream: BinaryIO, text_column: str | int, limits: Limits) -> Iter
         if header is None:
             raise InputValidationError("the file is empty: expected a header row and at least one data row")
         column = resolve_text_column(header, text_column)
+        labelled = _label_index(header, label_column, column) if label_column is not None else None
         row_id = 0
         for row in reader:
             row_id += 1
@@ -115,7 +138,7 @@ def iter_texts(stream: BinaryIO, text_column: str | int, limits: Limits) -> Iter
                     row=row_id,
                     line=reader.line_num,
                 )
-            yield row_id, value
+            yield row_id, value, (row[labelled].strip() or None) if labelled is not None else None
         if row_id == 0:
             raise InputValidationError("the file has a header row but no data rows", row=1)
     except csv.Error as exc:
@@ -130,18 +153,27 @@ def prediction_line(row_id: int, text: str) -> bytes:
 
 
 def freeze(
-    source: BinaryIO, target: BinaryIO, text_column: str | int, limits: Limits, rows_target: BinaryIO | None = None
+    source: BinaryIO,
+    target: BinaryIO,
+    text_column: str | int,
+    limits: Limits,
+    rows_target: BinaryIO | None = None,
+    label_column: str | None = None,
+    labels_target: BinaryIO | None = None,
 ) -> DatasetSummary:
     """Validate ``source`` and write the frozen dataset to ``target`` (and the same rows as JSON lines to
-    ``rows_target``, for the model's own predictions); returns what was read."""
+    ``rows_target``, for the model's own predictions; with ``label_column``, each row's label to ``labels_target``,
+    never to the dataset); returns what was read."""
     counted = _HashingReader(source)
     out = io.TextIOWrapper(target, encoding="utf-8", newline="", write_through=True)
     writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
     rows = 0
-    for row_id, value in iter_texts(counted, text_column, limits):
+    for row_id, value, label in iter_rows(counted, text_column, limits, label_column):
         writer.writerow((row_id, value))
         if rows_target is not None:
             rows_target.write(prediction_line(row_id, value))
+        if labels_target is not None:
+            labels_target.write(label_line(row_id, label))
         rows += 1
     out.flush()
     out.detach()  # leave ``target`` open for the caller

@@ -48,6 +48,8 @@ def run_identity(request: RunRequest, settings: WorkflowSettings) -> RunIdentity
         },
         "model": settings.identity_of_model(),
     }
+    if request.overrides.get("label_column") is not None:  # only then, so every run id without one is unchanged
+        parts["label_column"] = request.overrides["label_column"]
     return RunIdentity(run_id=run_id_for(parts), parts=parts, options=options, limits=limits)
 
 

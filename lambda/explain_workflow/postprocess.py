@@ -38,13 +38,14 @@ from explain_workflow.clarify_format import (
 )
 from explain_workflow.contract import PostprocessResult, RunStatus, WorkflowSettings
 from explain_workflow.dataset import read_frozen
+from explain_workflow.evaluation import EVALUATION_FILE, Evaluation, labels_key, read_labels
 from explain_workflow.predictions import Predictions, read_predictions
 from explain_workflow.runs import RunLayout, Stopwatch, finished, write_manifest
 from explain_workflow.storage import Storage, StorageError, read_bytes
 
 TOP_TOKENS = 20
 MIN_SUPPORT = 5  # a token must occur this often in a view to be ranked there (fewer for small views, see below)
-REPORT_MAX_RECORDS = 1000
+REPORT_MAX_RECORDS = report.REPORT_MAX_RECORDS  # the report's bound (records and bytes): see explain_workflow.report
 GAP_DEFINITION = (
     "derived, not a prediction: per record, the largest |expected_value_k + sum of the units' attributions_k - "
     "the model's probability_k| over labels k; Clarify's expected value is the run's mean over fully masked "
@@ -330,12 +331,17 @@ def _quality(gaps: array) -> dict:
 
 
 def postprocess_run(
-    storage: Storage, run_id: str, settings: WorkflowSettings, faithfulness: dict | None = None
+    storage: Storage,
+    run_id: str,
+    settings: WorkflowSettings,
+    faithfulness: dict | None = None,
+    engine: str | None = None,
 ) -> PostprocessResult:
     """Write results/ and then manifest.json; raises ``ClarifyOutputError`` (after a FAILED manifest).
 
     ``faithfulness`` is a deletion check the caller ran itself (the local mode does; a Clarify job has none): its
-    summary goes into the report and the manifest as given.
+    summary goes into the report and the manifest as given. ``engine`` is what the report calls the explainer
+    (default: the stage's engine, settings.engine, else "clarify"; the local mode names itself).
     """
     layout = RunLayout(settings.results_bucket, run_id)
     done = finished(storage, layout)
@@ -364,6 +370,7 @@ def postprocess_run(
         clock.lap("analysis_and_predictions")
         stats = TokenStats(len(labels))
         kept: list[dict] = []
+        evaluation = _evaluation(storage, layout, labels, prepared.get("label_column"))
         rows = misaligned = 0
         predicted = dict.fromkeys(labels, 0)
         gaps = array("d")
@@ -374,6 +381,10 @@ def postprocess_run(
             for row_id, text, explanation in _joined(layout, storage, len(labels), expected_rows):
                 prediction = predictions.get(row_id)
                 text_line, unaligned = record_line(row_id, text, explanation, labels, prediction)
+                if evaluation is not None:  # the row's label beside the model's prediction
+                    evaluation.add(row_id, explanation.units, prediction)
+                    label = evaluation.label_of(row_id)
+                    text_line = f"{text_line[:-1]},{_label_field(label)}}}"
                 line = (text_line + "\n").encode("utf-8")
                 out.write(line)
                 digest.update(line)
@@ -388,6 +399,8 @@ def postprocess_run(
                     stats.add(explanation.units, index[prediction[0]])
                 if len(kept) < REPORT_MAX_RECORDS:
                     kept.append(record_of(row_id, text, explanation, labels, prediction))
+                    if evaluation is not None:
+                        kept[-1]["label"] = label
     except StorageError as exc:  # a file of the run itself is missing: the run cannot complete
         error = ClarifyOutputError(f"a file of the run cannot be read: {exc}")
         write_manifest(storage, layout, RunStatus.FAILED, stage="postprocess", attempt=attempt, reason=error.reason)
@@ -408,17 +421,23 @@ def postprocess_run(
     gaps_missing = _missing(missing, predictions)
     quality = _quality(gaps)
     summary = {
-        "faithfulness": {k: v for k, v in faithfulness.items() if k != "per_record"} if faithfulness else None,
         "run_id": run_id,
+        "model": (prepared.get("identity") or {}).get("model") or settings.identity_of_model(),
+        "engine": engine or getattr(settings, "engine", None) or "clarify",
         "rows": rows,
         "labels": labels,
         "predicted_counts": predicted,
         "misaligned_units": misaligned,
-        "records_in_report": len(kept),
         "quality": quality,
         "missing": gaps_missing,
+        "faithfulness": {k: v for k, v in faithfulness.items() if k != "per_record"} if faithfulness else None,
     }
-    html = report.render(summary, classes, kept)
+    evaluated = evaluation.document() if evaluation is not None else None
+    if evaluated is not None:
+        storage.put(layout.bucket, layout.results_prefix + EVALUATION_FILE, _json(evaluated), "application/json")
+    # what the report is rendered from, so `textexplain report` renders exactly this (report.render_dir)
+    storage.put(layout.bucket, layout.results_prefix + report.SUMMARY_FILE, _json(summary), "application/json")
+    html = report.render(summary, classes, kept, evaluated)
     storage.put(layout.bucket, layout.results_prefix + "report.html", html.encode(), "text/html; charset=utf-8")
     clock.lap("classes_and_report")
     manifest = write_manifest(
@@ -447,6 +466,8 @@ def postprocess_run(
             "records": layout.uri(layout.results_prefix + "records.jsonl"),
             "classes": layout.uri(layout.results_prefix + "classes.json"),
             "report": layout.uri(layout.results_prefix + "report.html"),
+            "summary": layout.uri(layout.results_prefix + report.SUMMARY_FILE),
+            **({"evaluation": layout.uri(layout.results_prefix + EVALUATION_FILE)} if evaluated else {}),
         },
         timings=clock.timings,
         **({"faithfulness": summary["faithfulness"]} if faithfulness else {}),
@@ -468,6 +489,27 @@ def _missing(missing: list[int], predictions: Predictions) -> dict:
             "predicted view",
         }
     }
+
+
+def _json(value: dict) -> bytes:
+    return json.dumps(value, indent=2, ensure_ascii=False).encode()
+
+
+def _label_field(label: str | None) -> str:
+    return '"label":' + json.dumps(label, ensure_ascii=False)
+
+
+def _evaluation(storage: Storage, layout: RunLayout, labels: list[str], label_column) -> Evaluation | None:
+    """The labels prepare kept beside the dataset (when the request named a label column), ready to evaluate."""
+    if label_column is None:
+        return None
+    key = labels_key(layout.prefix)
+    try:
+        with storage.open(layout.bucket, key) as stream:
+            truth = read_labels(stream, key)
+    except StorageError:
+        raise ClarifyOutputError(f"the request names label column {label_column!r} but {key} is missing") from None
+    return Evaluation(labels, label_column, truth)
 
 
 def _count_rows(storage: Storage, layout: RunLayout) -> int:

@@ -6,14 +6,16 @@ again. The caller (Lambda handler or local mode) passes a ``Storage``; nothing h
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 
 from explain_workflow import analysis_config
 from explain_workflow.contract import CLARIFY_ENDPOINT_PREFIX, PredictJob, PrepareResult, RunStatus, WorkflowSettings
 from explain_workflow.dataset import InputValidationError, first_invalid_utf8_byte, freeze
+from explain_workflow.evaluation import labels_key
 from explain_workflow.identity import RunIdentity, rejected_identity, run_id_for, run_identity
-from explain_workflow.request import RunRequest
+from explain_workflow.request import RunRequest, label_column_of
 from explain_workflow.runs import (
     RunLayout,
     Stopwatch,
@@ -93,8 +95,9 @@ def prepare_run(storage: Storage, request: RunRequest, settings: WorkflowSetting
             _checked_object(storage, request, info) as source,
             storage.writer(layout.bucket, layout.dataset_key, "text/csv") as target,
             storage.writer(layout.bucket, layout.predict_input_key, "application/jsonlines") as rows,
+            _labels_target(storage, layout, request) as labels,
         ):
-            summary = _freeze_or_locate(storage, request, info, source, target, rows, identity)
+            summary = _freeze_or_locate(storage, request, info, source, target, rows, identity, labels)
     except StorageError as exc:  # the object changed (or vanished) between the check and the read
         failure = InputValidationError(f"the input object cannot be read as checked: {exc}")
         _fail(storage, layout, request, failure, attempt, identity)
@@ -119,6 +122,7 @@ def prepare_run(storage: Storage, request: RunRequest, settings: WorkflowSetting
                 "request": request.as_event(),
                 "object": {"size": info.size, "etag": info.etag, "version_id": info.version_id},
                 "input_sha256": summary.sha256,
+                "label_column": label_column_of(request.overrides),
                 "config_sha256": hashlib.sha256(body).hexdigest(),
                 "rows": summary.rows,
                 "timings": clock.timings,
@@ -187,9 +191,17 @@ def _checked_object(storage: Storage, request: RunRequest, info):
     return storage.open(request.bucket, request.key, info.version_id or request.version_id or None, info.etag or None)
 
 
-def _freeze_or_locate(storage, request, info, source, target, rows, identity: RunIdentity):
+def _labels_target(storage: Storage, layout: RunLayout, request: RunRequest):
+    """labels/labels.jsonl when the request names a label column: beside Clarify's dataset, never in it."""
+    if label_column_of(request.overrides) is None:
+        return contextlib.nullcontext(None)
+    return storage.writer(layout.bucket, labels_key(layout.prefix), "application/jsonlines")
+
+
+def _freeze_or_locate(storage, request, info, source, target, rows, identity: RunIdentity, labels=None):
     try:
-        return freeze(source, target, identity.options.text_column, identity.limits, rows)
+        label_column = label_column_of(request.overrides)
+        return freeze(source, target, identity.options.text_column, identity.limits, rows, label_column, labels)
     except InputValidationError as exc:
         if exc.reason == "the file is not valid UTF-8":
             with _checked_object(storage, request, info) as again:

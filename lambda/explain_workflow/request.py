@@ -8,11 +8,21 @@ from explain_workflow.contract import AGG_METHODS, GRANULARITIES, OVERRIDABLE, C
 from explain_workflow.dataset import InputValidationError
 from explain_workflow.languages import clarify_language
 
-__all__ = ["OVERRIDABLE", "RunRequest", "apply_overrides"]
+__all__ = ["OVERRIDABLE", "RunRequest", "apply_overrides", "label_column_of"]
 
 
 def _whole(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def label_column_of(overrides: dict[str, Any]) -> str | None:
+    """The request's label column (a header name), or None; InputValidationError for anything else."""
+    value = overrides.get("label_column")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InputValidationError(f"label_column must be a column name, got {value!r}")
+    return value
 
 
 def apply_overrides(
@@ -23,7 +33,8 @@ def apply_overrides(
     Values are normalised to what Clarify's schema takes (language " EN " -> "en"), so two spellings of one
     request are one run.
     """
-    values = {k: v for k, v in overrides.items() if k != "max_rows"}
+    values = {k: v for k, v in overrides.items() if k not in ("max_rows", "label_column")}
+    label_column_of(overrides)
     if "granularity" in values and values["granularity"] not in GRANULARITIES:
         raise InputValidationError(f"granularity {values['granularity']!r} is not one of {list(GRANULARITIES)}")
     if "agg_method" in values and values["agg_method"] not in AGG_METHODS:

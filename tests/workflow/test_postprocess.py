@@ -35,6 +35,12 @@ def records(storage, layout):
     return [json.loads(line) for line in body.splitlines()]
 
 
+def report_data(storage, layout):
+    from explain_workflow.report import data_of
+
+    return data_of(read_bytes(storage, layout.bucket, layout.results_prefix + "report.html").decode())
+
+
 def classes_of(storage, layout):
     return json.loads(read_bytes(storage, layout.bucket, layout.results_prefix + "classes.json"))
 
@@ -75,9 +81,9 @@ def test_records_carry_the_models_own_predictions(storage, settings, prepared, s
     assert gap["p95"] == pytest.approx(max(gaps), abs=1e-12)
     assert manifest["identity"]["input"]["key"] == "incoming/sample.csv"
     assert manifest["identity"]["model"]
-    report = read_bytes(storage, layout.bucket, layout.results_prefix + "report.html").decode()
-    assert f"model probability {max(model[0]):.3f}" in report
-    assert "p≈" not in report
+    data = report_data(storage, layout)
+    assert [r["q"] for r in data["records"]] == [[round(p * 10_000) for p in probs] for probs in model]
+    assert [r["p"] for r in data["records"]] == [int(np.argmax(probs)) for probs in model]
 
 
 def test_predictions_in_any_order_are_joined_by_row_id(storage, settings, prepared):
@@ -106,8 +112,8 @@ def test_missing_predictions_are_said_to_be_missing(storage, settings, prepared)
     assert manifest["counts"]["predicted"] == dict.fromkeys(LABELS, 0)
     assert manifest["quality"]["additivity_gap"]["records"] == 0
     report = read_bytes(storage, layout.bucket, layout.results_prefix + "report.html").decode()
-    assert "prediction missing" in report
-    assert "is missing for 3 of 3 records" in report
+    assert "the model's prediction is missing for 3 of 3 records" in report
+    assert [(r["p"], r["q"]) for r in report_data(storage, layout)["records"]] == [(-1, None)] * 3
 
 
 def test_one_missing_prediction_is_named(storage, settings, prepared):
@@ -534,4 +540,6 @@ def test_a_run_in_aws_publishes_no_faithfulness_whatever_files_its_prefix_holds(
     storage.put(layout.bucket, layout.prefix + "local/faithfulness.json", json.dumps(stray).encode(), "x")
     postprocess_run(storage, layout.run_id, settings)
     assert "faithfulness" not in read_manifest(storage, layout)
-    assert "Faithfulness" not in read_bytes(storage, layout.bucket, layout.results_prefix + "report.html").decode()
+    report = read_bytes(storage, layout.bucket, layout.results_prefix + "report.html").decode()
+    assert "lowers that class's probability" not in report
+    assert "not run (a Clarify job runs no deletion check; the local mode does)" in report
