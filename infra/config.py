@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from explain_workflow.contract import (
     ClarifyOptions,
+    ExplainerSettings,
     Labels,
     Limits,
     PredictSettings,
@@ -22,6 +23,7 @@ from explain_workflow.contract import (
     Strict,
     WorkflowSettings,
     samples_within_the_limit,
+    shards_mergeable,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,6 +98,8 @@ class StageConfig(Strict):
     region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     model: ModelSettings
     clarify: ClarifyOptions = ClarifyOptions()
+    # "clarify" (SageMaker Clarify's job, the default) or "builtin" (our image's job: docs/deploy.md)
+    explainer: ExplainerSettings = ExplainerSettings()
     limits: Limits = Limits()
     processing: ProcessingSettings = ProcessingSettings()
     predict: PredictSettings = PredictSettings()
@@ -116,6 +120,16 @@ class StageConfig(Strict):
     @model_validator(mode="after")
     def _samples_within_the_limit(self) -> StageConfig:
         samples_within_the_limit(self.clarify, self.limits, "clarify")
+        return self
+
+    @model_validator(mode="after")
+    def _shards_mergeable(self) -> StageConfig:
+        shards_mergeable(self.explainer.engine, self.clarify.agg_method, self.processing.instance_count, "clarify")
+        if self.explainer.engine == "builtin" and self.hosting.endpoint_name:
+            raise ValueError(
+                "explainer.engine 'builtin' explains the stage's own model artifact in its job, never an endpoint: "
+                "remove hosting.endpoint_name (or keep engine 'clarify' to explain that endpoint's model)"
+            )
         return self
 
     @model_validator(mode="after")
@@ -164,4 +178,5 @@ def workflow_settings(
         limits=config.limits,
         processing=config.processing,
         model_identity=model_identity,
+        engine=config.explainer.engine,
     )

@@ -10,6 +10,7 @@ stacks, the Lambda asset and the CLI can all depend on it.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any, Literal, get_args
@@ -22,6 +23,7 @@ from pydantic import (
     ValidationError,
     field_serializer,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -63,6 +65,25 @@ INCOMING_PREFIX = "incoming/"  # an upload here starts a run (the S3 trigger)
 UPLOADS_PREFIX = "uploads/"  # where `textexplain aws run` puts a local file
 READABLE_PREFIXES = (INCOMING_PREFIX, UPLOADS_PREFIX)  # the only input keys a run may name
 RUNS_PREFIX = "runs/"  # everything a run writes, under runs/<run_id>/
+# S3's naming rules for general purpose buckets: 3-63 characters of a-z 0-9 . -, a letter or digit at both ends
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+MAX_KEY_BYTES = 1024  # S3's limit on a key, UTF-8 encoded
+
+
+def check_input_location(bucket: str, key: str, results_bucket: str) -> None:
+    """The one check of the object a request may name, made by the starter and by prepare (``run_identity``): a
+    key under incoming/ or uploads/ of a bucket that is not the stage's results bucket (prepare may read that
+    bucket's runs/, so it is refused by name); ``InputValidationError`` saying which rule it breaks."""
+    if not _BUCKET_NAME.fullmatch(bucket) or ".." in bucket:
+        raise InputValidationError(f"bucket {bucket!r} is not an S3 bucket name")
+    if bucket == results_bucket:
+        raise InputValidationError(f"bucket {bucket!r} is the stage's results bucket; name the input bucket")
+    if not key.startswith(READABLE_PREFIXES) or key in READABLE_PREFIXES:
+        raise InputValidationError(f"key {key!r} is not an object under {' or '.join(READABLE_PREFIXES)}")
+    size = len(key.encode("utf-8", "surrogatepass"))
+    if size > MAX_KEY_BYTES:
+        raise InputValidationError(f"key of {size} bytes: S3 keys have at most {MAX_KEY_BYTES}")
+
 
 CLARIFY_JOB_PREFIX = "cx"  # processing job cx-<run_id>-<attempt>
 TRANSFORM_JOB_PREFIX = "cp"  # transform job cp-<run_id>-<attempt>
@@ -96,6 +117,7 @@ Granularity = Literal["token", "sentence", "paragraph"]
 AggMethod = Literal["mean_abs", "median", "mean_sq"]
 GRANULARITIES, AGG_METHODS = get_args(Granularity), get_args(AggMethod)
 NUM_SAMPLES_CEILING = 100_000  # the most samples per record any stage may allow (each is a model call)
+SEED_MAX = 2**32 - 1  # a seed numpy's and Clarify's generators take: 0 to 2**32 - 1
 
 
 def project_name(stage: str) -> str:
@@ -132,7 +154,8 @@ class ClarifyOptions(Strict):
     baseline: str = Field("<UNK>", min_length=1)
     num_samples: int = Field(1000, ge=1, le=NUM_SAMPLES_CEILING)
     agg_method: AggMethod = "mean_abs"
-    seed: int | None = None  # Clarify's ``shap.seed``: None lets each job draw its own samples
+    # Clarify's ``shap.seed``: None lets each job draw its own samples
+    seed: int | None = Field(None, ge=0, le=SEED_MAX)
 
     @field_validator("language")
     @classmethod
@@ -155,6 +178,28 @@ class ProcessingSettings(Strict):
     instance_count: int = Field(1, ge=1)
     volume_size_gb: int = Field(30, ge=1, le=16_384)
     max_runtime_seconds: int = Field(3600, ge=60, le=432_000)
+
+
+Engine = Literal["clarify", "builtin"]
+ENGINES = get_args(Engine)
+EXPLAIN_JOB_ENTRYPOINT = ["explain-job"]  # the builtin engine's script in our image (/usr/local/bin/explain-job)
+
+
+class ExplainerSettings(Strict):
+    """Which engine explains a run: SageMaker Clarify's processing job (the default), or our own image's job
+    ("builtin": the model scored in-process, no endpoint, its predictions written by the same job)."""
+
+    engine: Engine = "clarify"
+
+
+def shards_mergeable(engine: str, agg_method: str, instance_count: int, field: str) -> None:
+    """ValueError when a builtin run on N > 1 instances asks for an aggregate its N partial parts cannot give
+    exactly (a median of medians is not the median)."""
+    if engine == "builtin" and agg_method == "median" and instance_count > 1:
+        raise ValueError(
+            f"{field}.agg_method 'median' cannot be merged exactly from processing.instance_count {instance_count} "
+            "shards of the builtin engine: use mean_abs or mean_sq, or one instance"
+        )
 
 
 class PredictSettings(Strict):
@@ -192,12 +237,22 @@ class WorkflowSettings(Strict):
     processing: ProcessingSettings = ProcessingSettings()
     # what identifies the model that makes the predictions (image, artifact, labels): part of every run id
     model_identity: dict[str, Any] = {}
+    engine: Engine = "clarify"  # ExplainerSettings.engine: builtin runs write the frozen dataset as shards
+
+    @model_serializer(mode="wrap")
+    def _engine_only_when_builtin(self, handler) -> dict:
+        # a clarify stage's functions keep exactly the environment they had before engines existed (no update)
+        data = handler(self)
+        if data.get("engine") == "clarify":
+            data.pop("engine")
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> WorkflowSettings:
         if not self.model_name and not self.endpoint_name:
             raise ValueError("set model_name (a temporary endpoint per job) or endpoint_name (an existing one)")
         samples_within_the_limit(self.defaults, self.limits, "defaults")
+        shards_mergeable(self.engine, self.defaults.agg_method, self.processing.instance_count, "defaults")
         named = self.model_identity.get("labels")
         if named is not None and named != self.labels:
             raise ValueError(f"model_identity names labels {named} but labels is {self.labels}")

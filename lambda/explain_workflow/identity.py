@@ -13,7 +13,8 @@ import json
 import re
 from typing import Any
 
-from explain_workflow.contract import RunIdentity, WorkflowSettings
+from explain_workflow.contract import RunIdentity, WorkflowSettings, shards_mergeable
+from explain_workflow.errors import InputValidationError
 from explain_workflow.request import RunRequest, apply_overrides
 
 _SLUG_CHARS = re.compile(r"[^a-z0-9]+")
@@ -38,6 +39,10 @@ def run_id_for(parts: dict) -> str:
 def run_identity(request: RunRequest, settings: WorkflowSettings) -> RunIdentity:
     """The identity of ``request`` on this stage; ``InputValidationError`` for an override it cannot take."""
     options, limits = apply_overrides(settings.defaults, settings.limits, request.overrides)
+    try:
+        shards_mergeable(settings.engine, options.agg_method, settings.processing.instance_count, "overrides")
+    except ValueError as exc:
+        raise InputValidationError(str(exc)) from None
     parts = {
         "input": {"bucket": request.bucket, "key": request.key, "version": request.version},
         "options": options.model_dump(),

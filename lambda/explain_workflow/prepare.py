@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import tempfile
 
 from explain_workflow import analysis_config
 from explain_workflow.contract import CLARIFY_ENDPOINT_PREFIX, PredictJob, PrepareResult, RunStatus, WorkflowSettings
@@ -25,6 +26,7 @@ from explain_workflow.runs import (
     transform_job_name_for,
     write_manifest,
 )
+from explain_workflow.shards import write_shards
 from explain_workflow.storage import Storage, StorageError
 
 
@@ -93,11 +95,14 @@ def prepare_run(storage: Storage, request: RunRequest, settings: WorkflowSetting
         info = _check_object(storage, request, identity.limits.max_object_bytes)
         with (
             _checked_object(storage, request, info) as source,
-            storage.writer(layout.bucket, layout.dataset_key, "text/csv") as target,
+            _frozen_target(storage, layout, settings) as target,
             storage.writer(layout.bucket, layout.predict_input_key, "application/jsonlines") as rows,
             _labels_target(storage, layout, request) as labels,
         ):
             summary = _freeze_or_locate(storage, request, info, source, target, rows, identity, labels)
+            if settings.engine == "builtin":
+                target.seek(0)
+                write_shards(storage, layout, target, summary.rows, settings.processing.instance_count)
     except StorageError as exc:  # the object changed (or vanished) between the check and the read
         failure = InputValidationError(f"the input object cannot be read as checked: {exc}")
         _fail(storage, layout, request, failure, attempt, identity)
@@ -165,6 +170,13 @@ def _clear(storage: Storage, layout: RunLayout) -> None:
     if layout.manifest_key in keys:
         storage.delete(layout.bucket, [layout.manifest_key])
     storage.delete(layout.bucket, [k for k in keys if k != layout.manifest_key])
+
+
+def _frozen_target(storage: Storage, layout: RunLayout, settings: WorkflowSettings):
+    """Where the frozen dataset goes: input/dataset.csv (clarify), or a local file that becomes the shards."""
+    if settings.engine == "builtin":
+        return tempfile.TemporaryFile()  # Lambda's /tmp; the frozen rows are at most limits.max_object_bytes
+    return storage.writer(layout.bucket, layout.dataset_key, "text/csv")
 
 
 def _check_object(storage: Storage, request: RunRequest, max_bytes: int):

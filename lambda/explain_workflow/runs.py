@@ -61,6 +61,11 @@ class RunLayout:
     def dataset_key(self) -> str:
         return self.input_prefix + "dataset.csv"
 
+    def dataset_part_key(self, index: int) -> str:
+        """Shard ``index`` of the frozen dataset of a builtin run (SageMaker's ShardedByS3Key hands each instance
+        its share of these objects)."""
+        return self.input_prefix + f"dataset.part-{index:05d}.csv"
+
     @property
     def config_prefix(self) -> str:
         return self.prefix + "config/"
@@ -104,6 +109,19 @@ class RunLayout:
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
+
+
+def shard_bounds(rows: int, shards: int) -> list[tuple[int, int]]:
+    """[start, stop) of each non-empty block of ``rows`` split into ``shards`` contiguous, near-equal blocks (the
+    first ``rows % shards`` blocks one row longer); fewer rows than shards leaves the last blocks empty, not listed."""
+    size, longer = divmod(rows, shards)
+    bounds, start = [], 0
+    for index in range(shards):
+        stop = start + size + (index < longer)
+        if stop > start:
+            bounds.append((start, stop))
+        start = stop
+    return bounds
 
 
 def utc_now() -> str:
