@@ -29,7 +29,7 @@ _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:1.5rem 2rem;color:#222;max-width:76rem}
 h1{font-size:1.45rem;margin:.2rem 0 .6rem}h2{font-size:1.15rem;margin:1.6rem 0 .5rem;border-bottom:1px solid #ddd}
 table.kv td{padding:.1rem .9rem .1rem 0;vertical-align:top}table.kv td:first-child{color:#555;white-space:nowrap}
-.top{display:flex;flex-wrap:wrap;gap:2rem;align-items:flex-start}
+.top{display:flex;flex-wrap:wrap;gap:1.5rem;align-items:flex-start}#summary{max-width:40rem}
 .classes{display:flex;flex-wrap:wrap;gap:.8rem}
 .class{border:1px solid #ddd;border-radius:6px;padding:.5rem;width:23rem}
 .class h3{margin:.1rem 0;font-size:1rem}
@@ -38,6 +38,8 @@ table.kv td{padding:.1rem .9rem .1rem 0;vertical-align:top}table.kv td:first-chi
 body:not([data-view=all]) .v-all{display:none}body[data-view=all] .v-pred{display:none}
 table.cm{border-collapse:collapse;font-size:12px}table.cm td,table.cm th{border:1px solid #ddd;padding:2px 6px;
 text-align:right}table.cm th{background:#f6f6f6;font-weight:600}table.cm td.d{outline:2px solid #2ca02c}
+table.cm th.col{writing-mode:vertical-rl;transform:rotate(180deg);text-align:left;padding:4px 2px}
+.scroll{overflow-x:auto}
 .wrong{border-top:1px solid #eee;padding:.4rem 0}
 .controls{display:flex;flex-wrap:wrap;gap:.4rem 1rem;align-items:center;margin:.4rem 0;font-size:13px}
 .controls input[type=number]{width:4.5rem}
@@ -316,7 +318,7 @@ def _distribution(summary: dict) -> str:
 def _confusion(evaluation: dict) -> str:
     labels, truth, matrix = evaluation["predicted_labels"], evaluation["true_labels"], evaluation["confusion"]
     peak = max((v for row in matrix for v in row if isinstance(v, int)), default=0) or 1
-    head = "".join(f"<th>{_e(p)}</th>" for p in labels)
+    head = "".join(f'<th class="col">{_e(p)}</th>' for p in labels)
     rows = []
     for name, row in zip(truth, matrix, strict=True):
         cells = []
@@ -327,8 +329,8 @@ def _confusion(evaluation: dict) -> str:
         rows.append(f"<tr><th>{_e(name)}</th>{''.join(cells)}</tr>")
     return (
         '<p class="meta">rows: label (from the label column); columns: the model\'s predicted class; each cell counts '
-        'records (derived from records.jsonl and the labels)</p><table class="cm" id="confusion"><tr>'
-        f"<th>label \\ predicted</th>{head}</tr>{''.join(rows)}</table>"
+        'records (derived from records.jsonl and the labels)</p><div class="scroll"><table class="cm" id="confusion">'
+        f"<tr><th>label \\ predicted</th>{head}</tr>{''.join(rows)}</table></div>"
     )
 
 
@@ -383,7 +385,7 @@ def _evaluation(evaluation: dict | None) -> str:
 # ---- classes ----
 
 
-def _bars(rows: list[dict], colour: str, width: int = 340) -> str:
+def _bars(rows: list[dict], colour: str, width: int = 360) -> str:
     """A horizontal SVG bar chart of tokens' mean attribution per occurrence, with their counts."""
     if not rows:
         return '<p class="meta">no token with enough occurrences</p>'
@@ -393,7 +395,7 @@ def _bars(rows: list[dict], colour: str, width: int = 340) -> str:
     parts = [f'<svg class="bars" width="{width}" height="{height * len(rows) + 4}" role="img">']
     for i, (r, mean) in enumerate(zip(rows, means, strict=True)):
         y = i * height + 2
-        length = max(1.0, abs(mean) / peak * (width - 200))
+        length = max(1.0, abs(mean) / peak * (width - 215))
         parts.append(
             f'<g class="bar" data-token="{_e(r["token"])}" data-mean="{_num(r["mean"], ".6g")}" '
             f'data-count="{_e(r["count"])}"><text x="0" y="{y + 11}" font-size="11">{_e(str(r["token"])[:18])}</text>'
@@ -541,7 +543,7 @@ def render(summary: dict, classes: dict, records: Iterable[dict], evaluation: di
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>Explanations · {_e(summary['run_id'])}</title><style>{_CSS}</style></head>"
         f'<body data-view="predicted"><h1>Text explanations</h1><div class="top">'
-        f"{_summary(summary, evaluation)}<div><b>Predicted classes</b>{_distribution(summary)}</div></div>"
+        f"{_summary(summary, evaluation)}<div><div><b>Predicted classes</b></div>{_distribution(summary)}</div></div>"
         f"{_evaluation(evaluation)}{_classes(summary, classes)}"
     )
     explainer = "this run's Kernel SHAP explainer" if local else "Clarify"
