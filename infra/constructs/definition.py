@@ -208,8 +208,9 @@ def predict_job(
                 "InstanceCount": settings.instance_count,
                 "VolumeKmsKeyId": key.key_arn,
             },
+            # no InputFilter: the container gets each whole {"row_id", "text"} line (it reads "text"), because what
+            # a filter selecting a string would send is undocumented; the answer joins to the line as SageMakerOutput
             "DataProcessing": {
-                "InputFilter": "$.text",
                 "JoinSource": "Input",
                 "OutputFilter": "$['row_id','SageMakerOutput']",
             },

@@ -25,6 +25,10 @@ from infra.constructs.policies import allow_wildcards, resource_regex
 # What the optimized integration reports when the create call itself fails (throttled, refused, or "name must be
 # unique" when the job exists already); a job that ran and failed is States.TaskFailed instead.
 CREATE_ERRORS = ["ThrottlingException", "SageMaker.AmazonSageMakerException"]
+# Every name under which a taken job name can come back: SageMaker's API model calls the error ResourceInUse, the
+# SDK integrations' convention adds "Exception", and the optimized integration has reported it as
+# AmazonSageMakerException ("must be unique"). Each means "a job of that name exists": follow it, never retry it.
+DUPLICATE_NAME_ERRORS = ["SageMaker.ResourceInUse", "SageMaker.ResourceInUseException"]
 
 
 @dataclass(frozen=True)
@@ -103,7 +107,7 @@ class SageMakerJob(Construct):
         find.add_catch(no_job, errors=["States.ALL"], result_path="$.find_error")
         # only the create call's errors: a job that ran and failed (States.TaskFailed with the job's description) or
         # timed out leaves the branch as it is, so the run's failure names the job's own reason
-        self.state.add_catch(find, errors=CREATE_ERRORS, result_path="$.create_error")
+        self.state.add_catch(find, errors=CREATE_ERRORS + DUPLICATE_NAME_ERRORS, result_path="$.create_error")
         wait = sfn.Wait(self, f"Wait{id}Job", time=sfn.WaitTime.duration(Duration.seconds(poll_seconds)))
         done = sfn.Pass(self, f"{id}Done")
         failed = sfn.Fail(self, f"{id}JobFailed", error="SageMakerJobFailed", cause_path="$.found.FailureReason")
@@ -138,14 +142,20 @@ class SageMakerJob(Construct):
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid=f"Manage{kind.api}s",
-                actions=[
-                    f"sagemaker:Describe{kind.api}",
-                    f"sagemaker:Stop{kind.api}",
-                    "sagemaker:AddTags",
-                    "sagemaker:ListTags",
-                ],
+                actions=[f"sagemaker:Describe{kind.api}", f"sagemaker:Stop{kind.api}", "sagemaker:AddTags"],
                 resources=[self.job_arn_pattern],
             )
+        )
+        # Step Functions' documented policy for .sync SageMaker jobs ("IAM policies for Amazon SageMaker" in its
+        # developer guide) grants ListTags on "*": a read of tags only, which names no job the service needs
+        role.add_to_principal_policy(
+            iam.PolicyStatement(sid="ListTagsAsStepFunctionsDocuments", actions=["sagemaker:ListTags"], resources=["*"])
+        )
+        allow_wildcards(
+            role,
+            reason="sagemaker:ListTags on * is the policy Step Functions documents for .sync SageMaker jobs; it reads "
+            "tags only (tests/infra/test_templates.py: no other action of this role has the resource *)",
+            applies_to=["Resource::*"],
         )
         if self.passed_role is not None:
             role.add_to_principal_policy(

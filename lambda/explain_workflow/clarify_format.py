@@ -102,6 +102,10 @@ def analysis_document(
 _NUMBER_TYPES = frozenset((float, int))
 KNOWN_SIDE_FILES = frozenset(("baseline.csv",))
 _PART = re.compile(r"^out(?:\.jsonl)?(?:[._-]part[-_]?\d+)(?:\.jsonl)?$")
+# A multi-instance Clarify job runs Spark, whose writers name parts part-00000-<uuid>[-c000].json[l] and leave a
+# _SUCCESS marker and Hadoop .<name>.crc checksums beside them (the names are not documented: any of these is read)
+_SPARK_PART = re.compile(r"^part-\d{5}(?:-[0-9A-Za-z-]+?)?(?:-c\d{3})?(?:\.jsonl?)?$")
+_SPARK_MARKER = re.compile(r"^(?:_SUCCESS|\..+\.crc)$")
 
 
 def _refuse_constant(name: str):
@@ -171,6 +175,7 @@ def parse_local_line(line: str, number: int, n_labels: int, file: str | None = N
     try:
         explanation = record["explanations"][0]
         raw_units = explanation["attributions"]
+        _refuse_categorical(explanation, raw_units, error)
         units, values = [], []
         for item in raw_units:
             attribution = item["attribution"]
@@ -207,6 +212,23 @@ def parse_local_line(line: str, number: int, n_labels: int, file: str | None = N
     )
 
 
+def _refuse_categorical(explanation: dict, raw_units, error) -> None:
+    """Clarify infers each column's type from its values; a text column it took for categorical (short or repeated
+    texts) is explained as one value per column, without units or ``description``: say so, and what to do."""
+    data_type = explanation.get("data_type", "free_text")
+    undescribed = type(raw_units) is list and any(type(u) is dict and "description" not in u for u in raw_units)
+    if data_type == "free_text" and not undescribed:
+        return
+    column = explanation.get("feature_name", "text")
+    raise error(
+        f"column {column!r} was explained as a {data_type if data_type != 'free_text' else 'non-text'} feature "
+        "(attributions without description/partial_text): Clarify inferred its type from its values and took the "
+        "texts for categories, which happens with short or repeated texts. Fix: explain longer, more varied texts "
+        "(there is no setting that makes Clarify treat the column as free text), or run the stage with explainer "
+        "engine 'builtin'"
+    )
+
+
 def iter_lines(stream: BinaryIO, file: str) -> Iterator[tuple[int, str]]:
     """(1-based line number, text) of a UTF-8 JSON-lines stream; an invalid byte or empty line is an error."""
     for number, raw in enumerate(stream, start=1):
@@ -222,18 +244,19 @@ def iter_lines(stream: BinaryIO, file: str) -> Iterator[tuple[int, str]]:
 
 
 def out_keys(keys: list[str], clarify_prefix: str) -> list[str]:
-    """The local-explanation files under a Clarify output prefix: out.jsonl, or its part files in name order.
+    """The local-explanation files under a Clarify output prefix: out.jsonl, or its part files in name order
+    (``out.part-00000.jsonl`` and the like, or Spark's ``part-00000-<uuid>.json``).
 
-    Any other file under explanations_shap/ (a ``.crc`` checksum, a stray upload) is refused by name rather than
-    read as explanations or silently skipped.
+    Spark's ``_SUCCESS`` marker and ``.<part>.crc`` checksums are skipped; any other file under explanations_shap/
+    (a stray upload) is refused by name rather than read as explanations or silently skipped.
     """
     prefix = clarify_prefix + SHAP_DIR
     names, unknown = [], []
     for key in sorted(k for k in keys if k.startswith(prefix)):
         name = key[len(prefix) :]
-        if name == "out.jsonl" or _PART.match(name):
+        if name == "out.jsonl" or _PART.match(name) or _SPARK_PART.match(name):
             names.append(key)
-        elif name not in KNOWN_SIDE_FILES:
+        elif name not in KNOWN_SIDE_FILES and not _SPARK_MARKER.match(name):
             unknown.append(name)
     if unknown:
         raise ClarifyOutputError(

@@ -142,7 +142,10 @@ SERVICE_CALLS: list[ServiceCall] = [
                   applies=_predicts)
       for action in ("sagemaker:CreateTransformJob",)],
     *[ServiceCall(_SM, action, lambda s: _arn(s, "sagemaker", "transform-job/cp-r-1-1"), SFN_DOC, applies=_predicts)
-      for action in ("sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob", "sagemaker:AddTags")],
+      for action in ("sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob", "sagemaker:AddTags",
+                     "sagemaker:ListTags")],
+    # Step Functions' documented .sync policy grants ListTags on "*" (issue 22): the call is evaluated on that resource
+    ServiceCall(_SM, "sagemaker:ListTags", lambda s: "*", SFN_DOC),
     ServiceCall(_SM, "kms:CreateGrant", _key, "SageMaker Developer Guide: 'Protect data at rest using encryption' "
                 "(volume and output keys)", lambda s: {"kms:GrantIsForAWSResource": "true"}),
     ServiceCall(_SM, "kms:DescribeKey", _key, "SageMaker Developer Guide: 'Protect data at rest using encryption'"),

@@ -4,7 +4,9 @@ Each botocore call is attributed to the function whose code made it (from the ca
 its logic module), turned into the IAM action and resource AWS authorizes it as, and checked against the
 inventory (tests/support/authz_inventory.py). A call the inventory does not list fails the test that made it, with a
 message naming the function, the action and the resource: the authorization tests then evaluate that line against
-the synthesized templates. Calls made by the CLI, the local mode or the tests themselves are not a function's.
+the synthesized templates. Each call's parameters are also checked against the service's API model beyond what
+botocore's own validator checks (enums, maximum lengths, patterns: tests/support/api_model.py); a refused one fails
+the test too. Calls made by the CLI, the local mode or the tests themselves are not a function's.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sys
 import botocore.client
 import pytest
 
+from tests.support.api_model import problems
 from tests.support.authz_inventory import HANDLER_CALLS
 
 # module (as the Lambda runtime imports it) -> the function whose role makes the call
@@ -100,6 +103,7 @@ def listed(function: str, action: str, resource: str) -> bool:
 class Recorder:
     def __init__(self):
         self.calls: list[tuple[str, str, str]] = []  # (function, action, resource), this test's
+        self.refused: list[str] = []  # what the API model says about this test's function calls
 
     def install(self):
         original = botocore.client.BaseClient._make_api_call
@@ -111,6 +115,8 @@ class Recorder:
                 service = client.meta.service_model.service_name
                 for action, resource in iam_requests(service, operation_name, api_params):
                     recorder.calls.append((function, action, resource))
+                for problem in problems(service, operation_name, api_params):
+                    recorder.refused.append(f"{function}: {service} {operation_name}: {problem}")
             return original(client, operation_name, api_params)
 
         botocore.client.BaseClient._make_api_call = make_api_call
@@ -129,8 +135,13 @@ def _record_aws_calls():
 
 @pytest.fixture(autouse=True)
 def _calls_are_in_the_inventory(_record_aws_calls):
-    RECORDER.calls = []
+    RECORDER.calls, RECORDER.refused = [], []
     yield
+    if RECORDER.refused:
+        pytest.fail(
+            "a Lambda handler sent a request its service's API model refuses: " + "; ".join(RECORDER.refused),
+            pytrace=False,
+        )
     missing = sorted({c for c in RECORDER.calls if not listed(*c)})
     if missing:
         pytest.fail(

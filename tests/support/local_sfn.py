@@ -34,6 +34,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
 )
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
+from tests.support.api_model import ApiModelError, check_task
 from tests.support.cfn import Resolver
 
 REGION, ACCOUNT = "eu-west-1", "111111111111"
@@ -87,6 +88,7 @@ class LocalSfn:
         self.lambdas = lambdas or {}
         self.services = services or {}
         self.calls: list[tuple[str, dict]] = []
+        self.refused: list[str] = []  # requests the service's API model refused (tests/support/api_model.py)
 
     # -- the three seams --
 
@@ -115,6 +117,21 @@ class LocalSfn:
             if key not in outer.services:
                 return original(task, env, resource_runtime_part, normalised_parameters, state_credentials)
             outer.calls.append((key, normalised_parameters))
+            try:
+                if not key.startswith("lambda:"):  # a Lambda payload is the handler's to check, not botocore's
+                    check_task(key, normalised_parameters)
+            except ApiModelError as exc:  # the service would answer ValidationException; the test fails
+                outer.refused.append(str(exc))
+                raise FailureEventException(
+                    FailureEvent(
+                        env=env,
+                        error_name=StatesErrorName.from_name("States.TaskFailed"),
+                        event_type=HistoryEventType.TaskFailed,
+                        event_details=EventDetails(
+                            taskFailedEventDetails=TaskFailedEventDetails(error="ValidationException", cause=str(exc))
+                        ),
+                    )
+                ) from None
             try:
                 env.stack.append(outer.services[key](normalised_parameters))
             except TaskFailed as exc:
@@ -156,7 +173,8 @@ class LocalSfn:
         return assert_supported
 
     def execute(self, definition: dict, execution_input: dict, name: str = "run", timeout: float = 60) -> Execution:
-        self.calls = []
+        """Run the definition; raises ApiModelError after the run if a task sent a request its API model refuses."""
+        self.calls, self.refused = [], []
         base = state_task_service.StateTaskService
         callback = state_task_service_callback.StateTaskServiceCallback
         with ExitStack() as stack:
@@ -196,6 +214,8 @@ class LocalSfn:
                     break
                 time.sleep(0.005)
             history = client.get_execution_history(executionArn=execution["executionArn"])["events"]
+        if self.refused:
+            raise ApiModelError("; ".join(self.refused))
         path = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
         output = described.get("output")
         return Execution(
