@@ -363,6 +363,15 @@ def _print_result(result: dict) -> None:
                 f"faithfulness: deleting top-{check['k']} units drops the predicted class by "
                 f"{check['mean_top_k_drop']:.3f}, random units by {check['mean_random_k_drop']:.3f}"
             )
+    evaluation = run_dir / "results" / "evaluation.json"
+    if evaluation.is_file():  # the run had a label column
+        figures = json.loads(evaluation.read_text(encoding="utf-8"))
+        if figures["evaluated"]:
+            wrong = figures["evaluated"] - figures["correct"]
+            print(
+                f"accuracy against {figures['label_column']}: {figures['correct']} of {figures['evaluated']} "
+                f"({figures['accuracy']:.1%})" + (f"; the report shows the {wrong} misclassified" if wrong else "")
+            )
     print(f"report:  {run_dir / 'results' / 'report.html'}")
     print(f"records: {run_dir / 'results' / 'records.jsonl'}")
 

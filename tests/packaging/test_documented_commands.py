@@ -47,6 +47,10 @@ CLAIMS: list[tuple[str, str | None, str]] = [
     (r"python -m bench (hostile|container)\b.*", "tests/container/test_bench_commands.py", RUNS),
     (r"python -m bench (explain|compare)\b.*", "tests/local/test_bench_commands.py", RUNS),
     (r"python -m bench postprocess\b.*", "tests/workflow/test_bench_commands.py", RUNS),
+    (r"python -m bench report\b.*",
+     "tests/workflow/test_bench_commands.py::test_report_bench_prints_the_time_to_interactive", RUNS),
+    (r"python -m bench\.screenshot docs",
+     "tests/workflow/test_report_browser.py::test_the_documented_screenshots_are_the_current_reports", RUNS),
     (r"(scripts/image\.sh|mkdir|curl) .*", IMAGE_TESTS + "test_the_documented_image_commands_run_as_written", RUNS),
     (r"scripts/image\.sh", None, "the script's name in running text"),
 ]  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,17 @@ def test_postprocess_bench_prints_records_per_second(storage):
     assert commands, f"docs/workflow.md shows no postprocess bench command for {storage}"
     out = run(re.sub(r"--sizes \S+", "--sizes 200", commands[0]))
     assert re.search(r"^\s+200\s+[\d.]+\s+[\d,]+\s+[\d.]+", out, re.M), out
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
+def test_report_bench_prints_the_time_to_interactive():
+    """docs/workflow.md's report benchmark, at 60 records and 2 loads: it prints the size and the time it measured."""
+    (command,) = documented("python -m bench report")
+    out = run(command.replace("--records 1000", "--records 60").replace("--loads 5", "--loads 2"))
+    size, median, slowest = re.search(r"^\s+60\s+14\s+([\d,]+)\s+(\d+)\s+(\d+)$", out, re.M).groups()
+    assert int(size.replace(",", "")) > 10_000, out
+    assert 0 < int(median) <= int(slowest), out
 
 
 @pytest.mark.skipif(not AGNEWS.is_dir(), reason="the AG News sample is not beside the project (../shared/data/agnews)")
