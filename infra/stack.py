@@ -40,9 +40,7 @@ class ImageRepositoryStack(Stack):
 
 
 class TextExplanationStack(Stack):
-    def __init__(
-        self, scope: Construct, id: str, *, config: StageConfig, container_dir: Path = ROOT / "container", **kwargs
-    ):
+    def __init__(self, scope: Construct, id: str, *, config: StageConfig, image_context: Path = ROOT, **kwargs):
         super().__init__(scope, id, env=Environment(account=config.account, region=config.region), **kwargs)
         _tag_for_stage(self, config)
         self.storage = ExplanationStorage(
@@ -56,7 +54,7 @@ class TextExplanationStack(Stack):
             repository_name=project_name(config.stage),
             role_path=model_role_path(config.stage),
             max_text_chars=config.limits.max_text_chars,
-            container_dir=container_dir,
+            image_context=image_context,
         )
         if config.hosting.online_explainer:
             self.online = OnlineExplainer(
@@ -136,10 +134,10 @@ class TextExplanationStack(Stack):
         CfnOutput(self, "WorkflowEnvironment", value=self.to_json_string({SETTINGS_ENV: settings_json}))
 
 
-def add_stage_stacks(scope, config: StageConfig, container_dir: Path = ROOT / "container") -> TextExplanationStack:
+def add_stage_stacks(scope, config: StageConfig, image_context: Path = ROOT) -> TextExplanationStack:
     """The stage's image repository, then the stage itself (its model may pull a tag pushed in between)."""
     images_name, stage_name = stack_names(config.stage)
     images = ImageRepositoryStack(scope, images_name, config=config, stack_name=images_name)
-    stack = TextExplanationStack(scope, stage_name, config=config, container_dir=container_dir, stack_name=stage_name)
+    stack = TextExplanationStack(scope, stage_name, config=config, image_context=image_context, stack_name=stage_name)
     stack.add_stack_dependency(images, "the model pulls its image from the stage's repository")
     return stack

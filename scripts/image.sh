@@ -2,7 +2,8 @@
 # Build container/ into an OCI image and run it as SageMaker does, with no Docker daemon (rootful podman).
 #
 #   scripts/image.sh check              exit 0 if images can be built here (installs the tools when root), else 3
-#   scripts/image.sh build              build container/ -> $IMAGE (on $BASE, see below; layers cached under $OCI_WORK)
+#   scripts/image.sh build              build container/Dockerfile (context: the checkout, as /.dockerignore admits)
+#                                       -> $IMAGE (on $BASE, see below; layers cached under $OCI_WORK)
 #   scripts/image.sh run DIR PORT NAME [ENV=VALUE ...]
 #                                       start $IMAGE as SageMaker would: DIR mounted read-only at /opt/ml/model,
 #                                       `serve` as the command, port 8080 (or $CONTAINER_PORT) published on
@@ -106,7 +107,8 @@ case "$cmd" in
     else
       base=$(local_base_for_pip) pull=never
     fi
-    podman build --quiet --pull="$pull" --network=host --build-arg BASE="$base" -t "$IMAGE" "$ROOT/container" >/dev/null
+    podman build --quiet --pull="$pull" --network=host --build-arg BASE="$base" -t "$IMAGE" \
+      -f "$ROOT/container/Dockerfile" "$ROOT" >/dev/null
     echo "$IMAGE"
     ;;
   run)
@@ -122,7 +124,7 @@ case "$cmd" in
     exec podman "$@"
     ;;
   *)
-    sed -n '2,15p' "$0" >&2
+    sed -n '2,16p' "$0" >&2
     exit 2
     ;;
 esac

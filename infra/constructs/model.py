@@ -43,7 +43,7 @@ class ModelHosting(Construct):
         repository_name: str,
         role_path: str,
         max_text_chars: int,
-        container_dir: Path = ROOT / "container",
+        image_context: Path = ROOT,
     ):
         super().__init__(scope, id)
         stack = Stack.of(self)
@@ -55,7 +55,10 @@ class ModelHosting(Construct):
             path=role_path,
         )
         if settings.image_source == "asset":
-            asset = ecr_assets.DockerImageAsset(self, "Image", directory=str(container_dir))
+            # the checkout is the build context; its .dockerignore admits (and CDK hashes) only what the image copies
+            asset = ecr_assets.DockerImageAsset(
+                self, "Image", directory=str(image_context), file="container/Dockerfile"
+            )
             asset.repository.grant_pull(self.role)
             image = asset.image_uri
         else:  # the tag your CI pushed to the stage's repository (its own stack, deployed first)

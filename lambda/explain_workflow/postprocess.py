@@ -25,20 +25,18 @@ from operator import add
 
 from explain_workflow import report
 from explain_workflow.clarify_format import (
-    ANALYSIS_FILE,
     ClarifyOutputError,
     LocalExplanation,
     Unit,
     expected_values,
     global_top_tokens,
     iter_lines,
-    load_analysis,
     out_keys,
     parse_local_line,
 )
 from explain_workflow.contract import PostprocessResult, RunStatus, WorkflowSettings
-from explain_workflow.dataset import read_frozen
 from explain_workflow.evaluation import EVALUATION_FILE, Evaluation, labels_key, read_labels
+from explain_workflow.parts import frozen_rows, read_analysis
 from explain_workflow.predictions import Predictions, read_predictions
 from explain_workflow.runs import RunLayout, Stopwatch, finished, write_manifest
 from explain_workflow.storage import Storage, StorageError, read_bytes
@@ -303,9 +301,8 @@ def _joined(
     keys = out_keys(storage.list(layout.bucket, layout.clarify_prefix), layout.clarify_prefix)
     joiner = _Joiner(_with_raw(storage, layout, keys, n_labels), n_labels, rows, keys[0])
     try:
-        with storage.open(layout.bucket, layout.dataset_key) as frozen:
-            for row_id, text in read_frozen(frozen):
-                yield row_id, text, joiner.find(row_id)
+        for row_id, text in frozen_rows(storage, layout.bucket, layout.input_prefix):  # dataset.csv or its parts
+            yield row_id, text, joiner.find(row_id)
         joiner.finish()
     finally:
         joiner.close()
@@ -356,11 +353,8 @@ def postprocess_run(
     clock = Stopwatch()
     labels = settings.labels
     try:
-        analysis_key = layout.clarify_prefix + ANALYSIS_FILE
-        try:
-            analysis = load_analysis(read_bytes(storage, layout.bucket, analysis_key), analysis_key)
-        except StorageError:
-            raise ClarifyOutputError(f"no {ANALYSIS_FILE} under {layout.clarify_prefix}") from None
+        # Clarify's analysis.json, or the builtin job's parts merged into the same document
+        analysis, analysis_key = read_analysis(storage, layout.bucket, layout.clarify_prefix, labels)
         base = expected_values(analysis, labels, analysis_key)
         clarify_top = {label: global_top_tokens(analysis, label, analysis_key) for label in labels}
         expected_rows = prepared.get("rows")
@@ -513,8 +507,7 @@ def _evaluation(storage: Storage, layout: RunLayout, labels: list[str], label_co
 
 
 def _count_rows(storage: Storage, layout: RunLayout) -> int:
-    with storage.open(layout.bucket, layout.dataset_key) as frozen:
-        return sum(1 for _ in read_frozen(frozen))
+    return sum(1 for _ in frozen_rows(storage, layout.bucket, layout.input_prefix))
 
 
 def _optional_json(storage: Storage, layout: RunLayout, name: str) -> dict:

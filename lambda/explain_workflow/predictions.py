@@ -12,10 +12,14 @@ import math
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from explain_workflow.clarify_format import finite_number, iter_lines, join_row_id, strict_json
 from explain_workflow.errors import ClarifyOutputError
-from explain_workflow.storage import Storage
+from explain_workflow.parts import PREDICTIONS_PART, part_keys
+
+if TYPE_CHECKING:  # the image's job writes predictions with prediction_lines and has no boto3
+    from explain_workflow.storage import Storage
 
 OUTPUT_FILE = "rows.jsonl.out"
 # fastText answers exp(log(p + 1e-5)), i.e. its softmax p plus 1e-5, so a sure class reads up to 1.00001. Values up to
@@ -88,27 +92,38 @@ def parse_prediction(line: str, labels: list[str], where: dict) -> tuple[int, in
     return row_id, index, [min(float(p), 1.0) for p in prob]
 
 
+def prediction_keys(keys: list[str], prefix: str) -> list[str]:
+    """The predictions files under ``prefix``: rows.jsonl.out (Batch Transform) or rows.part-*.jsonl.out (the
+    builtin job, one per instance), never both; any other file is refused by name."""
+    parts = part_keys(keys, prefix, PREDICTIONS_PART)
+    single = [k for k in keys if k == prefix + OUTPUT_FILE]
+    unknown = [k for k in keys if k not in parts and k not in single]
+    if unknown:
+        raise PredictionError(f"unexpected file {unknown[0][len(prefix) :]} beside {OUTPUT_FILE}", file=unknown[0])
+    if single and parts:
+        raise PredictionError(f"both {OUTPUT_FILE} and {len(parts)} part files under {prefix}", file=parts[0])
+    return single or parts
+
+
 def read_predictions(storage: Storage, bucket: str, prefix: str, labels: list[str], rows: int) -> Predictions:
     """Every prediction under ``prefix`` (predict/output/), in any order; missing rows stay missing."""
     keys = storage.list(bucket, prefix)
     if not keys:
         return Predictions.empty(labels, rows, None, f"no predictions under {prefix}")
-    unknown = [k for k in keys if k != prefix + OUTPUT_FILE]
-    if unknown:
-        raise PredictionError(f"unexpected file {unknown[0][len(prefix) :]} beside {OUTPUT_FILE}", file=unknown[0])
-    key = prefix + OUTPUT_FILE
-    found = Predictions.empty(labels, rows, key)
+    files = prediction_keys(keys, prefix)
+    found = Predictions.empty(labels, rows, files[0] if len(files) == 1 else prefix + "rows.part-*.jsonl.out")
     k = len(labels)
-    with storage.open(bucket, key) as stream:
-        for number, line in iter_lines(stream, key):
-            where = {"file": key, "line": number}
-            row_id, index, prob = parse_prediction(line, labels, where)
-            if not 1 <= row_id <= rows:
-                raise PredictionError(f"row_id {row_id} names no row of the input (rows 1 to {rows})", **where)
-            if found.label_index[row_id - 1] >= 0:
-                raise PredictionError(f"a second prediction for row {row_id}", **where)
-            found.label_index[row_id - 1] = index
-            found.probabilities[(row_id - 1) * k : row_id * k] = array("d", prob)
+    for key in files:
+        with storage.open(bucket, key) as stream:
+            for number, line in iter_lines(stream, key):
+                where = {"file": key, "line": number}
+                row_id, index, prob = parse_prediction(line, labels, where)
+                if not 1 <= row_id <= rows:
+                    raise PredictionError(f"row_id {row_id} names no row of the input (rows 1 to {rows})", **where)
+                if found.label_index[row_id - 1] >= 0:
+                    raise PredictionError(f"a second prediction for row {row_id}", **where)
+                found.label_index[row_id - 1] = index
+                found.probabilities[(row_id - 1) * k : row_id * k] = array("d", prob)
     return found
 
 

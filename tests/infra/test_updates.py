@@ -18,6 +18,7 @@ import pytest
 
 from explain_workflow.contract import SETTINGS_ENV
 from infra.config import ROOT, StageConfig, load_stage
+from tests.support.image import copy_image_context
 
 DIFF = ROOT / "tests" / "support" / "cfn_diff.js"
 ENGINE = ROOT / "node_modules" / "@aws-cdk" / "cloudformation-diff"
@@ -33,12 +34,12 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def synth(config: StageConfig, outdir: Path, container_dir: Path | None = None) -> dict:
+def synth(config: StageConfig, outdir: Path, image_context: Path | None = None) -> dict:
     from app import new_app
     from infra.stack import add_stage_stacks
 
     app = new_app(str(outdir))
-    add_stage_stacks(app, config, **({"container_dir": container_dir} if container_dir else {}))
+    add_stage_stacks(app, config, **({"image_context": image_context} if image_context else {}))
     assembly = app.synth()
     return json.loads(
         (outdir / assembly.get_stack_by_name(f"TextExplanations-{config.stage}").template_file).read_text()
@@ -122,10 +123,9 @@ def test_a_new_model_deploys_as_a_new_model_and_nothing_stateful_is_replaced(bas
 
 def test_new_container_code_is_a_new_image_and_a_new_model(base, tmp_path):
     config, before = base
-    container = tmp_path / "container"
-    shutil.copytree(ROOT / "container", container, ignore=shutil.ignore_patterns("__pycache__"))
-    (container / "fasttext_server" / "release_note.txt").write_text("a change to the serving code\n")
-    after = synth(config, tmp_path / "after", container_dir=container)
+    context = copy_image_context(tmp_path / "context")
+    (context / "container" / "fasttext_server" / "release_note.txt").write_text("a change to the serving code\n")
+    after = synth(config, tmp_path / "after", image_context=context)
     changes = diff(before, after, tmp_path)
     assert_safe(changes, before)
     assert by_type(changes)["AWS::SageMaker::Model"] == {"WILL_REPLACE"}

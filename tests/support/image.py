@@ -116,3 +116,23 @@ class ImageServer:
 
     def __exit__(self, *exc) -> None:
         self.remove()
+
+
+def context_files(root: Path = ROOT) -> list[Path]:
+    """The files of the image's build context: what root's .dockerignore admits (its ``!`` lines, files or whole
+    directories, less caches), relative to ``root``."""
+    admitted = [line[1:] for line in (root / ".dockerignore").read_text().splitlines() if line.startswith("!")]
+    files = []
+    for name in admitted:
+        path = root / name
+        found = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        files += [p.relative_to(root) for p in found if "__pycache__" not in p.parts and p.suffix != ".pyc"]
+    return files
+
+
+def copy_image_context(target: Path, root: Path = ROOT) -> Path:
+    """A copy of the image's build context (with its .dockerignore) at ``target``."""
+    for relative in [Path(".dockerignore"), *context_files(root)]:
+        (target / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / relative, target / relative)
+    return target
