@@ -12,7 +12,7 @@ from pathlib import Path
 from explain_workflow.contract import RunRequest, WorkflowSettings
 from explain_workflow.dataset import read_frozen
 from explain_workflow.prepare import prepare_run
-from explain_workflow.runs import RunLayout, shard_bounds
+from explain_workflow.runs import RunLayout
 from explain_workflow.storage import FileStorage
 
 INPUT_BUCKET = "input"
@@ -43,6 +43,19 @@ def prepare(root: Path, data: Path, settings: WorkflowSettings, overrides: dict 
     return PreparedRun(storage, layout, settings, rows)
 
 
+def blocks(rows: int, shards: int) -> list[tuple[int, int]]:
+    """[start, stop) of the contiguous, near-equal blocks the contract names (first ``rows % shards`` one longer);
+    an empty block is not listed (prepare does not write it)."""
+    size, longer = divmod(rows, shards)
+    bounds, start = [], 0
+    for index in range(shards):
+        stop = start + size + (index < longer)
+        if stop > start:
+            bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
 def frozen_bytes(rows: list[tuple[int, str]]) -> bytes:
     import csv
     import io
@@ -58,7 +71,7 @@ def layouts(run: PreparedRun, tarball: Path, work: Path, shards: int, writable: 
     directories open to any user (the image's job runs as its non-root user)."""
     hosts = [f"algo-{i + 1}" for i in range(shards)]
     roots = []
-    for index, (start, stop) in enumerate(shard_bounds(len(run.rows), shards)):
+    for index, (start, stop) in enumerate(blocks(len(run.rows), shards)):
         root = work / f"instance-{index}"
         data = root / "input" / "data"
         data.mkdir(parents=True)
