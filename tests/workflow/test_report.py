@@ -165,8 +165,14 @@ def test_a_label_column_goes_beside_the_dataset_never_into_it(storage, settings)
     storage.put(
         "input", "incoming/labelled.csv", csv_rows(["truth", "text"], zip(truth, texts, strict=True)), "text/csv"
     )
-    request = RunRequest(bucket="input", key="incoming/labelled.csv", overrides={"label_column": "truth"})
+    # the request as an event carries it (the starter and prepare read overrides with RunRequest.from_event)
+    event = {"bucket": "input", "key": "incoming/labelled.csv", "overrides": {"label_column": "truth"}}
+    request = RunRequest.from_event(event)
     prepared = prepare_run(storage, request, settings)
+    assert (
+        json.loads(read_bytes(storage, layout_of(prepared).bucket, layout_of(prepared).request_key))["label_column"]
+        == "truth"
+    )
     layout = RunLayout(settings.results_bucket, prepared.run_id)
     frozen = read_bytes(storage, layout.bucket, layout.dataset_key).decode()
     assert all(label not in frozen for label in truth)
@@ -235,6 +241,28 @@ def hostile_inputs() -> tuple[dict, dict, list[dict], dict]:
                                      "predicted_probability": HOSTILE, "label_probability": HOSTILE,
                                      "towards_predicted": [unit], "away_from_label": [unit]}]}  # fmt: skip
     return summary, classes, records, evaluation
+
+
+def layout_of(prepared) -> RunLayout:
+    return RunLayout(prepared.results_bucket, prepared.run_id)
+
+
+def test_a_re_rendered_report_escapes_every_value_of_the_files(tmp_path, capsys):
+    """Issue 23's finding: `textexplain report` of a run whose files carry markup (row_id, records, min_support,
+    count ...) must show it as text, as postprocess's render does."""
+    from textexplain.cli import main
+
+    summary, classes, records, evaluation = hostile_inputs()
+    (tmp_path / "results").mkdir()
+    (tmp_path / "manifest.json").write_text(json.dumps({"status": "SUCCEEDED"}))
+    for name, value in (("summary.json", summary), ("classes.json", classes), ("evaluation.json", evaluation)):
+        (tmp_path / "results" / name).write_text(json.dumps(value))
+    (tmp_path / "results" / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert main(["report", str(tmp_path)]) == 0, capsys.readouterr().err
+    page = (tmp_path / "results" / "report.html").read_text(encoding="utf-8")
+    assert page == report.render(summary, classes, records, evaluation)
+    assert parsed(page).tags["x-evil"] == 0
+    assert parsed(page).tags["script"] == 2
 
 
 def test_every_value_is_escaped(tmp_path):

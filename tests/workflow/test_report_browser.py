@@ -100,6 +100,28 @@ def test_report_renders_and_escapes(browser, tmp_path, storage, settings, prepar
     assert page.js("document.querySelectorAll('svg.bars').length") >= 3
     assert page.js("document.querySelectorAll('.tok').length") == sum(len(e.units) for e in run.explanations)
     assert page.js("[...document.querySelectorAll('.tok')].every(t => t.style.background.startsWith('rgba('))")
+    choose(page, "#f-class", "-2")  # "(prediction missing)": every record here has its prediction
+    assert shown_rows(page) == []
+    assert count_text(page) == "records 0–0 of 0 matching (3 in this report)"
+    assert page.errors() == []
+
+
+def test_records_without_a_prediction_say_so_and_are_their_own_filter(browser, tmp_path, storage, settings, prepared):
+    layout, run = prepared
+    write_clarify_output(storage, layout, run, predictions=False)
+    postprocess_run(storage, layout.run_id, settings)
+    path = tmp_path / "report.html"
+    path.write_bytes(read_bytes(storage, layout.bucket, layout.results_prefix + "report.html"))
+    page = opened(browser, path)
+    heads = page.js("[...document.querySelectorAll('#records .record .head')].map(e => e.textContent)")
+    assert all("prediction missing (the model gave no answer for this row)" in h for h in heads)
+    assert len(heads) == 3
+    captions = page.js("[...document.querySelectorAll('#records .caption')].map(e => e.textContent)")
+    assert all("model probability missing" in c for c in captions)
+    choose(page, "#f-class", "-2")
+    assert len(shown_rows(page)) == 3
+    choose(page, "#f-class", "0")
+    assert shown_rows(page) == []
     assert page.errors() == []
 
 
