@@ -44,7 +44,7 @@ table.cm th.col{writing-mode:vertical-rl;transform:rotate(180deg);text-align:lef
 .controls{display:flex;flex-wrap:wrap;gap:.4rem 1rem;align-items:center;margin:.4rem 0;font-size:13px}
 .controls input[type=number]{width:4.5rem}
 .record{border-top:1px solid #eee;padding:.6rem 0}
-.tok{border-radius:3px;padding:0 1px}
+.text{white-space:pre-wrap}.tok{border-radius:3px;padding:0 1px}
 svg.force{width:100%;height:64px;display:block;margin-top:.3rem}
 .pager{margin:.6rem 0}
 """
