@@ -129,6 +129,18 @@ class ModelArtifactsStack(Stack):
                     conditions=condition,
                 )
             )
+            if stage.explainer.engine == "builtin":
+                # the builtin job takes the artifact as an S3Prefix processing input, which SageMaker lists
+                artifact_key = stage.model.artifact_s3_uri.removeprefix(f"s3://{config.bucket_name}/")
+                self.bucket.add_to_resource_policy(
+                    iam.PolicyStatement(
+                        sid=f"ListArtifactFor{stage.stage.title()}",
+                        principals=[principal],
+                        actions=["s3:ListBucket"],
+                        resources=[self.bucket.bucket_arn],
+                        conditions={**condition, "StringEquals": {"s3:prefix": artifact_key}},
+                    )
+                )
             key.add_to_resource_policy(
                 iam.PolicyStatement(
                     sid=f"DecryptFor{stage.stage.title()}",

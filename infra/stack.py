@@ -99,6 +99,8 @@ class TextExplanationStack(Stack):
             processing=config.processing,
             predict=config.predict,
             endpoint_name=config.hosting.endpoint_name,
+            engine=config.explainer.engine,
+            job_role_path=f"{model_role_path(config.stage)}explain-job/",  # admitted where the model role is
         )
         # the alarms topic and the dead-letter queue: a key apart from the data key (monitoring.notifications_key)
         self.notifications_key = notifications_key(self, "NotificationsKey", removal=self.functions.removal)

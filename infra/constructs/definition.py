@@ -22,6 +22,7 @@ from constructs import Construct
 from explain_workflow.contract import (
     CLARIFY_JOB_PREFIX,
     EVENT_SOURCE,
+    EXPLAIN_JOB_ENTRYPOINT,
     TRANSFORM_JOB_PREFIX,
     DetailType,
     FailureResult,
@@ -163,6 +164,92 @@ def clarify_job(
     )
 
 
+def builtin_job(
+    scope: Construct,
+    *,
+    role: iam.IRole,
+    key: kms.IKey,
+    image_uri: str,
+    model_s3_uri: str,
+    environment: dict[str, str],
+    processing: ProcessingSettings,
+) -> SageMakerJob:
+    """The builtin engine's processing job (issue 21's contract): our image's explain-job over the run's shards
+    (ShardedByS3Key: each instance gets its share), the config and the model artifact; it writes Clarify's outputs
+    to clarify/ and the model's own predictions to predict/output/, so no Batch Transform job runs beside it. Named
+    like Clarify's job (cx-<run_id>-<attempt>): it is the run's one processing job whichever engine runs it."""
+    return SageMakerJob(
+        scope,
+        "Builtin",
+        kind=PROCESSING,
+        job_name_path=prepared("job_name"),
+        job_name_prefix=f"{CLARIFY_JOB_PREFIX}-",
+        passed_role=role,
+        result_path="$.builtin",
+        timeout_seconds=processing.max_runtime_seconds + 1800,
+        parameters={
+            "ProcessingJobName.$": prepared("job_name"),
+            "RoleArn": role.role_arn,
+            "AppSpecification": {"ImageUri": image_uri, "ContainerEntrypoint": EXPLAIN_JOB_ENTRYPOINT},
+            "Environment": environment,
+            "ProcessingInputs": [
+                _s3_input(
+                    "dataset",
+                    prepared("dataset_s3_uri"),
+                    "/opt/ml/processing/input/data",
+                    distribution="ShardedByS3Key",
+                ),
+                _s3_input("analysis_config", prepared("config_s3_uri"), "/opt/ml/processing/input/config"),
+                {
+                    "InputName": "model",
+                    "AppManaged": False,
+                    "S3Input": {
+                        "S3Uri": model_s3_uri,  # the model's ModelDataUrl: a prefix of exactly that key
+                        "LocalPath": "/opt/ml/processing/input/model",
+                        "S3DataType": "S3Prefix",
+                        "S3InputMode": "File",
+                        "S3DataDistributionType": "FullyReplicated",
+                        "S3CompressionType": "None",
+                    },
+                },
+            ],
+            "ProcessingOutputConfig": {
+                "KmsKeyId": key.key_arn,
+                "Outputs": [
+                    {
+                        "OutputName": "analysis_result",
+                        "S3Output": {
+                            "S3Uri.$": prepared("output_s3_uri"),
+                            "LocalPath": "/opt/ml/processing/output",
+                            "S3UploadMode": "EndOfJob",
+                        },
+                    },
+                    {
+                        "OutputName": "predictions",
+                        "S3Output": {
+                            "S3Uri.$": prepared("predict", "output_s3_uri"),
+                            "LocalPath": "/opt/ml/processing/predictions",
+                            "S3UploadMode": "EndOfJob",
+                        },
+                    },
+                ],
+            },
+            "ProcessingResources": {
+                "ClusterConfig": {
+                    "InstanceType": processing.instance_type,
+                    "InstanceCount": processing.instance_count,
+                    "VolumeSizeInGB": processing.volume_size_gb,
+                    "VolumeKmsKeyId": key.key_arn,
+                }
+            },
+            "StoppingCondition": {"MaxRuntimeInSeconds": processing.max_runtime_seconds},
+            # the model is scored in-process: the job calls nothing, so it runs with no network at all
+            "NetworkConfig": {"EnableNetworkIsolation": True, "EnableInterContainerTrafficEncryption": True},
+            "Tags": [{"Key": "explanation-run", "Value.$": prepared("run_id")}],
+        },
+    )
+
+
 def predict_job(
     scope: Construct,
     *,
@@ -227,6 +314,7 @@ def explanation_definition(
     record_failure: lambda_.Function,
     bus: events.IEventBus,
     jobs: list[SageMakerJob],
+    comment: str = "the Clarify job and the model's own predictions of every row, side by side",
 ) -> sfn.IChainable:
     """The whole run; ``jobs`` run side by side in the ``Explain`` Parallel state."""
     recorded = invoke(
@@ -260,7 +348,7 @@ def explanation_definition(
     explain = sfn.Parallel(
         scope,
         "Explain",
-        comment="the Clarify job and the model's own predictions of every row, side by side",
+        comment=comment,
         result_path=sfn.JsonPath.DISCARD,
     )
     for job in jobs:
@@ -292,7 +380,7 @@ def explanation_definition(
     )
 
 
-def _s3_input(name: str, uri_path: str, local_path: str) -> dict:
+def _s3_input(name: str, uri_path: str, local_path: str, distribution: str = "FullyReplicated") -> dict:
     return {
         "InputName": name,
         "AppManaged": False,
@@ -301,7 +389,7 @@ def _s3_input(name: str, uri_path: str, local_path: str) -> dict:
             "LocalPath": local_path,
             "S3DataType": "S3Prefix",
             "S3InputMode": "File",
-            "S3DataDistributionType": "FullyReplicated",
+            "S3DataDistributionType": distribution,
             "S3CompressionType": "None",
         },
     }

@@ -16,7 +16,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from explain_workflow.contract import CLARIFY_ENDPOINT_PREFIX, RUNS_PREFIX, PredictSettings, ProcessingSettings
-from infra.constructs.definition import clarify_job, explanation_definition, predict_job
+from infra.constructs.definition import builtin_job, clarify_job, explanation_definition, predict_job
 from infra.constructs.functions import FunctionDefaults, accept_no_dead_letter_queue, project_function
 from infra.constructs.model import ModelHosting
 from infra.constructs.policies import (
@@ -50,6 +50,8 @@ class ExplanationWorkflow(Construct):
         processing: ProcessingSettings,
         predict: PredictSettings,
         endpoint_name: str | None = None,
+        engine: str = "clarify",
+        job_role_path: str | None = None,
     ):
         super().__init__(scope, id)
         stack = Stack.of(self)
@@ -79,19 +81,35 @@ class ExplanationWorkflow(Construct):
         self.functions = [self.prepare_fn, self.postprocess_fn, self.failure_fn]
         self._grant_data(input_bucket, results_bucket, key)
 
-        self.job_role = self._clarify_job_role(stack, results_bucket, key, hosting.model_arn, endpoint_name)
-        self.jobs = [
-            clarify_job(
-                self,
-                role=self.job_role,
-                key=key,
-                region=stack.region,
-                processing=processing,
-            )
-        ]
+        comment = "the Clarify job and the model's own predictions of every row, side by side"
+        if engine == "builtin":  # our image's job explains and predicts: no Clarify, no endpoint, no Batch Transform
+            self.job_role = self._builtin_job_role(stack, results_bucket, key, hosting, job_role_path)
+            self.jobs = [
+                builtin_job(
+                    self,
+                    role=self.job_role,
+                    key=key,
+                    image_uri=hosting.image_uri,
+                    model_s3_uri=hosting.artifact_s3_uri,
+                    environment=hosting.environment,
+                    processing=processing,
+                )
+            ]
+            comment = "the builtin explanation job, which also records the model's own predictions of every row"
+        else:
+            self.job_role = self._clarify_job_role(stack, results_bucket, key, hosting.model_arn, endpoint_name)
+            self.jobs = [
+                clarify_job(
+                    self,
+                    role=self.job_role,
+                    key=key,
+                    region=stack.region,
+                    processing=processing,
+                )
+            ]
         # with an existing endpoint Clarify explains whatever model that endpoint serves, which need not be ours:
         # predictions from our model could belong to another model, so none are made (postprocess reports them missing)
-        if not endpoint_name:
+        if not endpoint_name and engine != "builtin":
             _grant_predictions(hosting.role, results_bucket, key)
             self.jobs.append(
                 predict_job(
@@ -110,6 +128,7 @@ class ExplanationWorkflow(Construct):
             record_failure=self.failure_fn,
             bus=self.bus,
             jobs=self.jobs,
+            comment=comment,
         )
         log_group = logs.LogGroup(
             self,
@@ -275,6 +294,73 @@ class ExplanationWorkflow(Construct):
                             + r"\*$"
                         )
                     ]
+                ),
+            ],
+        )
+        return role
+
+    def _builtin_job_role(
+        self, stack: Stack, results_bucket: s3.IBucket, key: kms.IKey, hosting: ModelHosting, path: str | None
+    ) -> iam.Role:
+        """The builtin job: read a run's shards and config and the model (image, artifact), write its clarify/ and
+        predict/output/, its logs. It calls no SageMaker API (no endpoint, no model: it runs the model itself). Its
+        path is under the stage's model role path, which another account's artifacts grant admits."""
+        role = iam.Role(
+            self,
+            "BuiltinJobRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="Builtin explanation jobs: read a run's input, config and the model; write clarify/ and "
+            "predict/output/",
+            path=path,
+        )
+        runs = lambda part: results_bucket.arn_for_objects(f"{RUNS_PREFIX}*/{part}/*")  # noqa: E731
+        role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[runs("input"), runs("config")]))
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject", "s3:AbortMultipartUpload"], resources=[runs("clarify"), runs("predict/output")]
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[results_bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{RUNS_PREFIX}*"]}},
+            )
+        )
+        role.add_to_policy(use_key(key, "kms:DescribeKey"))
+        role.add_to_policy(grant_for_aws_resources(key))
+        hosting.grant_model_use(role)
+        job_logs = stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name="/aws/sagemaker/ProcessingJobs*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                resources=[job_logs, f"{job_logs}:log-stream:*"],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/ProcessingJobs"}},
+            )
+        )
+        accept_inline_policy(role)
+        allow_wildcards(
+            role,
+            reason="the builtin job reads runs/<run_id>/input|config and writes runs/<run_id>/clarify and "
+            "runs/<run_id>/predict/output for run ids made at run time; SageMaker names processing-job log groups "
+            "per job; ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no resource-level permission (the "
+            "latter is limited to the processing-jobs namespace by a condition)",
+            applies_to=[
+                "Resource::*",
+                resource_regex(rf"^Resource::{RESULTS_RUNS}\/\*\/(input|config|clarify|predict\/output)\/\*$"),
+                resource_regex(
+                    r"^Resource::arn:aws[a-z-]*:logs:[a-z0-9-]+:\d+:log-group:\/aws\/sagemaker\/ProcessingJobs\*.*$"
                 ),
             ],
         )

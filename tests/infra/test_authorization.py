@@ -16,7 +16,7 @@ import pytest
 from explain_workflow.contract import WorkflowSettings
 from explain_workflow.errors import InputValidationError
 from explain_workflow.request import apply_overrides
-from infra.config import load_stage
+from infra.config import StageConfig, load_stage
 from infra.images import clarify_repository_arn
 from infra.multi_account import ArtifactsConfig, ModelArtifactsStack, load_json
 from tests.support.authz import StackPolicies, World
@@ -40,12 +40,41 @@ def artifacts_template(tmp_path_factory):
     return cdk.assertions.Template.from_stack(stack).to_json(), config
 
 
-@pytest.fixture(scope="module", params=STAGES)
-def stage(request, synthesized, artifacts_template):
+BUILTIN = "staging-builtin"  # staging (another account's artifact, its key by alias) with the builtin engine, N = 2
+
+
+def builtin_staging() -> StageConfig:
+    data = load_stage("staging").model_dump()
+    data.update(explainer={"engine": "builtin"}, processing={**data["processing"], "instance_count": 2})
+    return StageConfig.model_validate(data)
+
+
+@pytest.fixture(scope="module")
+def builtin_synthesized(tmp_path_factory):
+    """One synth: the builtin staging stage and the artifacts account's stack that admits it as a reader."""
+    import aws_cdk as cdk
+
+    from app import new_app
+    from infra.stack import add_stage_stacks
+
+    app = new_app(str(tmp_path_factory.mktemp("builtin")))
+    config = builtin_staging()
+    stack = add_stage_stacks(app, config)
+    artifacts_config = load_json("artifacts.json", ArtifactsConfig)
+    artifacts = ModelArtifactsStack(app, "TextExplanations-artifacts", config=artifacts_config, readers=[config])
+    templates = [cdk.assertions.Template.from_stack(s).to_json() for s in (stack, artifacts)]
+    return config, templates[0], (templates[1], artifacts_config)
+
+
+@pytest.fixture(scope="module", params=[*STAGES, BUILTIN])
+def stage(request, synthesized, artifacts_template, builtin_synthesized):
     name = request.param
-    config = load_stage(name)
-    stack = StackPolicies(synthesized.templates[name], config.account, config.region, f"TextExplanations-{name}")
-    template, artifacts = artifacts_template
+    if name == BUILTIN:
+        config, stage_template, (template, artifacts) = builtin_synthesized
+    else:
+        config, stage_template = load_stage(name), synthesized.templates[name]
+        template, artifacts = artifacts_template
+    stack = StackPolicies(stage_template, config.account, config.region, f"TextExplanations-{config.stage}")
     others = [StackPolicies(template, artifacts.account, artifacts.region)]
     # Assumed, not ours: AWS's registry of the Clarify image lets SageMaker jobs of any account in the region pull it
     # (SageMaker Developer Guide: 'Docker registry paths and example code'); our side is the job role's grant.
@@ -114,22 +143,34 @@ def service_requests(name: str, config, stack: StackPolicies, world: World) -> l
             resource = "arn:aws:s3:::" + config.model.artifact_s3_uri.removeprefix("s3://")
         if resource == "{artifact-key}":
             resource = world.stacks[1].resolve.arn(world.stacks[1].logical("ArtifactsKey", "AWS::KMS::Key"))
+        if resource == "{artifact-bucket}":
+            resource = "arn:aws:s3:::" + config.model.artifact_s3_uri.removeprefix("s3://").split("/", 1)[0]
+        context = call.context(stack)
+        if context.get("s3:prefix") == "{artifact-object-key}":
+            context = {**context, "s3:prefix": config.model.artifact_s3_uri.removeprefix("s3://").split("/", 1)[1]}
         found.append(
             (
                 f"{call.principal}: {call.action} ({call.source.split(':')[0]})",
-                Request(principal, call.action, resource, call.context(stack)),
+                Request(principal, call.action, resource, context),
             )
         )
-    model_role = Principal.role(stack.role("HostingExecutionRole"))
+    pullers = [Principal.role(stack.role("HostingExecutionRole"))]
+    if config.explainer.engine == "builtin":  # its job runs the model's own image
+        pullers.append(Principal.role(stack.role("WorkflowBuiltinJobRole")))
     repository = (
         f"arn:aws:ecr:{config.region}:{config.account}:repository/text-explanations-{name}"
         if config.model.image_source == "repository"
         else f"arn:aws:ecr:{config.region}:{config.account}:repository/"
         f"cdk-hnb659fds-container-assets-{config.account}-{config.region}"
     )
-    for action in ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"):
-        found.append((f"model role: {action} (image)", Request(model_role, action, repository)))
+    for puller in pullers:
+        for action in ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"):
+            found.append((f"{puller.arn}: {action} (image)", Request(puller, action, repository)))
     return found
+
+
+def job_role_of(stack: StackPolicies, config) -> str:
+    return stack.role("WorkflowBuiltinJobRole" if config.explainer.engine == "builtin" else "WorkflowClarifyJobRole")
 
 
 def test_every_call_in_the_inventory_is_allowed(stage):
@@ -205,8 +246,8 @@ def test_no_function_reads_or_writes_over_plain_http(stage):
 
 
 def test_only_the_state_machine_passes_only_the_job_role_only_to_sagemaker(stage):
-    _, _, stack, world = stage
-    job_role = stack.role("WorkflowClarifyJobRole")
+    _, config, stack, world = stage
+    job_role = job_role_of(stack, config)
     to_sagemaker = {"iam:PassedToService": "sagemaker.amazonaws.com"}
     for function_role in FUNCTION_ROLES.values():  # the starter included: it may start runs, never pass roles
         who = Principal.role(stack.role(function_role))
@@ -278,7 +319,8 @@ def test_only_the_stages_model_role_reads_the_shared_artifacts(stage):
     model = Principal.role(stack.role("HostingExecutionRole"))
     assert world.evaluate(Request(model, "s3:GetObject", artifact, TLS))
     assert world.evaluate(Request(model, "kms:Decrypt", key, decrypt_context))
-    for other in ("WorkflowPrepareFnRole", "WorkflowClarifyJobRole"):  # same account, another role
+    others = ["WorkflowPrepareFnRole"] + (["WorkflowClarifyJobRole"] if config.explainer.engine == "clarify" else [])
+    for other in others:  # same account, another role (the builtin job role reads it: its path is under the model's)
         assert not world.evaluate(Request(Principal.role(stack.role(other)), "s3:GetObject", artifact, TLS)), other
     assert not world.evaluate(Request(Principal.role(OUTSIDER), "s3:GetObject", artifact, TLS), outsider=True)
 
@@ -300,3 +342,74 @@ def test_the_artifacts_grant_names_the_model_role_by_its_path_not_its_generated_
         assert world.evaluate(Request(renamed, "s3:GetObject", artifact, TLS)), name
         off_path = Principal.role(f"arn:aws:iam::{config.account}:role/{name}")
         assert not world.evaluate(Request(off_path, "s3:GetObject", artifact, TLS), outsider=True), name
+
+
+def test_the_builtin_job_role_may_do_nothing_beyond_its_job(stage):
+    """Refused: results and manifests (postprocess publishes those), the run's own inputs (prepare froze them), the
+    input bucket, any endpoint or model, another run prefix than runs/, deleting, another artifact, and any key but the
+    data key and the artifact's."""
+    _, config, stack, world = stage
+    if config.explainer.engine != "builtin":
+        pytest.skip("a clarify stage has no builtin job role")
+    job = Principal.role(stack.role("WorkflowBuiltinJobRole"))
+    results = concrete(stack, "results:")[0]
+    for key in (
+        "runs/r-1/results/records.jsonl",
+        "runs/r-1/manifest.json",
+        "runs/r-1/input/dataset.part-00000.csv",
+        "runs/r-1/config/analysis_config.json",
+        "runs/r-1/request.json",
+        "elsewhere/x",
+    ):
+        assert not world.evaluate(Request(job, "s3:PutObject", f"{results}/{key}", TLS)), key
+    for key in ("runs/r-1/results/records.jsonl", "runs/r-1/manifest.json", "runs/r-1/request.json"):
+        assert not world.evaluate(Request(job, "s3:GetObject", f"{results}/{key}", TLS)), key
+    assert not world.evaluate(Request(job, "s3:DeleteObject", f"{results}/runs/r-1/input/x", TLS))
+    assert not world.evaluate(Request(job, "s3:ListBucket", results, {**TLS, "s3:prefix": "elsewhere/"}))
+    incoming = concrete(stack, "input:incoming/x.csv")[0]
+    assert not world.evaluate(Request(job, "s3:GetObject", incoming, TLS))
+    sagemaker = f"arn:aws:sagemaker:{config.region}:{config.account}"
+    for action, resource in (("sagemaker:InvokeEndpoint", f"{sagemaker}:endpoint/sm-clarify-r-1"),
+                             ("sagemaker:CreateEndpoint", f"{sagemaker}:endpoint/sm-clarify-r-1"),
+                             ("sagemaker:CreateEndpointConfig", f"{sagemaker}:endpoint-config/sm-clarify-r-1"),
+                             ("sagemaker:DescribeModel", stack.resolve.arn(stack.logical("HostingModel"))),
+                             ("sagemaker:CreateProcessingJob", f"{sagemaker}:processing-job/cx-r-1-2")):  # fmt: skip
+        assert not world.evaluate(Request(job, action, resource)), action
+    artifact_bucket, artifact_key = config.model.artifact_s3_uri.removeprefix("s3://").split("/", 1)
+    other_artifact = f"arn:aws:s3:::{artifact_bucket}/{artifact_key}.other"
+    assert not world.evaluate(Request(job, "s3:GetObject", other_artifact, TLS))
+    assert not world.evaluate(
+        Request(job, "s3:ListBucket", f"arn:aws:s3:::{artifact_bucket}", {**TLS, "s3:prefix": "another/"})
+    )
+    notifications = stack.resolve.arn(stack.logical("NotificationsKey", "AWS::KMS::Key"))
+    assert not world.evaluate(Request(job, "kms:Decrypt", notifications))
+    assert not world.evaluate(Request(job, "iam:PassRole", stack.role("HostingExecutionRole")))
+
+
+def test_another_account_reads_the_artifact_with_the_builtin_job_role_only_by_its_path(stage):
+    """Cross-account (staging-like): the artifacts bucket and key admit the builtin job role because its path is under
+    the stage's model role path; the same role off that path is refused, and the bucket lists only the artifact key."""
+    _, config, stack, world = stage
+    if config.explainer.engine != "builtin" or not config.model.artifact_kms_key_arn:
+        pytest.skip("needs a builtin stage reading another account's artifact")
+    artifact = "arn:aws:s3:::" + config.model.artifact_s3_uri.removeprefix("s3://")
+    bucket, key_name = artifact.split("/", 1)
+    role = stack.role("WorkflowBuiltinJobRole")
+    assert ":role/text-explanations-staging/model/explain-job/" in role
+    job = Principal.role(role)
+    assert world.evaluate(Request(job, "s3:GetObject", artifact, TLS))
+    assert world.evaluate(Request(job, "s3:ListBucket", bucket, {**TLS, "s3:prefix": key_name}))
+    assert not world.evaluate(Request(job, "s3:ListBucket", bucket, {**TLS, "s3:prefix": ""}))
+    artifacts_key = world.stacks[1].resolve.arn(world.stacks[1].logical("ArtifactsKey", "AWS::KMS::Key"))
+    via_s3 = {
+        "kms:ViaService": f"s3.{config.region}.amazonaws.com",
+        "kms:ResourceAliases": ["alias/text-explainer-models"],
+    }
+    assert world.evaluate(Request(job, "kms:Decrypt", artifacts_key, via_s3))
+    assert not world.evaluate(
+        Request(job, "kms:Decrypt", artifacts_key, {"kms:ResourceAliases": ["alias/text-explainer-models"]})
+    )
+    off_path = Principal.role(role.replace("/text-explanations-staging/model/explain-job/", "/"))
+    stack.identity[off_path.arn] = world.identity_of(job)
+    assert not world.evaluate(Request(off_path, "s3:GetObject", artifact, TLS))
+    assert not world.evaluate(Request(off_path, "s3:ListBucket", bucket, {**TLS, "s3:prefix": key_name}))

@@ -12,7 +12,7 @@ Two kinds:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from explain_workflow.contract import FUNCTION_CALLS
 from infra.images import clarify_repository_arn
@@ -97,7 +97,9 @@ S3_KMS_DOC = (
     "S3 User Guide: 'Using server-side encryption with AWS KMS keys' (GenerateDataKey to write, Decrypt to read)"
 )
 
-_predicts = lambda config: not config.hosting.endpoint_name  # noqa: E731
+_builtin = lambda config: config.explainer.engine == "builtin"  # noqa: E731
+# the Batch Transform job runs beside Clarify's on the stage's own model; a builtin job writes the predictions itself
+_predicts = lambda config: not config.hosting.endpoint_name and not _builtin(config)  # noqa: E731
 _temporary_endpoint = _predicts
 
 
@@ -229,6 +231,56 @@ SERVICE_CALLS: list[ServiceCall] = [
     *[ServiceCall("service:logs.{region}.amazonaws.com", action, _key, LOGS_DOC,
                   lambda s: {"kms:EncryptionContext:aws:logs:arn": _arn(s, "logs", "log-group:/aws/lambda/x")})
       for action in ("kms:GenerateDataKey", "kms:Decrypt", "kms:Encrypt", "kms:DescribeKey")],
+]  # fmt: skip
+
+
+def _clarify_only(call: ServiceCall) -> ServiceCall:
+    """A call of the Clarify job (or the passing of its role), made only where Clarify runs."""
+    return replace(call, applies=lambda config, applies=call.applies: applies(config) and not _builtin(config))
+
+
+SERVICE_CALLS = [
+    _clarify_only(c) if c.principal == _JOB or (c.action == "iam:PassRole" and c.principal == _SM) else c
+    for c in SERVICE_CALLS
+]
+
+_BUILTIN = "role:WorkflowBuiltinJobRole"
+BUILTIN_DOC = "SageMaker Developer Guide: 'CreateProcessingJob API: execution role permissions' (S3 inputs and "
+BUILTIN_DOC += "outputs, S3Prefix inputs listed, ECR pull of the job's image, logs, metrics); issue 21's job contract"
+
+
+def _artifact_kms(s: StackPolicies) -> dict:
+    return {"kms:ViaService": f"s3.{s.region}.amazonaws.com", "kms:ResourceAliases": ["alias/text-explainer-models"]}
+
+
+# the builtin processing job, with its role: the shards, the config and the model in; Clarify's outputs and the
+# predictions out; its image (pulls are added per stage by the test, as for the model role) and its logs
+SERVICE_CALLS += [
+    ServiceCall(_SM, "iam:PassRole", lambda s: s.role("WorkflowBuiltinJobRole"), SFN_DOC,
+                lambda s: {"iam:PassedToService": "sagemaker.amazonaws.com"}, applies=_builtin),
+    *[ServiceCall(_BUILTIN, "s3:GetObject", _obj("Results", key), BUILTIN_DOC, lambda s: _RUN_CONTEXT, applies=_builtin)
+      for key in ("runs/r-1/input/dataset.part-00000.csv", "runs/r-1/input/dataset.part-00001.csv",
+                  "runs/r-1/config/analysis_config.json")],
+    ServiceCall(_BUILTIN, "s3:ListBucket", lambda s: _bucket(s, "Results"), BUILTIN_DOC,
+                lambda s: {**_RUN_CONTEXT, "s3:prefix": "runs/r-1/input/"}, applies=_builtin),
+    ServiceCall(_BUILTIN, "s3:ListBucket", lambda s: _bucket(s, "Results"), BUILTIN_DOC,
+                lambda s: {**_RUN_CONTEXT, "s3:prefix": "runs/r-1/config/"}, applies=_builtin),
+    ServiceCall(_BUILTIN, "kms:Decrypt", _key, S3_KMS_DOC, _via_s3("Results"), applies=_builtin),
+    *[ServiceCall(_BUILTIN, action, _obj("Results", key), BUILTIN_DOC, lambda s: _RUN_CONTEXT, applies=_builtin)
+      for key in ("runs/r-1/clarify/explanations_shap/out.part-00001.jsonl", "runs/r-1/clarify/analysis.part-00001.json",
+                  "runs/r-1/predict/output/rows.part-00001.jsonl.out")
+      for action in ("s3:PutObject", "s3:AbortMultipartUpload")],
+    ServiceCall(_BUILTIN, "kms:GenerateDataKey", _key, S3_KMS_DOC, _via_s3("Results"), applies=_builtin),
+    ServiceCall(_BUILTIN, "s3:GetObject", lambda s: "{artifact}", BUILTIN_DOC, lambda s: _RUN_CONTEXT, applies=_builtin),
+    ServiceCall(_BUILTIN, "s3:ListBucket", lambda s: "{artifact-bucket}", BUILTIN_DOC,
+                lambda s: {**_RUN_CONTEXT, "s3:prefix": "{artifact-object-key}"}, applies=_builtin),
+    ServiceCall(_BUILTIN, "kms:Decrypt", lambda s: "{artifact-key}", S3_KMS_DOC, _artifact_kms,
+                applies=lambda c: _builtin(c) and bool(c.model.artifact_kms_key_arn)),
+    ServiceCall(_BUILTIN, "ecr:GetAuthorizationToken", lambda s: "*", BUILTIN_DOC, applies=_builtin),
+    *[ServiceCall(_BUILTIN, action, lambda s: _arn(s, "logs", "log-group:/aws/sagemaker/ProcessingJobs:log-stream:cx-r-1-1/algo-2"),
+                  BUILTIN_DOC, applies=_builtin) for action in ("logs:CreateLogStream", "logs:PutLogEvents")],
+    ServiceCall(_BUILTIN, "cloudwatch:PutMetricData", lambda s: "*", BUILTIN_DOC,
+                lambda s: {"cloudwatch:namespace": "/aws/sagemaker/ProcessingJobs"}, applies=_builtin),
 ]  # fmt: skip
 
 # S3 sending "Object Created" to EventBridge needs no policy: the bucket's EventBridge configuration is enough
