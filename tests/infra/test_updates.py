@@ -197,3 +197,41 @@ def test_new_dependencies_in_the_layer_are_a_new_layer_version_that_every_functi
     ]
     assert len(ours) == 4
     assert all(function["Properties"]["Layers"] == [{"Ref": layer_id}] for function in ours)
+
+
+@pytest.fixture(scope="module")
+def builtin_dev(base, tmp_path_factory):
+    """The dev stage with explainer.engine "builtin" (issue 21), synthesized once for both directions."""
+    config, _ = base
+    return synth(changed(config, explainer={"engine": "builtin"}), tmp_path_factory.mktemp("builtin"))
+
+
+@pytest.mark.parametrize("direction", ["clarify to builtin", "builtin to clarify"])
+def test_switching_a_stage_between_engines_replaces_nothing_stateful(base, builtin_dev, tmp_path, direction):
+    """One job role goes and the other comes; the state machine, its role's policy, the model role's policy and the
+    functions' settings update in place. No bucket, key, repository, log group, bus, queue, topic or model is
+    touched, so runs, results and the model survive the switch either way."""
+    _, clarify = base
+    before, after = (clarify, builtin_dev) if direction == "clarify to builtin" else (builtin_dev, clarify)
+    changes = diff(before, after, tmp_path)
+    assert_safe(changes, before)
+    assert [c for c in changes if c["type"] in STATEFUL | {"AWS::SageMaker::Model"}] == []
+    gone = {c["logicalId"] for c in changes if c["impact"] in REPLACING}
+    came = {c["logicalId"] for c in changes if c["impact"] == "WILL_CREATE"}
+    old_role, new_role = (
+        ("WorkflowClarifyJobRole", "WorkflowBuiltinJobRole")
+        if direction == "clarify to builtin"
+        else ("WorkflowBuiltinJobRole", "WorkflowClarifyJobRole")
+    )
+    assert gone
+    assert all(i.startswith(old_role) for i in gone)
+    assert came
+    assert all(i.startswith(new_role) for i in came)
+    updated = {c["type"] for c in changes if c["impact"] == "WILL_UPDATE"}
+    in_place = {"AWS::StepFunctions::StateMachine", "AWS::IAM::Policy", "AWS::Lambda::Function", "AWS::IAM::Role"}
+    assert updated <= in_place
+    for change in changes:  # a kept role changes only its cdk-nag metadata (the suppressions' reasons)
+        if change["type"] == "AWS::IAM::Role" and change["impact"] == "WILL_UPDATE":
+            logical_id = change["logicalId"]
+            assert before["Resources"][logical_id]["Properties"] == after["Resources"][logical_id]["Properties"]
+    assert by_type(changes)["AWS::StepFunctions::StateMachine"] == {"WILL_UPDATE"}
