@@ -20,7 +20,7 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from explain_workflow.contract import AGG_METHODS, GRANULARITIES, ClarifyOptions, Limits, RunStatus
+from explain_workflow.contract import AGG_METHODS, GRANULARITIES, SEED_MAX, ClarifyOptions, Limits, RunStatus
 from explain_workflow.dataset import InputValidationError, first_invalid_utf8_byte, resolve_text_column
 
 EXIT_BAD_INPUT = 2
@@ -116,14 +116,15 @@ def read_json_file(path: Path, option: str) -> dict:
     return value
 
 
-def _at_least(low: int):
+def _at_least(low: int, high: int | None = None):
     def parse(raw: str) -> int:
         try:
             value = int(raw)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        if value < low or (high is not None and value > high):
+            bound = f"from {low} to {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
         return value
 
     return parse
@@ -179,7 +180,9 @@ def _explain_parser(sub) -> None:
     p.add_argument(
         "--out", type=Path, default=Path("textexplain-output"), help="output directory (default: textexplain-output)"
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed of the coalition sampling (default: 0)")
+    p.add_argument(
+        "--seed", type=_at_least(0, SEED_MAX), default=0, help="random seed of the coalition sampling (default: 0)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

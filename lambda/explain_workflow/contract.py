@@ -65,8 +65,8 @@ INCOMING_PREFIX = "incoming/"  # an upload here starts a run (the S3 trigger)
 UPLOADS_PREFIX = "uploads/"  # where `textexplain aws run` puts a local file
 READABLE_PREFIXES = (INCOMING_PREFIX, UPLOADS_PREFIX)  # the only input keys a run may name
 RUNS_PREFIX = "runs/"  # everything a run writes, under runs/<run_id>/
-# S3's naming rules for general purpose buckets: 3-63 characters of a-z 0-9 . -, a letter or digit at both ends
-_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+# the bucket names botocore sends at all (a name outside them is its ParamValidationError); S3 itself is stricter
+_BUCKET_NAME = re.compile(r"[a-zA-Z0-9._-]{1,255}")
 MAX_KEY_BYTES = 1024  # S3's limit on a key, UTF-8 encoded
 
 

@@ -70,7 +70,8 @@ def first_invalid_utf8_byte(stream: BinaryIO) -> int | None:
 
 def resolve_text_column(header: list[str], text_column: str | int) -> int:
     """Index of the text column: a header name, or a 0-based index (as int or digits)."""
-    if isinstance(text_column, int) or str(text_column).isdigit():
+    # ASCII digits only: "²" and "①" are digits to str.isdigit() but not to int() (a raw ValueError)
+    if isinstance(text_column, int) or (str(text_column).isascii() and str(text_column).isdigit()):
         index = int(text_column)
         if index >= len(header):
             raise InputValidationError(

@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-from explain_workflow.contract import RunIdentity, WorkflowSettings, shards_mergeable
+from explain_workflow.contract import RunIdentity, WorkflowSettings, check_input_location, shards_mergeable
 from explain_workflow.errors import InputValidationError
 from explain_workflow.request import RunRequest, apply_overrides
 
@@ -37,7 +37,9 @@ def run_id_for(parts: dict) -> str:
 
 
 def run_identity(request: RunRequest, settings: WorkflowSettings) -> RunIdentity:
-    """The identity of ``request`` on this stage; ``InputValidationError`` for an override it cannot take."""
+    """The identity of ``request`` on this stage; ``InputValidationError`` for an object it may not name or an
+    override it cannot take."""
+    check_input_location(request.bucket, request.key, settings.results_bucket)
     options, limits = apply_overrides(settings.defaults, settings.limits, request.overrides)
     try:
         shards_mergeable(settings.engine, options.agg_method, settings.processing.instance_count, "overrides")

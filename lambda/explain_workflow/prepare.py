@@ -11,6 +11,8 @@ import hashlib
 import json
 import tempfile
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from explain_workflow import analysis_config
 from explain_workflow.contract import CLARIFY_ENDPOINT_PREFIX, PredictJob, PrepareResult, RunStatus, WorkflowSettings
 from explain_workflow.dataset import InputValidationError, first_invalid_utf8_byte, freeze
@@ -27,7 +29,7 @@ from explain_workflow.runs import (
     write_manifest,
 )
 from explain_workflow.shards import write_shards
-from explain_workflow.storage import Storage, StorageError
+from explain_workflow.storage import Storage, StorageError, permanent_aws_error
 
 
 def layout_for(request: RunRequest, settings: WorkflowSettings) -> RunLayout:
@@ -184,6 +186,10 @@ def _check_object(storage: Storage, request: RunRequest, max_bytes: int):
         info = storage.head(request.bucket, request.key, request.version_id or None)
     except StorageError as exc:
         raise InputValidationError(f"the input object cannot be read: {exc}") from None
+    except (ClientError, BotoCoreError) as exc:
+        if (reason := permanent_aws_error(exc)) is None:
+            raise  # transient: the state machine retries the step
+        raise InputValidationError(f"the input object cannot be read: {reason}") from None
     if request.etag and info.etag and request.etag != info.etag:
         raise InputValidationError(
             f"the object changed since the event: ETag {info.etag} where the request named {request.etag}"

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from explain_workflow.contract import AGG_METHODS, GRANULARITIES, OVERRIDABLE, ClarifyOptions, Limits, RunRequest
+from explain_workflow.contract import (
+    AGG_METHODS,
+    GRANULARITIES,
+    OVERRIDABLE,
+    SEED_MAX,
+    ClarifyOptions,
+    Limits,
+    RunRequest,
+)
 from explain_workflow.dataset import InputValidationError
 from explain_workflow.languages import clarify_language
 
@@ -51,8 +59,9 @@ def apply_overrides(
                 f"num_samples must be a whole number from 1 to {limits.max_num_samples} (limits.max_num_samples), "
                 f"got {n!r}"
             )
-    if "seed" in values and values["seed"] is not None and not _whole(values["seed"]):
-        raise InputValidationError(f"seed must be a whole number, got {values['seed']!r}")
+    seed = values.get("seed")
+    if seed is not None and not (_whole(seed) and 0 <= seed <= SEED_MAX):  # numpy's and Clarify's seeds: 32 bits
+        raise InputValidationError(f"seed must be a whole number from 0 to {SEED_MAX}, got {values['seed']!r}")
     if "baseline" in values and (not isinstance(values["baseline"], str) or not values["baseline"].strip()):
         raise InputValidationError("baseline must be a non-empty string such as '<UNK>'")
     if "text_column" in values and not isinstance(values["text_column"], str | int):

@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict
 
 from explain_workflow.contract import (
@@ -28,12 +29,13 @@ from explain_workflow.contract import (
     StarterSettings,
     StartStatus,
     WorkflowSettings,
+    check_input_location,
 )
 from explain_workflow.errors import InputValidationError
 from explain_workflow.executions import ExecutionExists, Executions, ExecutionStatus
 from explain_workflow.identity import run_identity
 from explain_workflow.runs import UNREADABLE, RunLayout, execution_name_for, is_done, read_manifest
-from explain_workflow.storage import ObjectInfo, Storage, StorageError
+from explain_workflow.storage import ObjectInfo, Storage, StorageError, permanent_aws_error
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ def start_run(
     """Start (or find) the execution for an event; says what happened, never raises for a bad request."""
     try:
         request = request_from_event(event, caller)
+        check_input_location(request.bucket, request.key, settings.results_bucket)  # before any call to S3
         request, found = _readable(storage, request, from_s3=event.get("source") == "aws.s3")
         if not request.version:
             # "explain this key" means its current content: pin it, so a later upload to the key is a new run
@@ -107,6 +110,11 @@ def start_run(
         run_id = run_identity(request, settings).run_id
     except InputValidationError as exc:
         return StartResult(status=StartStatus.REJECTED, run_id=None, reason=exc.reason)
+    except (ClientError, BotoCoreError) as exc:
+        reason = permanent_aws_error(exc)
+        if reason is None:  # throttling, 5xx, a broken connection: Lambda's retries (then the dead-letter queue)
+            raise
+        return StartResult(status=StartStatus.REJECTED, run_id=None, reason=f"the object cannot be read: {reason}")
     attempt, why, latest = _next_attempt(executions, run_id, storage, settings)
     if attempt is None:
         # the attempt that is running or done, so a caller that follows the run follows that execution

@@ -21,7 +21,7 @@ from typing import BinaryIO, Protocol
 
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 SPOOL_BYTES = 8 * 1024 * 1024
 READ_BUFFER = 1 << 16
@@ -72,6 +72,18 @@ def _transient(exc: BaseException) -> bool:
             status >= 500
         )
     return isinstance(exc, BotoCoreError | OSError)  # urllib3's protocol errors arrive wrapped as these
+
+
+def permanent_aws_error(exc: BaseException) -> str | None:
+    """What an AWS error that no retry can cure says (a malformed parameter, a 4xx other than throttling), for a
+    REJECTED or FAILED answer; None for a transient one."""
+    if isinstance(exc, ParamValidationError):
+        return f"the request to S3 is malformed: {exc}"
+    if isinstance(exc, ClientError) and not _transient(exc):
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
+        return f"S3 answered {status} {error.get('Code', '')}: {error.get('Message', '')}".rstrip(": ")
+    return None
 
 
 def _precondition_failed(exc: ClientError) -> bool:

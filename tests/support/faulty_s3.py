@@ -2,7 +2,8 @@
 
 Faults (each used once, in order, for requests that match): ``slow_down`` answers 503 SlowDown (S3's throttling
 answer); ``cut`` sends the headers and half the body, then closes the connection (a reset mid-download);
-``before`` runs ``action`` (say, another client's overwrite of the object), then forwards the request as it came.
+``bad_request`` answers 400 InvalidRequest; ``before`` runs ``action`` (say, another client's overwrite of the
+object), then forwards the request as it came.
 """
 
 from __future__ import annotations
@@ -20,10 +21,15 @@ SLOW_DOWN = (
     b"<Message>Please reduce your request rate.</Message></Error>"
 )
 
+INVALID_REQUEST = (
+    b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidRequest</Code>'
+    b"<Message>The request is not valid.</Message></Error>"
+)
+
 
 @dataclass
 class Fault:
-    kind: str  # "slow_down" | "cut" | "before"
+    kind: str  # "slow_down" | "cut" | "bad_request" | "before"
     method: str
     matches: Callable[[str], bool]  # on the request path (with query)
     action: Callable[[], None] | None = None  # what "before" does first
@@ -62,6 +68,14 @@ def faulty_proxy(upstream: str) -> Iterator[tuple[str, FaultPlan]]:
             fault = plan.take(self.command, self.path)
             if fault is not None and fault.kind == "before":
                 fault.action()
+            if fault is not None and fault.kind == "bad_request":  # a 400 no retry cures (S3's InvalidRequest)
+                self.send_response(400)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(INVALID_REQUEST)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(INVALID_REQUEST)
+                return
             if fault is not None and fault.kind == "slow_down":
                 self.send_response(503)
                 self.send_header("Content-Type", "application/xml")
