@@ -302,10 +302,27 @@ def _joined(
     joiner = _Joiner(_with_raw(storage, layout, keys, n_labels), n_labels, rows, keys[0])
     try:
         for row_id, text in frozen_rows(storage, layout.bucket, layout.input_prefix):  # dataset.csv or its parts
-            yield row_id, text, joiner.find(row_id)
+            explanation = joiner.find(row_id)
+            if explanation.join_source_value is None:
+                _matches_its_row(explanation, row_id, text, *joiner.last)
+            yield row_id, text, explanation
         joiner.finish()
     finally:
         joiner.close()
+
+
+def _matches_its_row(explanation: LocalExplanation, row_id: int, text: str, file: str, number: int) -> None:
+    """A line without a join value is matched to its row by position alone: it is that row's only if every unit's
+    text stands in the row's text at its start_idx, else a swapped or shifted output would be published as complete
+    with each row carrying another row's units."""
+    stray = next((u for u in explanation.units if not _aligned(text, u)), None)
+    if stray is not None:
+        raise ClarifyOutputError(
+            f"a line without join_source_value does not match row {row_id} by its content: unit {stray.text!r} is "
+            f"not at character {stray.start_idx} of the row's text",
+            file=file,
+            line=number,
+        )
 
 
 def _quantile(values: array, q: float) -> float:

@@ -47,3 +47,43 @@ def test_a_superscript_digit_as_text_column_is_a_clear_failure(tmp_path):
         prepare_run(storage, request, SETTINGS)
     (manifest,) = (tmp_path / "s3" / "results").rglob("manifest.json")
     assert json.loads(manifest.read_text())["status"] == "FAILED"
+
+
+# ---- postprocess: lines without join values ----
+
+
+def _without_join(run):
+    from explain_workflow.clarify_format import LocalExplanation
+
+    run.explanations[:] = [LocalExplanation(e.units, None) for e in run.explanations]
+    return run
+
+
+def test_swapped_lines_without_join_values_fail_the_run_naming_the_line(storage, settings, prepared):
+    """Failed before the fix: the two swapped lines were published as SUCCEEDED, complete, each row carrying the
+    other row's units (counted only as misaligned units)."""
+    from explain_workflow.clarify_format import ClarifyOutputError
+    from explain_workflow.postprocess import postprocess_run
+    from explain_workflow.runs import read_manifest
+    from tests.support.clarify_output import write_clarify_output
+
+    layout, run = prepared
+    run = _without_join(run)
+    run.explanations[0], run.explanations[1] = run.explanations[1], run.explanations[0]
+    write_clarify_output(storage, layout, run)
+    with pytest.raises(ClarifyOutputError, match="does not match row 1 by its content"):
+        postprocess_run(storage, layout.run_id, settings)
+    manifest = read_manifest(storage, layout)
+    assert manifest["status"] == "FAILED"
+    assert manifest["where"]["line"] == 1
+    assert "out.jsonl" in manifest["where"]["file"]
+
+
+def test_lines_without_join_values_in_order_are_matched_by_content(storage, settings, prepared):
+    from explain_workflow.postprocess import postprocess_run
+    from tests.support.clarify_output import write_clarify_output
+
+    layout, run = prepared
+    write_clarify_output(storage, layout, _without_join(run))
+    answer = postprocess_run(storage, layout.run_id, settings)
+    assert (answer.status, answer.records) == ("SUCCEEDED", 3)
