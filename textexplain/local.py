@@ -8,8 +8,10 @@ container's ``serve`` started here on 127.0.0.1 from a ``model.tar.gz``, or any 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
+import os
 import shutil
 import tarfile
 import tempfile
@@ -28,6 +30,7 @@ from explain_workflow.predictions import prediction_lines
 from explain_workflow.prepare import prepare_run
 from explain_workflow.report import LOCAL_ENGINE
 from explain_workflow.runs import RunLayout, write_manifest
+from explain_workflow.storage import StorageError
 from textexplain.explainer import kernel_shap
 from textexplain.explainer.explain import (
     GlobalAggregate,
@@ -202,11 +205,34 @@ def run(config: LocalRun, url: str | LocalModel, progress: Callable[[Iterator, i
     the rest computed, and the files equal those of an uninterrupted run byte for byte (each record's
     random stream depends on the seed and its row id only).
     """
-    storage = ReapedFileStorage(config.out)  # no .partial-* outlives even a SIGKILL
     key = f"incoming/{config.data.name}"
-    target = config.out / INPUT_BUCKET / key
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(config.data, target)  # the user's own file is only read
+    # one run of a file name in --out at a time: a second run waits, then finds the first's results (its copy of
+    # the input, its manifest) whole instead of replacing them mid-run
+    with _locked(config.out, key):
+        return _run(config, url, progress, key)
+
+
+@contextlib.contextmanager
+def _locked(out: Path, key: str) -> Iterator[None]:
+    locks = Path(out) / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha256(key.encode()).hexdigest()[:32] + ".lock"
+    fd = os.open(locks / name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)  # a planted symlink is refused
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _run(config: LocalRun, url, progress, key: str) -> dict:
+    storage = ReapedFileStorage(config.out)  # no .partial-* outlives even a SIGKILL
+    try:
+        # through the storage's own path check and atomic rename: a symlink planted in --out is never written through
+        with storage.writer(INPUT_BUCKET, key, "text/csv") as target, Path(config.data).open("rb") as source:
+            shutil.copyfileobj(source, target)  # the user's own file is only read
+    except StorageError as exc:
+        raise LocalRunError(f"cannot copy {config.data} into {config.out}: {exc}") from None
     etag = storage.head(INPUT_BUCKET, key).etag
     settings = config.settings(url)
     request = RunRequest.from_event({"bucket": INPUT_BUCKET, "key": key, "etag": etag, "overrides": config.overrides})
