@@ -62,8 +62,8 @@ class Limits:
 
 # (body, Content-Type, Accept, deadline) -> (status, answer as bytes or consecutive parts, Content-Type)
 Invoke = Callable[[bytes, str | None, str | None, Deadline], tuple[int, bytes | list[bytes], str]]
-MODES = ("model", "blazingtext", "pre-adapter", "post-adapter")
-NEEDS_MODEL = ("model", "blazingtext")
+MODES = ("model", "blazingtext", "pre-adapter", "post-adapter", "explain")
+NEEDS_MODEL = ("model", "blazingtext", "explain")  # explain: fasttext_server.explain_mode
 
 
 def _checked(body: bytes | list[bytes], limit: int) -> bytes | list[bytes]:

@@ -71,6 +71,10 @@ def _invoke_for(config: ServerConfig) -> modes.Invoke:
     classifier = Classifier.load(config.model_dir, config.labels)
     if config.labels is None:
         log.info("LABELS is not set; answering in sorted label order %s", classifier.labels)
+    if config.mode == "explain":  # imports the explainer only in this mode
+        from fasttext_server.explain_mode import explain
+
+        return explain(classifier, limits)
     return modes.model(classifier, limits) if config.mode == "model" else modes.blazingtext(classifier, limits)
 
 
