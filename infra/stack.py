@@ -65,6 +65,8 @@ class TextExplanationStack(Stack):
                 instance_type=config.hosting.online_instance_type,
                 model=self.hosting.model,
                 key=self.storage.key,
+                engine=config.explainer.engine,
+                hosting=self.hosting,
             )
         self.functions = FunctionDefaults(
             key=self.storage.key,

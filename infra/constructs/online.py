@@ -1,4 +1,10 @@
-"""Optional: an endpoint that explains each request online (SageMaker Clarify online explainability)."""
+"""Optional: an endpoint that explains each request online.
+
+Engine "clarify": SageMaker Clarify online explainability (an endpoint config with a ClarifyExplainerConfig over the
+stage's model). Engine "builtin": no Clarify at all; a second model of our own image in SERVE_MODE=explain
+(fasttext_server.explain_mode), the same artifact, environment and execution role as the stage's model, answers each
+request with the prediction and its attributions in Clarify's online shape; its endpoint config has no explainer.
+"""
 
 from __future__ import annotations
 
@@ -23,8 +29,13 @@ class OnlineExplainer(Construct):
         instance_type: str,
         model: sagemaker.CfnModel,
         key: kms.IKey,
+        engine: str = "clarify",
+        hosting=None,  # ModelHosting: image, artifact, environment and role of the stage's model (builtin only)
     ):
         super().__init__(scope, id)
+        if engine == "builtin":
+            self._builtin(clarify, instance_type, hosting, key)
+            return
         explainer = sagemaker.CfnEndpointConfig.ClarifyExplainerConfigProperty(
             enable_explanations="`true`",  # JMESPath over the request; every request is explained
             inference_config=sagemaker.CfnEndpointConfig.ClarifyInferenceConfigProperty(
@@ -57,6 +68,44 @@ class OnlineExplainer(Construct):
                 )
             ],
             explainer_config=sagemaker.CfnEndpointConfig.ExplainerConfigProperty(clarify_explainer_config=explainer),
+        )
+        self.endpoint = sagemaker.CfnEndpoint(
+            self, "Endpoint", endpoint_config_name=self.endpoint_config.attr_endpoint_config_name
+        )
+
+    def _builtin(self, clarify: ClarifyOptions, instance_type: str, hosting, key: kms.IKey) -> None:
+        environment = {
+            **hosting.environment,
+            "SERVE_MODE": "explain",
+            # the same bound as the Clarify explainer's number_of_samples above: per-request latency
+            "EXPLAIN_NUM_SAMPLES": str(min(clarify.num_samples, 100)),
+            "EXPLAIN_GRANULARITY": clarify.granularity,
+            "EXPLAIN_LANGUAGE": clarify.language,
+            "EXPLAIN_BASELINE": clarify.baseline,
+            "EXPLAIN_SEED": str(clarify.seed or 0),
+        }
+        self.model = sagemaker.CfnModel(
+            self,
+            "ExplainModel",
+            execution_role_arn=hosting.role.role_arn,  # the stage model's role: the same image and artifact, no more
+            enable_network_isolation=True,
+            primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
+                image=hosting.image_uri, model_data_url=hosting.artifact_s3_uri, environment=environment
+            ),
+        )
+        self.model.node.add_dependency(hosting.role.node.find_child("DefaultPolicy"))
+        self.endpoint_config = sagemaker.CfnEndpointConfig(
+            self,
+            "EndpointConfig",
+            kms_key_id=key.key_arn,
+            production_variants=[
+                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                    variant_name="AllTraffic",
+                    model_name=self.model.attr_model_name,
+                    initial_instance_count=1,
+                    instance_type=instance_type,
+                )
+            ],
         )
         self.endpoint = sagemaker.CfnEndpoint(
             self, "Endpoint", endpoint_config_name=self.endpoint_config.attr_endpoint_config_name

@@ -235,3 +235,22 @@ def test_switching_a_stage_between_engines_replaces_nothing_stateful(base, built
             logical_id = change["logicalId"]
             assert before["Resources"][logical_id]["Properties"] == after["Resources"][logical_id]["Properties"]
     assert by_type(changes)["AWS::StepFunctions::StateMachine"] == {"WILL_UPDATE"}
+
+
+def test_switching_online_explanations_from_clarify_to_builtin_replaces_nothing_stateful(tmp_path):
+    """staging (online_explainer true): the Clarify endpoint config goes, a new one without an explainer and the
+    explain model come, the endpoint takes the new config in place; the stage's model, role and data are untouched."""
+    clarify = load_stage("staging")
+    before = synth(clarify, tmp_path / "clarify")
+    after = synth(changed(clarify, explainer={"engine": "builtin"}), tmp_path / "builtin")
+    changes = diff(before, after, tmp_path)
+    assert_safe(changes, before)
+    online = {c["logicalId"]: (c["type"], c["impact"]) for c in changes if c["logicalId"].startswith("Online")}
+    kinds = {kind: impact for kind, impact in online.values()}
+    # the endpoint is not in the diff: its EndpointConfigName is a GetAtt of the replaced config, which CloudFormation
+    # resolves at deploy time and applies as an update (EndpointConfigName updates with no interruption)
+    assert kinds == {"AWS::SageMaker::Model": "WILL_CREATE", "AWS::SageMaker::EndpointConfig": "WILL_REPLACE"}
+    (endpoint,) = [k for k, r in before["Resources"].items() if r["Type"] == "AWS::SageMaker::Endpoint"]
+    assert before["Resources"][endpoint] == after["Resources"][endpoint]
+    assert [c for c in changes if c["logicalId"].startswith("Hosting") and c["type"] == "AWS::SageMaker::Model"] == []
+    assert [c for c in changes if c["type"] in STATEFUL] == []
