@@ -30,6 +30,27 @@ from fasttext_server.normalize import tokenize
 # Measured (docs/container.md): our container, 2 workers on 2 cores, 500-row requests.
 DEFAULT_ROWS_PER_SECOND = 140_000
 ENDPOINT_STARTUP_SECONDS = 300  # a temporary Clarify endpoint takes about 5 minutes to come up
+# Builtin engine (issue 21), measured: the explainer in-process, one worker on one core of a quiet 2-core machine
+# (docs/local.md, `python -m bench explain`, generated corpus, 14 classes): 100,200 model calls in 1.99 s, the slower
+# of its two corpora. The job runs one worker per vCPU; to be replaced by `python -m bench engines`' figure.
+BUILTIN_CALLS_PER_SECOND_PER_VCPU = 50_000
+INSTANCE_VCPUS = {
+    "ml.m5.large": 2,
+    "ml.m5.xlarge": 4,
+    "ml.m5.2xlarge": 8,
+    "ml.m5.4xlarge": 16,
+    "ml.c5.xlarge": 4,
+    "ml.c5.2xlarge": 8,
+    "ml.c5.4xlarge": 16,
+}  # AWS instance type sizes (vCPUs)
+
+
+def builtin_seconds(model_calls: int, instance_type: str, instance_count: int) -> float | None:
+    """Scoring time of the builtin job: calls / (per-vCPU rate x vCPUs x instances); None for an unknown type."""
+    vcpus = INSTANCE_VCPUS.get(instance_type)
+    if vcpus is None:
+        return None
+    return model_calls / (BUILTIN_CALLS_PER_SECOND_PER_VCPU * vcpus * instance_count)
 
 
 class AwsCliError(RuntimeError):

@@ -299,12 +299,13 @@ def cmd_estimate(args) -> int:
 
     check_csv_file(args.input, "--input", {"--text-column": args.text_column or ClarifyOptions().text_column})
     config = load_stage(args.stage)
+    # processing + the temporary endpoint, counted separately even when their types match (a dict would merge them)
     instances = {
-        config.processing.instance_type: config.processing.instance_count,
-        config.model.endpoint_instance_type: config.model.endpoint_instance_count,
+        "processing": (config.processing.instance_type, config.processing.instance_count),
+        "endpoint": (config.model.endpoint_instance_type, config.model.endpoint_instance_count),
     }
-    unknown = [t for t in instances if t not in config.prices_per_hour]
-    price = None if unknown else sum(config.prices_per_hour[t] * n for t, n in instances.items())
+    unknown = [t for t, _ in instances.values() if t not in config.prices_per_hour]
+    price = None if unknown else sum(config.prices_per_hour[t] * n for t, n in instances.values())
     result = aws_cli.estimate(
         args.input,
         args.text_column or "text",
@@ -313,13 +314,42 @@ def cmd_estimate(args) -> int:
     )
     print(f"rows: {result.rows:,}")
     print(f"model invocations (rows x samples): {result.model_calls:,}")
-    print(f"scoring at {aws_cli.DEFAULT_ROWS_PER_SECOND:,} rows/s: {result.scoring_seconds / 60:.1f} min")
-    print(f"job incl. ~5 min endpoint start: {result.job_seconds / 60:.1f} min")
+    print(f"stage engine: {config.explainer.engine}")
+    print("clarify engine (processing instances + a temporary endpoint, the model scored over HTTP):")
+    print(
+        f"  scoring at {aws_cli.DEFAULT_ROWS_PER_SECOND:,} rows/s (measured: our container over HTTP, 2 workers on "
+        f"2 cores, docs/container.md): {result.scoring_seconds / 60:.1f} min"
+    )
+    print(f"  job incl. ~5 min endpoint start: {result.job_seconds / 60:.1f} min")
     if result.cost is None:
-        print(f"cost: no price in the stage config for {unknown}")
+        print(f"  cost: no price in the stage config for {unknown}")
     else:
-        print(f"cost at {price:.3f} USD/hour for {instances}: {result.cost:.2f} USD")
+        shown = ", ".join(f"{role} {n} x {t}" for role, (t, n) in instances.items())
+        print(f"  cost = {price:.3f} USD/hour ({shown}) x job hours: {result.cost:.2f} USD")
+    _print_builtin(config, result.model_calls)
     return 0
+
+
+def _print_builtin(config, model_calls: int) -> None:
+    from textexplain import aws_cli
+
+    kind, count = config.processing.instance_type, config.processing.instance_count
+    rate = aws_cli.BUILTIN_CALLS_PER_SECOND_PER_VCPU
+    print("builtin engine (processing instances only, the model scored in-process, no endpoint):")
+    seconds = aws_cli.builtin_seconds(model_calls, kind, count)
+    if seconds is None:
+        print(f"  time: the vCPUs of {kind} are not known to textexplain; cost not computed")
+        return
+    vcpus = aws_cli.INSTANCE_VCPUS[kind]
+    print(
+        f"  scoring at {rate:,} calls/s per vCPU (measured: explainer in-process, one core of a quiet 2-core machine, "
+        f"docs/local.md) x {vcpus} vCPUs x {count} instance(s): {seconds / 60:.1f} min"
+    )
+    if kind not in config.prices_per_hour:
+        print(f"  cost: no price in the stage config for {[kind]}")
+        return
+    price = config.prices_per_hour[kind] * count
+    print(f"  cost = {price:.3f} USD/hour (processing {count} x {kind}) x job hours: {price * seconds / 3600:.2f} USD")
 
 
 def cmd_explain(args) -> int:

@@ -168,6 +168,34 @@ def test_estimate_command(tmp_path):
     assert "USD" in out.stdout
 
 
+def test_estimate_prints_both_engines_each_derived_from_its_instances_and_measured_rate(tmp_path):
+    """dev: processing 1 x ml.m5.xlarge and a 1 x ml.m5.xlarge endpoint for Clarify (both priced, even of one type),
+    the processing instance alone for builtin; every figure recomputed here from the printed inputs."""
+    from infra.config import load_stage
+
+    data = tmp_path / "e.csv"
+    data.write_bytes(csv_bytes(TEXTS * 200))
+    out = subprocess.run(
+        [sys.executable, "-m", "textexplain.cli", "estimate", "--input", str(data), "--stage", "dev"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    config = load_stage("dev")
+    calls = int(re.search(r"model invocations \(rows x samples\): ([\d,]+)", out.stdout)[1].replace(",", ""))
+    assert calls == aws_cli.estimate(data, "text", config.clarify.num_samples, None).model_calls
+    price = config.prices_per_hour["ml.m5.xlarge"]
+    clarify_minutes = (aws_cli.ENDPOINT_STARTUP_SECONDS + calls / aws_cli.DEFAULT_ROWS_PER_SECOND) / 60
+    assert f"job incl. ~5 min endpoint start: {clarify_minutes:.1f} min" in out.stdout
+    clarify_cost = 2 * price * clarify_minutes / 60
+    line = f"cost = {2 * price:.3f} USD/hour (processing 1 x ml.m5.xlarge, endpoint 1 x ml.m5.xlarge) x job hours"
+    assert f"{line}: {clarify_cost:.2f} USD" in out.stdout
+    builtin_seconds = calls / (aws_cli.BUILTIN_CALLS_PER_SECOND_PER_VCPU * 4)
+    assert f"x 4 vCPUs x 1 instance(s): {builtin_seconds / 60:.1f} min" in out.stdout
+    assert "measured: explainer in-process, one core of a quiet 2-core machine, docs/local.md" in out.stdout
+    assert f"(processing 1 x ml.m5.xlarge) x job hours: {price * builtin_seconds / 3600:.2f} USD" in out.stdout
+    assert "builtin engine (processing instances only" in out.stdout
+
+
 def deploy_guide_commands() -> list[str]:
     """The CLI lines of docs/deploy.md's "Start a run" block, as written (comments dropped)."""
     text = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
