@@ -1,0 +1,310 @@
+"""The synthesized state machine run through stand-ins of Batch Transform and Clarify written from AWS's
+documentation (tests/support/batch_transform.py, clarify_job.py), calling the real container over HTTP with a fastText
+model trained in the session, for both hosting modes: byoc (our container) and pipeline (our pre-adapter, the
+BlazingText stand-in of tests/container/test_pipeline_mode.py, our post-adapter, in series as an inference pipeline).
+
+Every task's resolved Parameters are checked against botocore's API model on the way (tests/support/api_model.py).
+Each test below that guards a finding of issue 22 says what failed before the fix.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from unittest import mock
+
+import numpy as np
+import pytest
+
+from explain_workflow import aws, clarify_format
+from explain_workflow.contract import SETTINGS_ENV, WorkflowSettings
+from explain_workflow.errors import ClarifyOutputError
+from fasttext_server.model import Classifier
+from infra.config import load_stage
+from infra.constructs.sagemaker_jobs import CREATE_ERRORS
+from tests.support.api_model import ApiModelError
+from tests.support.batch_transform import BatchTransform
+from tests.support.cfn import Resolver, resources
+from tests.support.clarify_job import ClarifyJob
+from tests.support.clarify_job import describe as describe_processing
+from tests.support.data import TEXTS, csv_bytes
+from tests.support.endpoint import Endpoint
+from tests.support.lambda_context import Context
+from tests.support.local_sfn import LocalSfn, TaskFailed, all_states, definition_from_template
+from tests.support.s3 import CREDENTIALS, s3_client, upload
+from textexplain.serving import ServeProcess
+
+STAGE = "dev"
+SAMPLES = {"num_samples": 64}  # few samples: the real container answers every one of them
+
+
+def _synth(tmp_path_factory, name: str, **updates):
+    from app import new_app
+    from infra.stack import add_stage_stacks
+
+    config = load_stage(STAGE)
+    for field, values in updates.items():
+        config = config.model_copy(update={field: getattr(config, field).model_copy(update=values)})
+    outdir = tmp_path_factory.mktemp(name)
+    stack = add_stage_stacks(new_app(str(outdir)), config)
+    path = outdir / stack.node.scope.synth().get_stack_by_name(stack.stack_name).template_file
+    return config, json.loads(path.read_text())
+
+
+def _stage(config, template) -> dict:
+    functions = resources(template, "AWS::Lambda::Function")
+    ids = {f["Properties"].get("Handler"): logical_id for logical_id, f in functions.items()}
+    env = functions[ids["prepare.handler.handler"]]["Properties"]["Environment"]["Variables"]
+    env = Resolver(template, config.account, config.region)(env)
+    ((model_id, model),) = resources(template, "AWS::SageMaker::Model").items()
+    props = model["Properties"]
+    containers = props.get("Containers") or [props["PrimaryContainer"]]
+    return {
+        "config": config,
+        "definition": _quick(definition_from_template(template, config.region, config.account)),
+        "ids": ids,
+        "env": env,
+        "settings": WorkflowSettings.model_validate_json(env[SETTINGS_ENV]),
+        "model_id": model_id,
+        "containers": containers,
+    }
+
+
+@pytest.fixture(scope="module")
+def stages(synthesized, tmp_path_factory) -> dict:
+    config = load_stage(STAGE)
+    byoc = _stage(config, synthesized.templates[STAGE]) if config.hosting.mode == "byoc" else None
+    pipeline = _stage(*_synth(tmp_path_factory, "pipeline", hosting={"mode": "pipeline"}))
+    two = _stage(*_synth(tmp_path_factory, "two-instances", processing={"instance_count": 2}))
+    return {"byoc": byoc, "pipeline": pipeline, "two-instances": two}
+
+
+@pytest.fixture(scope="module")
+def servers(trained_model, stages):
+    """Every container of each stage's model, started with the environment the template gives it."""
+    started, chains = [], {}
+    for mode, stage in stages.items():
+        urls = []
+        for container in stage["containers"]:
+            env = dict(container.get("Environment") or {})
+            if "blazingtext" in json.dumps(container.get("Image")):  # AWS's container: our BlazingText stand-in
+                env = {"SERVE_MODE": "blazingtext", "LABELS": json.dumps(stage["settings"].labels)}
+            env = {k: v for k, v in env.items() if isinstance(v, str)}
+            server = ServeProcess(trained_model.model_dir, None, workers=1, extra_env=env).start()
+            started.append(server)
+            urls.append(server.url)
+        chains[mode] = Endpoint(tuple(urls))
+    yield chains
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def run(stages, servers, moto_url, monkeypatch):
+    client = s3_client(moto_url)
+    for bucket in ("input", "results"):
+        client.create_bucket(Bucket=bucket)
+
+    def execute(mode: str, request: dict, name: str = "run", edit=None, clarify=ClarifyJob, describe=None):
+        """Run ``mode``'s definition (changed by ``edit``) with a ``clarify`` stand-in class and a describe binding."""
+        stage = stages[mode]
+        settings = stage["settings"].model_copy(update={"results_bucket": "results"})
+        for key, value in (CREDENTIALS | stage["env"] | {SETTINGS_ENV: settings.model_dump_json()}).items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_url)
+        monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+        aws.settings.cache_clear()
+        aws.storage.cache_clear()
+        from postprocess.handler import handler as postprocess
+        from prepare.handler import handler as prepare
+        from record_failure.handler import handler as record_failure
+
+        endpoints = {stage["model_id"]: servers[mode]}
+        jobs = {"clarify": clarify(client, endpoints), "transform": BatchTransform(client, endpoints)}
+        events: list[dict] = []
+
+        def put_events(params):
+            events.extend(params["Entries"])
+            return {"Entries": [{"EventId": str(len(events))}], "FailedEntryCount": 0}
+
+        ids = stage["ids"]
+        sfn = LocalSfn(
+            lambdas={
+                ids["prepare.handler.handler"]: lambda e: prepare(e, Context()),
+                ids["postprocess.handler.handler"]: lambda e: postprocess(e, Context()),
+                ids["record_failure.handler.handler"]: lambda e: record_failure(e, Context()),
+            },
+            services={
+                "sagemaker:createProcessingJob": jobs["clarify"],
+                "sagemaker:createTransformJob": jobs["transform"],
+                "aws-sdk:sagemaker:describeProcessingJob": describe or _no_job,
+                "events:putEvents": put_events,
+            },
+        )
+        jobs["sfn"], jobs["events"] = sfn, events
+        definition = copy.deepcopy(stage["definition"])
+        if edit is not None:
+            edit(definition)
+        return sfn.execute(definition, {**request, "overrides": SAMPLES}, name=name), jobs
+
+    yield execute, client
+    for bucket in ("input", "results"):
+        for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket):
+            for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                client.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
+        client.delete_bucket(Bucket=bucket)
+    aws.settings.cache_clear()
+    aws.storage.cache_clear()
+
+
+def _no_job(params):
+    raise TaskFailed("SageMaker.ResourceNotFoundException", f"Could not find job {params['ProcessingJobName']}")
+
+
+def _quick(definition):
+    """Waits of one second (retry intervals, the job-follow poll), for the tests."""
+    if isinstance(definition, dict):
+        out = {k: _quick(v) for k, v in definition.items()}
+        if out.get("Type") == "Wait" and "Seconds" in out:
+            out["Seconds"] = 1
+        for retry in out.get("Retry", []) if isinstance(out.get("Retry"), list) else []:
+            retry["IntervalSeconds"] = 1
+        return out
+    return [_quick(v) for v in definition] if isinstance(definition, list) else definition
+
+
+def _records(client, run_id: str) -> list[dict]:
+    body = client.get_object(Bucket="results", Key=f"runs/{run_id}/results/records.jsonl")["Body"].read()
+    return [json.loads(line) for line in body.decode().splitlines()]
+
+
+def _manifest(client, run_id: str) -> dict:
+    return json.loads(client.get_object(Bucket="results", Key=f"runs/{run_id}/manifest.json")["Body"].read())
+
+
+def _task(definition: dict, resource: str) -> dict:
+    (state,) = [s for s in all_states(definition).values() if resource in s.get("Resource", "")]
+    return state
+
+
+@pytest.mark.parametrize("mode", ["byoc", "pipeline"])
+def test_a_run_through_the_documented_services_and_the_real_container(run, stages, trained_model, mode):
+    """Done-when of issue 22: both jobs call the real model; the records equal fastText's own predictions."""
+    if stages[mode] is None:
+        pytest.skip(f"the {STAGE} stage is not hosted as {mode}")
+    execute, client = run
+    result, jobs = execute(mode, upload(client, f"incoming/{mode}.csv", csv_bytes(TEXTS)))
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    labels = stages[mode]["settings"].labels
+    records = _records(client, result.output["prepare"]["run_id"])
+    assert [r["text"] for r in records] == TEXTS
+    expected = Classifier(trained_model.model, labels).predict(TEXTS)
+    for record, probs in zip(records, expected, strict=True):
+        got = [record["probabilities"][label] for label in labels]
+        np.testing.assert_allclose(got, probs, atol=1e-6)
+        assert record["predicted_label"] == labels[int(np.argmax(probs))]
+        assert "".join(u["text"] for u in record["units"]) != ""  # Clarify's units came through postprocess
+    # the transform sent each whole {"row_id", "text"} line, one per request; Clarify sent quoted headerless CSV
+    assert [json.loads(body) for body in jobs["transform"].requests] == [
+        {"row_id": i, "text": t} for i, t in enumerate(TEXTS, start=1)
+    ]
+    assert all(body.startswith(b'"') for body in jobs["clarify"].requests)
+    assert len(jobs["clarify"].requests) >= len(TEXTS)
+
+
+def test_the_old_input_filter_is_refused_by_the_documented_transform(run, stages):
+    """Before: the Predict task sent InputFilter "$.text": what the container then receives is undocumented (a JSON
+    string or the raw text); the stand-in refuses to guess, so that definition fails here. After: no filter, the
+    container reads the whole object (previous test)."""
+    execute, client = run
+
+    def old_filter(definition):
+        _task(definition, "createTransformJob")["Parameters"]["DataProcessing"]["InputFilter"] = "$.text"
+
+    mode = "byoc" if stages["byoc"] else "pipeline"
+    result, jobs = execute(mode, upload(client, "incoming/filtered.csv", csv_bytes(TEXTS)), edit=old_filter)
+    assert result.status == "FAILED"
+    (event,) = jobs["events"]
+    assert "not documented" in event["Detail"]["reason"]
+    assert _manifest(client, event["Detail"]["run_id"])["status"] == "FAILED"
+
+
+def test_a_multi_instance_clarify_job_with_spark_part_names_is_read(run, stages):
+    """Before: a two-instance Clarify job's part-00000-<uuid>-c000.json files, _SUCCESS marker and .crc checksums
+    made postprocess fail ("unexpected file explanations_shap/_SUCCESS"); after: the parts are read in name order."""
+    execute, client = run
+    result, _ = execute("two-instances", upload(client, "incoming/two.csv", csv_bytes(TEXTS)))
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    run_id = result.output["prepare"]["run_id"]
+    names = [o["Key"].rsplit("/", 1)[-1] for o in client.list_objects_v2(
+        Bucket="results", Prefix=f"runs/{run_id}/clarify/explanations_shap/")["Contents"]]  # fmt: skip
+    assert "_SUCCESS" in names
+    assert any(n.startswith("part-00001-") for n in names)
+    assert [r["text"] for r in _records(client, run_id)] == TEXTS
+    # the reader of before the fix (out.jsonl and out.part files only) refuses the same listing by name
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket="results", Prefix=f"runs/{run_id}/clarify/")["Contents"]]
+    never = re.compile(r"(?!)")
+    with (
+        mock.patch.object(clarify_format, "_SPARK_PART", never),
+        mock.patch.object(clarify_format, "_SPARK_MARKER", never),
+        pytest.raises(ClarifyOutputError, match="unexpected file explanations_shap/"),
+    ):
+        clarify_format.out_keys(keys, f"runs/{run_id}/clarify/")
+
+
+@pytest.mark.parametrize("error", ["SageMaker.ResourceInUse", "SageMaker.ResourceInUseException"])
+def test_every_documented_duplicate_name_error_follows_the_existing_job(run, stages, error):
+    """Before: only SageMaker.AmazonSageMakerException was caught; a taken name reported as ResourceInUse(Exception)
+    failed the run although its job ran. After: the run follows the job of that name to its end."""
+    execute, client = run
+    created: dict = {}
+
+    class LostAnswer(ClarifyJob):
+        def __call__(self, params):
+            name = params["ProcessingJobName"]
+            if name in created:
+                raise TaskFailed(error, f"Resource already exists: {name}")
+            self.run(params)  # the job runs, but the create call's answer is lost
+            created[name] = params
+            raise TaskFailed("ThrottlingException", "Rate exceeded")
+
+    def describe(params):
+        name = params["ProcessingJobName"]
+        if name not in created:
+            raise TaskFailed("SageMaker.ResourceNotFoundException", f"Could not find job {name}")
+        return describe_processing(created[name], "Completed")
+
+    mode = "byoc" if stages["byoc"] else "pipeline"
+
+    def old_catch(definition):  # the Catch of before the fix
+        _task(definition, "createProcessingJob")["Catch"][0]["ErrorEquals"] = CREATE_ERRORS
+
+    before = upload(client, f"incoming/{error}-before.csv", csv_bytes(TEXTS))
+    result, _ = execute(mode, before, name="before", edit=old_catch, clarify=LostAnswer, describe=describe)
+    assert result.status == "FAILED"  # its job ran to the end, yet the run failed on the name
+    request = upload(client, f"incoming/{error}.csv", csv_bytes(TEXTS))
+    result, _ = execute(mode, request, clarify=LostAnswer, describe=describe)
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert "FindClarifyJob" in result.path
+    assert _manifest(client, result.output["prepare"]["run_id"])["status"] == "SUCCEEDED"
+
+
+def test_a_misspelt_or_mistyped_request_member_fails_the_test(run, stages):
+    """The API-model check itself: a member name the model does not know, or a string where it wants a number,
+    fails the run's test with the task and the member named (the deliberately wrong requests of issue 22)."""
+    execute, client = run
+    mode = "byoc" if stages["byoc"] else "pipeline"
+
+    def misspelt(definition):
+        params = _task(definition, "createTransformJob")["Parameters"]
+        params["BatchStrateg"] = params.pop("BatchStrategy")
+
+    with pytest.raises(ApiModelError, match='Unknown parameter in input: "BatchStrateg"'):
+        execute(mode, upload(client, "incoming/misspelt.csv", csv_bytes(TEXTS)), edit=misspelt)
+
+    def mistyped(definition):
+        _task(definition, "createProcessingJob")["Parameters"]["StoppingCondition"]["MaxRuntimeInSeconds"] = "3600"
+
+    with pytest.raises(ApiModelError, match="MaxRuntimeInSeconds"):
+        execute(mode, upload(client, "incoming/mistyped.csv", csv_bytes(TEXTS)), name="second", edit=mistyped)
