@@ -9,8 +9,7 @@ import json
 import pytest
 
 from infra.config import StageConfig, load_stage
-from tests.infra.test_updates import synth
-from tests.support.cfn import resources
+from tests.support.cfn import resources, synth
 
 
 def builtin(config: StageConfig) -> StageConfig:

@@ -19,6 +19,7 @@ import pytest
 from explain_workflow.contract import SETTINGS_ENV
 from infra.config import ROOT, StageConfig, load_stage
 from tests.support.image import copy_image_context
+from tests.support.synth import synth
 
 DIFF = ROOT / "tests" / "support" / "cfn_diff.js"
 ENGINE = ROOT / "node_modules" / "@aws-cdk" / "cloudformation-diff"
@@ -32,18 +33,6 @@ NAME_PROPERTIES = {"BucketName", "EventBusName", "Name", "RepositoryName", "Mode
 pytestmark = pytest.mark.skipif(
     not ENGINE.is_dir(), reason="npm package @aws-cdk/cloudformation-diff not installed (make test runs npm ci)"
 )
-
-
-def synth(config: StageConfig, outdir: Path, image_context: Path | None = None) -> dict:
-    from app import new_app
-    from infra.stack import add_stage_stacks
-
-    app = new_app(str(outdir))
-    add_stage_stacks(app, config, **({"image_context": image_context} if image_context else {}))
-    assembly = app.synth()
-    return json.loads(
-        (outdir / assembly.get_stack_by_name(f"TextExplanations-{config.stage}").template_file).read_text()
-    )
 
 
 def diff(old: dict, new: dict, tmp: Path) -> list[dict]:

@@ -202,7 +202,8 @@ def test_a_run_through_the_documented_services_and_the_real_container(run, stage
     expected = Classifier(trained_model.model, labels).predict(TEXTS)
     for record, probs in zip(records, expected, strict=True):
         got = [record["probabilities"][label] for label in labels]
-        np.testing.assert_allclose(got, probs, atol=1e-6)
+        # fastText's float32 softmax can carry a sure class just past 1; postprocess publishes min(p, 1)
+        np.testing.assert_allclose(got, np.minimum(probs, 1.0), atol=1e-6)
         assert record["predicted_label"] == labels[int(np.argmax(probs))]
         assert "".join(u["text"] for u in record["units"]) != ""  # Clarify's units came through postprocess
     # the transform sent each whole {"row_id", "text"} line, one per request; Clarify sent quoted headerless CSV

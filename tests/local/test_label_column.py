@@ -10,7 +10,7 @@ from explain_workflow import report
 from explain_workflow.dataset import read_frozen
 from tests.support.cli import cli
 from tests.support.data import write_csv
-from tests.workflow.test_report import lines, recomputed
+from tests.support.report_checks import lines, recomputed
 from textexplain import synthetic
 
 

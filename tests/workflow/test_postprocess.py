@@ -265,9 +265,10 @@ def test_bad_clarify_output_fails_with_the_file_and_line(storage, settings, prep
     assert not storage.list(layout.bucket, layout.results_prefix)  # nothing half-written
 
 
-@pytest.mark.parametrize("name", ["out.jsonl.crc", ".out.jsonl.crc", "_SUCCESS", "notes.txt"])
+@pytest.mark.parametrize("name", ["out.jsonl.crc", "out.jsonl.bak", "notes.txt"])
 def test_an_unknown_side_file_fails_the_run_by_name(storage, settings, prepared, name):
-    """Old main read `out.jsonl.crc` as explanations (a crash on its bytes) and ignored the rest silently."""
+    """Old main read `out.jsonl.crc` as explanations (a crash on its bytes) and ignored the rest silently. Spark's own
+    side files (``_SUCCESS``, ``.<part>.crc``) are the one exception: see the next test."""
     layout, run = prepared
     write_clarify_output(storage, layout, run)
     key = layout.clarify_prefix + "explanations_shap/" + name
@@ -275,6 +276,16 @@ def test_an_unknown_side_file_fails_the_run_by_name(storage, settings, prepared,
     with pytest.raises(ClarifyOutputError, match="unexpected file"):
         postprocess_run(storage, layout.run_id, settings)
     assert read_manifest(storage, layout)["where"] == {"file": key}
+
+
+@pytest.mark.parametrize("name", [".out.jsonl.crc", "_SUCCESS", "._SUCCESS.crc"])
+def test_sparks_marker_and_checksums_beside_the_explanations_are_skipped(storage, settings, prepared, name):
+    """A multi-instance Clarify job writes through Spark: its _SUCCESS marker and Hadoop .<name>.crc checksums are
+    not explanations, and are not an error either."""
+    layout, run = prepared
+    write_clarify_output(storage, layout, run)
+    storage.put(layout.bucket, layout.clarify_prefix + "explanations_shap/" + name, b"\x00\x01crc", "x")
+    assert postprocess_run(storage, layout.run_id, settings).status == "SUCCEEDED"
 
 
 def test_baseline_csv_beside_the_explanations_is_expected(storage, settings, prepared):

@@ -18,7 +18,7 @@ from explain_workflow import report
 from explain_workflow.postprocess import postprocess_run
 from explain_workflow.storage import read_bytes
 from tests.support.clarify_output import write_clarify_output
-from tests.workflow.test_report import hostile_inputs, lines, recomputed
+from tests.support.report_checks import hostile_inputs, lines, recomputed
 
 ROOT = Path(__file__).resolve().parents[2]
 

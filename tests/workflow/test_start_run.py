@@ -17,7 +17,9 @@ from explain_workflow.contract import (
     WorkflowSettings,
 )
 from explain_workflow.prepare import prepare_run
+from explain_workflow.storage import CLIENT_CONFIG, S3Storage
 from tests.support.data import TEXTS, csv_bytes
+from tests.support.faulty_s3 import Fault, faulty_proxy
 from tests.support.lambda_context import Context
 from tests.support.s3 import CREDENTIALS, upload
 
@@ -231,3 +233,48 @@ def test_an_s3_event_key_that_arrives_url_encoded_finds_its_object(local_aws):
     assert result["status"] == "STARTED"
     execution = env["sfn"].describe_execution(executionArn=result["execution_arn"])
     assert json.loads(execution["input"])["key"] == "incoming/my texts.csv"
+
+
+# ---- one check of what a request may name (prepare makes it too), every AWS refusal answered ----
+
+
+@pytest.mark.parametrize(
+    ("detail", "reason"),
+    [
+        ({"bucket": "../x", "key": "incoming/b.csv"}, "is not an S3 bucket name"),
+        ({"bucket": "results", "key": "runs/r-1/input/dataset.csv"}, "is the stage's results bucket"),
+        ({"bucket": "results", "key": "incoming/b.csv"}, "is the stage's results bucket"),
+        ({"bucket": "input", "key": "elsewhere/b.csv"}, "is not an object under incoming/ or uploads/"),
+        ({"bucket": "input", "key": "incoming/"}, "is not an object under"),
+    ],
+)
+def test_the_starter_rejects_what_a_run_may_not_read_with_a_failure_event(local_aws, detail, reason):
+    """Failed before the fix: "../x" escaped as botocore's ParamValidationError (no event); runs/ of the results
+    bucket and keys outside incoming/ and uploads/ were accepted, though docs/events.md says they are not."""
+    env = local_aws
+    env["s3"].put_object(Bucket="input", Key="elsewhere/b.csv", Body=csv_bytes(TEXTS))
+    env["s3"].put_object(Bucket="results", Key="runs/r-1/input/dataset.csv", Body=csv_bytes(TEXTS))
+    result = env["handler"](requested(FRIEND, detail), Context())
+    assert result["status"] == "REJECTED"
+    assert reason in result["reason"]
+    (failure,) = failures(env)
+    assert reason in failure["reason"]
+    assert env["sfn"].list_executions(stateMachineArn=env["machine"])["executions"] == []
+
+
+def test_an_s3_refusal_other_than_403_or_404_is_a_rejection_with_an_event(local_aws, moto_url, monkeypatch):
+    """Failed before the fix: a 400 from S3's HEAD escaped the starter as a ClientError, and no event said why."""
+    env = local_aws
+    env["s3"].put_object(Bucket="input", Key="incoming/refused.csv", Body=csv_bytes(TEXTS))
+    with faulty_proxy(moto_url) as (proxy, plan):
+        # botocore asks again once (its S3 region redirector retries a 400 HEAD): every HEAD of the key is refused
+        plan.faults += [Fault("bad_request", "HEAD", lambda path: "refused.csv" in path)] * 4
+        client = boto3.client("s3", endpoint_url=proxy, region_name="us-east-1", config=CLIENT_CONFIG)
+        with monkeypatch.context() as patch:
+            patch.setattr(aws, "storage", lambda: S3Storage(client))
+            result = env["handler"](requested(FRIEND, {"bucket": "input", "key": "incoming/refused.csv"}), Context())
+    assert plan.injected
+    assert result["status"] == "REJECTED"
+    assert "S3 answered 400" in result["reason"]
+    (failure,) = failures(env)
+    assert "S3 answered 400" in failure["reason"]
