@@ -9,7 +9,8 @@ import json
 import pytest
 
 from infra.config import StageConfig, load_stage
-from tests.support.cfn import resources, synth
+from tests.support.cfn import resources
+from tests.support.synth import synth
 
 
 def builtin(config: StageConfig) -> StageConfig:
