@@ -34,6 +34,7 @@ from fasttext_server.model import Classifier
 MAX_NUM_SAMPLES = 2_000  # hard ceiling of EXPLAIN_NUM_SAMPLES: model calls per record
 MAX_RECORDS = 64  # hard ceiling of EXPLAIN_MAX_RECORDS: records per request
 _ANSWER_TYPES = {JSON, JSONLINES, "*/*", "application/*"}
+WARM_UP_TEXT = "a short text explained once at start-up"
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,9 @@ def explain(classifier: Classifier, limits, settings: ExplainSettings | None = N
     encoder = ResponseEncoder(classifier.labels)
     why = f"EXPLAIN_MAX_RECORDS={settings.max_records}, each explained with {settings.num_samples} samples"
     bounds = Bounds(min(settings.max_records, limits.max_records), limits.max_text_chars, why)
+    # One explanation before serving: the first one pays the explainer's one-time start-up (imports, numpy's
+    # linear algebra), about half a second, which would otherwise land inside a request and past its deadline.
+    list(explain_records([(0, WARM_UP_TEXT)], scorer.score, options, 1, False, scorer.score_normalized))
 
     def invoke(body, content_type, accept_header, deadline):
         if accept_header and not any(_media(part)[0] in _ANSWER_TYPES for part in accept_header.split(",")):
