@@ -173,10 +173,25 @@ def extract_model(model_input: Path, into: Path) -> Path:
         raise JobError(f"{model_input}: expected exactly one model.tar.gz, found {found or 'nothing'}")
     try:
         with tarfile.open(archives[0]) as tar:
-            tar.extractall(into, filter="data")
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(into, filter="data")
+            else:  # Python before 3.11.4 (Debian bookworm's 3.11.2, the image's): the same refusals, by hand
+                tar.extractall(into, members=_plain_members(tar, into, archives[0]))  # noqa: S202 (checked)
     except (tarfile.TarError, OSError) as exc:
         raise JobError(f"{archives[0]}: not a readable model.tar.gz: {exc}") from None
     return into
+
+
+def _plain_members(tar: tarfile.TarFile, into: Path, archive: Path) -> list[tarfile.TarInfo]:
+    """Every member, when each is a file or directory that stays inside ``into``; JobError naming the first that is
+    not (a link, a device, an absolute path or one with ``..``)."""
+    root = into.resolve()
+    members = tar.getmembers()
+    for member in members:
+        inside = (root / member.name).resolve().is_relative_to(root)
+        if not inside or not (member.isfile() or member.isdir()):
+            raise JobError(f"{archive}: member {member.name!r} is not a plain file or directory inside the archive")
+    return members
 
 
 def env_labels(environ) -> list[str] | None:

@@ -216,19 +216,21 @@ def read_analysis(storage, bucket: str, clarify_prefix: str, labels: list[str]) 
     """(analysis document, where it came from): ``analysis.json`` as Clarify writes it, or the merge of the builtin
     job's ``analysis.part-*.json`` written as the same document. ClarifyOutputError when neither (or both) is there."""
     from explain_workflow.clarify_format import ANALYSIS_FILE, analysis_document, load_analysis
-    from explain_workflow.storage import StorageError, read_bytes
+
+    def read(key: str) -> dict:
+        with storage.open(bucket, key) as stream:
+            return load_analysis(stream.read(), key)
 
     keys = storage.list(bucket, clarify_prefix)
     single = clarify_prefix + ANALYSIS_FILE
     parts = part_keys(keys, clarify_prefix, ANALYSIS_PART)
     if single in keys and parts:
         raise ClarifyOutputError(f"both {ANALYSIS_FILE} and {len(parts)} analysis parts under {clarify_prefix}")
-    try:
-        if not parts:
-            return load_analysis(read_bytes(storage, bucket, single), single), single
-        documents = [(key, load_analysis(read_bytes(storage, bucket, key), key)) for key in parts]
-    except StorageError:
-        raise ClarifyOutputError(f"no {ANALYSIS_FILE} under {clarify_prefix}") from None
+    if not parts:
+        if single not in keys:
+            raise ClarifyOutputError(f"no {ANALYSIS_FILE} under {clarify_prefix}")
+        return read(single), single
+    documents = [(key, read(key)) for key in parts]
     merged = analysis_document(labels, *merge_parts(documents, labels))
     return merged, clarify_prefix + "analysis.part-*.json"
 

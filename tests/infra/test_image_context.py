@@ -4,6 +4,7 @@ and with nothing else in the repository."""
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -61,3 +62,51 @@ def test_the_asset_hash_changes_with_each_part_of_the_image(tmp_path):
         seen.add(asset_hash(context, tmp_path / f"c{i}"))
     assert len(seen) == 5
     assert all(re.fullmatch(r"[0-9a-f]{64}", h) for h in seen)
+
+
+# where each first-party package lives in the checkout (the image puts each under /opt/program/<package>/)
+PACKAGES = {"textexplain": ROOT / "textexplain", "explain_workflow": ROOT / "lambda" / "explain_workflow",
+            "fasttext_server": ROOT / "container" / "fasttext_server"}  # fmt: skip
+
+
+def module_file(name: str) -> Path | None:
+    package, _, rest = name.partition(".")
+    if package not in PACKAGES:
+        return None
+    base = PACKAGES[package].joinpath(*rest.split(".")) if rest else PACKAGES[package]
+    return base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+
+
+def first_party_imports(path: Path) -> set[str]:
+    """Every first-party module ``path`` imports, function-level imports included (the job imports lazily)."""
+    found = set()
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):  # what `if TYPE_CHECKING:` imports is never imported at run time
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            node.body = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        else:
+            continue
+        found |= {n for n in names if (f := module_file(n)) is not None and f.is_file()}
+    return found
+
+
+def test_every_module_the_job_and_the_server_import_is_in_the_image():
+    """A first-party import added to a module the job uses (dataset.py importing evaluation.py, say) must be copied
+    too, or explain-job fails in the image with ModuleNotFoundError: the closure of the entry points' imports."""
+    todo = [ROOT / "textexplain" / "job.py", ROOT / "container" / "fasttext_server" / "__main__.py"]
+    seen: set[Path] = set()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        todo += [module_file(name) for name in first_party_imports(path)]
+        todo += [p / "__init__.py" for p in path.parents if (p / "__init__.py").is_file() and p != ROOT]
+    in_context = {ROOT / p for p in context_files()}
+    missing = sorted(p.relative_to(ROOT).as_posix() for p in seen - in_context)
+    assert missing == [], f"add these to .dockerignore and container/Dockerfile: {missing}"

@@ -90,6 +90,10 @@ def layouts(run: PreparedRun, tarball: Path, work: Path, shards: int, writable: 
         if writable:
             for path in [root, *root.rglob("*"), config, *config.rglob("*")]:
                 path.chmod(path.stat().st_mode | 0o755 | (0o644 if path.is_file() else 0))
+            for directory in root.parents:  # pytest's directories are private to their owner
+                if directory == Path("/"):
+                    break
+                directory.chmod(directory.stat().st_mode | 0o755)
         roots.append(root)
     return roots
 
