@@ -29,6 +29,7 @@ from explain_workflow import aws
 from explain_workflow.contract import SETTINGS_ENV, WorkflowSettings
 from infra.config import ROOT, StageConfig, load_stage
 from infra.images import clarify_image_uri
+from tests.support.api_model import ApiModelError, definition_problems
 from tests.support.cfn import Resolver, resources
 from tests.support.data import csv_bytes
 from tests.support.lambda_context import Context
@@ -235,7 +236,7 @@ def run(stages, moto_url, monkeypatch, trained_model, tmp_path):
         state["events"].extend(params["Entries"])
         return {"Entries": [{"EventId": str(len(state["events"]))}], "FailedEntryCount": 0}
 
-    def execute(request: dict, instances: int, name: str = "run"):
+    def execute(request: dict, instances: int, name: str = "run", edit=None):
         template, config = stages["templates"][instances], stages["configs"][instances]
         ids, env = settings_of(template, config)
         settings = WorkflowSettings.model_validate_json(env[SETTINGS_ENV]).model_copy(
@@ -256,6 +257,8 @@ def run(stages, moto_url, monkeypatch, trained_model, tmp_path):
             services={"sagemaker:createProcessingJob": processing, "events:putEvents": put_events},
         )
         definition = quick(definition_from_template(template, config.region, config.account))
+        if edit is not None:
+            edit(definition)
         return sfn.execute(definition, request, name=name, timeout=600)
 
     yield execute, client, state
@@ -376,7 +379,46 @@ def test_a_fault_in_one_shard_fails_the_run_publishes_nothing_and_the_next_reque
     assert detail_of(state["events"][0])["attempt"] == 2
 
 
+def test_a_misspelt_or_mistyped_builtin_request_member_fails_the_test(run, stages, corpus):
+    """The builtin engine's CreateProcessingJob, resolved as the run sends it, is checked against botocore's
+    SageMaker model like Clarify's: a member the model does not know, or a string where it wants a number, fails
+    the run's test naming the task and the member (issue 22), before the stand-in runs any job."""
+    execute, client, state = run
+
+    def request(key: str) -> dict:
+        return {**upload(client, key, csv_bytes(texts_of(corpus, 2))), "overrides": REQUEST_OPTIONS}
+
+    def misspelt(definition):
+        app = all_states(definition)["Builtin"]["Parameters"]["AppSpecification"]
+        app["ContainerEntrypont"] = app.pop("ContainerEntrypoint")
+
+    with pytest.raises(
+        ApiModelError,
+        match=r'task sagemaker:createProcessingJob:.*Unknown parameter in AppSpecification: "ContainerEntrypont"',
+    ):
+        execute(request("incoming/misspelt.csv"), 1, name="misspelt", edit=misspelt)
+
+    def mistyped(definition):
+        all_states(definition)["Builtin"]["Parameters"]["ProcessingResources"]["ClusterConfig"]["InstanceCount"] = "2"
+
+    with pytest.raises(
+        ApiModelError, match=r"Invalid type for parameter ProcessingResources\.ClusterConfig\.InstanceCount"
+    ):
+        execute(request("incoming/mistyped.csv"), 2, name="mistyped", edit=mistyped)
+    assert state["processing"].jobs == []  # refused before any job ran
+
+
 # ---- the synthesized templates ----
+
+
+def test_every_service_task_of_a_builtin_stage_is_a_request_the_api_model_accepts(stages):
+    """As written, before any run: Builtin, FindBuiltinJob (reached only when a create call finds its job
+    existing) and both PutEvents tasks, for one and two instances (tests/support/api_model.py)."""
+    for instances, template in stages["templates"].items():
+        config = stages["configs"][instances]
+        definition = definition_from_template(template, config.region, config.account)
+        assert {"Builtin", "FindBuiltinJob", "PublishSuccess", "PublishFailure"} <= set(all_states(definition))
+        assert definition_problems(definition) == []
 
 
 def test_the_builtin_job_is_the_contracts_and_no_batch_transform_runs(stages):

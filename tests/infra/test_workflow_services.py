@@ -23,7 +23,7 @@ from explain_workflow.errors import ClarifyOutputError
 from fasttext_server.model import Classifier
 from infra.config import load_stage
 from infra.constructs.sagemaker_jobs import CREATE_ERRORS
-from tests.support.api_model import ApiModelError
+from tests.support.api_model import ApiModelError, definition_problems
 from tests.support.batch_transform import BatchTransform
 from tests.support.cfn import Resolver, resources
 from tests.support.clarify_job import ClarifyJob
@@ -309,3 +309,10 @@ def test_a_misspelt_or_mistyped_request_member_fails_the_test(run, stages):
 
     with pytest.raises(ApiModelError, match="MaxRuntimeInSeconds"):
         execute(mode, upload(client, "incoming/mistyped.csv", csv_bytes(TEXTS)), name="second", edit=mistyped)
+
+
+@pytest.mark.parametrize("mode", ["pipeline", "two-instances"])
+def test_every_service_task_of_the_other_hosting_and_instance_shapes_is_accepted_by_the_api_model(stages, mode):
+    """The byoc dev stage is checked in tests/infra/test_api_models.py; the pipeline model and the two-instance job
+    change the Clarify and Predict requests, so their definitions are checked as written too."""
+    assert definition_problems(stages[mode]["definition"]) == []

@@ -122,3 +122,95 @@ def _compiled(pattern: str):
 def _matches(pattern: str, value: str) -> bool:
     compiled = _compiled(pattern)
     return compiled is None or compiled.fullmatch(value) is not None
+
+
+# ---- the definition as synthesized, before any execution ----
+#
+# An execution checks the Parameters of the tasks it reaches, resolved. A task on a path no test takes (a describe
+# call that follows an existing job, an engine's other branch) would go unchecked; so every service task of a
+# definition is also checked as written: literal members fully (names, types, enums, lengths, patterns), and a
+# ``Member.$`` (a JSONPath or an intrinsic function, resolved only at run time) by its name, standing for the member.
+
+
+def task_key(resource: str) -> str | None:
+    """``sagemaker:createProcessingJob`` / ``aws-sdk:sagemaker:describeProcessingJob`` for a Task's Resource ARN,
+    None for a Lambda function ARN (its payload is the handler's contract, not an AWS API's)."""
+    prefix = "arn:aws:states:::"
+    if not resource.startswith(prefix):
+        return None
+    key = resource[len(prefix) :].removesuffix(".sync").removesuffix(".waitForTaskToken")
+    return None if key.startswith("lambda:") else key
+
+
+def static_problems(key: str, params: dict) -> list[str]:
+    """What the API model says about a task's Parameters as written (``.$`` members stand for their member)."""
+    parts = key.split(":")
+    service, action = (parts[1], parts[2]) if parts[0] == "aws-sdk" else (parts[0], parts[1])
+    if service == "events" and action == "putEvents":  # Detail: an object the integration sends as a string
+        params = {
+            **params,
+            "Entries": [
+                {**e, "Detail": json.dumps(e["Detail"])} if isinstance(e.get("Detail"), dict) else e
+                for e in params.get("Entries", [])
+            ],
+        }
+    literal, dynamic, unknown = _literal(params, operation(service, action).input_shape, "")
+    found = [
+        p
+        for p in problems(service, action, literal)
+        if not any(p == f'Missing required parameter in {where}: "{name}"' for where, name in dynamic)
+    ]
+    return unknown + found
+
+
+def definition_problems(definition: dict) -> list[str]:
+    """Every problem of every service task of a definition (Parallel branches and Map iterators included)."""
+    found = []
+    for name, state in _states(definition).items():
+        key = task_key(state.get("Resource", "")) if state.get("Type") == "Task" else None
+        if key is not None:
+            found += [f"task {name} ({key}): {p}" for p in static_problems(key, state.get("Parameters", {}))]
+    return found
+
+
+def _states(definition: dict) -> dict[str, dict]:
+    found = {}
+    for name, state in definition.get("States", {}).items():
+        found[name] = state
+        for branch in state.get("Branches", []):
+            found.update(_states(branch))
+        for key in ("Iterator", "ItemProcessor"):
+            if key in state:
+                found.update(_states(state[key]))
+    return found
+
+
+def _literal(value, shape: Shape, path: str):
+    """(value without its ``.$`` members, [(where, member)] given by a ``.$``, [unknown ``.$`` member names])."""
+    where = path or "input"
+    if shape.type_name == "structure" and isinstance(value, dict):
+        out, dynamic, unknown = {}, [], []
+        for key, item in value.items():
+            if key.endswith(".$"):
+                name = key[:-2]
+                if name in shape.members:
+                    dynamic.append((where, name))
+                else:
+                    unknown.append(f'Unknown parameter in {where}: "{key}" (a JSONPath member {name!r}), must be '
+                                   f"one of: {', '.join(shape.members)}")  # fmt: skip
+            elif key in shape.members:
+                out[key], d, u = _literal(item, shape.members[key], f"{path}.{key}" if path else key)
+                dynamic += d
+                unknown += u
+            else:
+                out[key] = item  # botocore's validator names it
+        return out, dynamic, unknown
+    if shape.type_name == "list" and isinstance(value, list):
+        out, dynamic, unknown = [], [], []
+        for i, item in enumerate(value):
+            o, d, u = _literal(item, shape.member, f"{where}[{i}]")
+            out.append(o)
+            dynamic += d
+            unknown += u
+        return out, dynamic, unknown
+    return value, [], []
