@@ -316,3 +316,53 @@ def test_every_service_task_of_the_other_hosting_and_instance_shapes_is_accepted
     """The byoc dev stage is checked in tests/infra/test_api_models.py; the pipeline model and the two-instance job
     change the Clarify and Predict requests, so their definitions are checked as written too."""
     assert definition_problems(stages[mode]["definition"]) == []
+
+
+class CategoricalClarify(ClarifyJob):
+    """Clarify when it infers the text column to be categorical (short or repeated texts): the column is explained
+    as one value, each attribution without a description of a unit. The record keeps the published layout's keys
+    with data_type "categorical" (the notebook names categorical as one of the inferred types); that the values
+    then come without ``description`` is an assumption (docs/workflow.md)."""
+
+    def run(self, params: dict) -> None:
+        super().run(params)
+        (output,) = params["ProcessingOutputConfig"]["Outputs"]
+        bucket, _, prefix = output["S3Output"]["S3Uri"].removeprefix("s3://").partition("/")
+        key = prefix.rstrip("/") + "/explanations_shap/out.jsonl"
+        lines = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines()
+        records = []
+        for line in lines:
+            record = json.loads(line)
+            (feature,) = record["explanations"]
+            values = np.sum([a["attribution"] for a in feature["attributions"]], axis=0).tolist()
+            feature.update(data_type="categorical", attributions=[{"attribution": values}])
+            records.append(json.dumps(record) + "\n")
+        self.s3.put_object(Bucket=bucket, Key=key, Body="".join(records).encode())
+
+
+def test_a_text_column_clarify_took_for_categorical_fails_with_one_message_naming_it_and_the_fix(run, stages):
+    """Before: the reader met attributions without ``description`` and the run failed with "unexpected record shape
+    (KeyError: 'description')", naming neither the column nor what to do. After: one message naming the column, why
+    (Clarify inferred the type) and the fix (longer, varied texts, or the builtin engine)."""
+    execute, client = run
+    mode = "byoc" if stages["byoc"] else "pipeline"
+    result, jobs = execute(
+        mode, upload(client, "incoming/categorical.csv", csv_bytes(TEXTS)), clarify=CategoricalClarify
+    )
+    assert result.status == "FAILED"
+    (event,) = jobs["events"]
+    reason = event["Detail"]["reason"]
+    assert "column 'text' was explained as a categorical feature" in reason
+    assert "Clarify inferred its type" in reason
+    assert "explainer engine 'builtin'" in reason
+    assert "KeyError" not in reason
+    assert _manifest(client, event["Detail"]["run_id"])["status"] == "FAILED"
+    # the reader of before the fix on the same line: a bare shape error
+    key = f"runs/{event['Detail']['run_id']}/clarify/explanations_shap/out.jsonl"
+    line = client.get_object(Bucket="results", Key=key)["Body"].read().decode().splitlines()[0]
+    labels = stages[mode]["settings"].labels
+    with (
+        mock.patch.object(clarify_format, "_refuse_categorical", return_value=None),
+        pytest.raises(ClarifyOutputError, match=r"unexpected record shape \(KeyError: 'description'\)"),
+    ):
+        clarify_format.parse_local_line(line, 1, len(labels), "explanations_shap/out.jsonl")
