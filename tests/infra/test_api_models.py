@@ -167,3 +167,42 @@ def test_a_misspelt_member_in_a_functions_call_fails_the_call(starter, monkeypat
     refused, aws_calls.RECORDER.refused = aws_calls.RECORDER.refused, []
     assert [line.split(": ", 2)[:2] for line in refused] == [["starter", "events PutEvents"]]
     assert 'Unknown parameter in Entries[0]: "DetailTyp"' in refused[0]
+
+
+# ---- the stand-ins' answers ----
+
+
+def _resolved(params: dict, values: dict) -> dict:
+    """A task's Parameters with each ``Member.$`` replaced by ``values[Member]`` (what a run resolves it to)."""
+    if isinstance(params, dict):
+        return {
+            (k[:-2] if k.endswith(".$") else k): (values[k[:-2]] if k.endswith(".$") else _resolved(v, values))
+            for k, v in params.items()
+        }
+    return [_resolved(v, values) for v in params] if isinstance(params, list) else params
+
+
+def test_the_stand_ins_answer_in_the_shape_of_the_services_responses(synthesized):
+    """A .sync task's output is the job's Describe* response: what the Clarify and Batch Transform stand-ins answer
+    has exactly the members and types of botocore's DescribeProcessingJob / DescribeTransformJob output; every run
+    of the offline tier checks each answer the same way (checked_binding), and a wrong one is refused."""
+    from tests.support.api_model import answer_problems
+    from tests.support.batch_transform import describe as transform_answer
+    from tests.support.clarify_job import describe as clarify_answer
+
+    states = all_states(definition(synthesized, "dev"))
+    values = {"ProcessingJobName": "cx-run-1", "TransformJobName": "cp-run-1", "S3Uri": "s3://results/runs/run/in/",
+              "S3OutputPath": "s3://results/runs/run/out/", "Value": "run"}  # fmt: skip
+    job = _resolved(states["Clarify"]["Parameters"], values)
+    transform = _resolved(states["Predict"]["Parameters"], values)
+    assert answer_problems("sagemaker:createProcessingJob", clarify_answer(job, "Completed")) == []
+    assert answer_problems("aws-sdk:sagemaker:describeProcessingJob", clarify_answer(job, "Failed", "x")) == []
+    assert answer_problems("sagemaker:createTransformJob", transform_answer(transform, "Completed")) == []
+    wrong = {**clarify_answer(job, "Completed"), "ProcessingJobStatu": "Completed"}
+    assert 'Unknown parameter in input: "ProcessingJobStatu"' in " ".join(
+        answer_problems("sagemaker:createProcessingJob", wrong)
+    )
+    missing = {k: v for k, v in transform_answer(transform, "Completed").items() if k != "CreationTime"}
+    assert answer_problems("sagemaker:createTransformJob", missing) == [
+        'Missing required parameter in input: "CreationTime"'
+    ]

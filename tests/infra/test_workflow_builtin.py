@@ -29,7 +29,7 @@ from explain_workflow import aws
 from explain_workflow.contract import SETTINGS_ENV, WorkflowSettings
 from infra.config import ROOT, StageConfig, load_stage
 from infra.images import clarify_image_uri
-from tests.support.api_model import ApiModelError, definition_problems
+from tests.support.api_model import ApiModelError, checked_binding, definition_problems
 from tests.support.cfn import Resolver, resources
 from tests.support.data import csv_bytes
 from tests.support.lambda_context import Context
@@ -248,18 +248,28 @@ def run(stages, moto_url, monkeypatch, trained_model, tmp_path):
             monkeypatch.setenv(key, value)
         aws.settings.cache_clear()
         aws.storage.cache_clear()
+        answers: list[str] = []  # the stand-ins' answers the API model refuses
         sfn = LocalSfn(
             lambdas={
                 ids["prepare.handler.handler"]: lambda e: prepare(e, Context()),
                 ids["postprocess.handler.handler"]: lambda e: postprocess(e, Context()),
                 ids["record_failure.handler.handler"]: lambda e: record_failure(e, Context()),
             },
-            services={"sagemaker:createProcessingJob": processing, "events:putEvents": put_events},
+            services={
+                key: checked_binding(key, binding, answers)
+                for key, binding in {
+                    "sagemaker:createProcessingJob": processing,
+                    "events:putEvents": put_events,
+                }.items()
+            },
         )
         definition = quick(definition_from_template(template, config.region, config.account))
         if edit is not None:
             edit(definition)
-        return sfn.execute(definition, request, name=name, timeout=600)
+        result = sfn.execute(definition, request, name=name, timeout=600)
+        if answers:
+            raise ApiModelError("; ".join(answers))
+        return result
 
     yield execute, client, state
     for bucket in ("input", "results", ARTIFACT_BUCKET):

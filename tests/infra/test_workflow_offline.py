@@ -21,6 +21,7 @@ from explain_workflow.runs import RunLayout
 from explain_workflow.storage import read_bytes
 from infra.config import load_stage
 from infra.images import clarify_image_uri
+from tests.support.api_model import ApiModelError, checked_binding
 from tests.support.cfn import Resolver, resources
 from tests.support.clarify_output import known_run, model_probabilities, write_clarify_output
 from tests.support.data import TEXTS, csv_bytes
@@ -112,6 +113,7 @@ def run(workflow, moto_url, monkeypatch):
         return prepare(event, Context())
 
     ids = workflow["ids"]
+    answers: list[str] = []  # the fakes' answers the API model refuses
     sfn = LocalSfn(
         lambdas={
             ids["prepare.handler.handler"]: flaky_prepare,
@@ -119,15 +121,21 @@ def run(workflow, moto_url, monkeypatch):
             ids["record_failure.handler.handler"]: lambda e: record_failure(e, Context()),
         },
         services={
-            "sagemaker:createProcessingJob": fake_clarify,
-            "sagemaker:createTransformJob": fake_transform,
-            "aws-sdk:sagemaker:describeProcessingJob": describe_job,
-            "events:putEvents": put_events,
+            key: checked_binding(key, binding, answers)
+            for key, binding in {
+                "sagemaker:createProcessingJob": fake_clarify,
+                "sagemaker:createTransformJob": fake_transform,
+                "aws-sdk:sagemaker:describeProcessingJob": describe_job,
+                "events:putEvents": put_events,
+            }.items()
         },
     )
 
     def execute(request: dict, name: str = "run", definition: dict | None = None):
-        return sfn.execute(definition or workflow["definition"], request, name=name)
+        result = sfn.execute(definition or workflow["definition"], request, name=name)
+        if answers:
+            raise ApiModelError("; ".join(answers))
+        return result
 
     yield execute, client, state
     for bucket in ("input", "results"):

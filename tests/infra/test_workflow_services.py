@@ -23,7 +23,7 @@ from explain_workflow.errors import ClarifyOutputError
 from fasttext_server.model import Classifier
 from infra.config import load_stage
 from infra.constructs.sagemaker_jobs import CREATE_ERRORS
-from tests.support.api_model import ApiModelError, definition_problems
+from tests.support.api_model import ApiModelError, checked_binding, definition_problems
 from tests.support.batch_transform import BatchTransform
 from tests.support.cfn import Resolver, resources
 from tests.support.clarify_job import ClarifyJob
@@ -123,6 +123,7 @@ def run(stages, servers, moto_url, monkeypatch):
         endpoints = {stage["model_id"]: servers[mode]}
         jobs = {"clarify": clarify(client, endpoints), "transform": BatchTransform(client, endpoints)}
         events: list[dict] = []
+        answers: list[str] = []  # the stand-ins' answers the API model refuses
 
         def put_events(params):
             events.extend(params["Entries"])
@@ -136,17 +137,23 @@ def run(stages, servers, moto_url, monkeypatch):
                 ids["record_failure.handler.handler"]: lambda e: record_failure(e, Context()),
             },
             services={
-                "sagemaker:createProcessingJob": jobs["clarify"],
-                "sagemaker:createTransformJob": jobs["transform"],
-                "aws-sdk:sagemaker:describeProcessingJob": describe or _no_job,
-                "events:putEvents": put_events,
+                key: checked_binding(key, binding, answers)
+                for key, binding in {
+                    "sagemaker:createProcessingJob": jobs["clarify"],
+                    "sagemaker:createTransformJob": jobs["transform"],
+                    "aws-sdk:sagemaker:describeProcessingJob": describe or _no_job,
+                    "events:putEvents": put_events,
+                }.items()
             },
         )
         jobs["sfn"], jobs["events"] = sfn, events
         definition = copy.deepcopy(stage["definition"])
         if edit is not None:
             edit(definition)
-        return sfn.execute(definition, {**request, "overrides": SAMPLES}, name=name), jobs
+        result = sfn.execute(definition, {**request, "overrides": SAMPLES}, name=name)
+        if answers:  # a stand-in answered what the service's API model would not: the stand-in is wrong
+            raise ApiModelError("; ".join(answers))
+        return result, jobs
 
     yield execute, client
     for bucket in ("input", "results"):

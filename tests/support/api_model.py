@@ -214,3 +214,39 @@ def _literal(value, shape: Shape, path: str):
             unknown += u
         return out, dynamic, unknown
     return value, [], []
+
+
+# ---- what a stand-in answers ----
+
+# a .sync (run-a-job) task's output is the job's Describe* response
+_SYNC_ANSWERS = {"createProcessingJob": "DescribeProcessingJob", "createTransformJob": "DescribeTransformJob"}
+
+
+def answer_problems(key: str, answer: dict) -> list[str]:
+    """What the API model says about a binding's answer to the task ``key``: the operation's output shape (for a
+    ``.sync`` create, the Describe* response the integration returns) — member names, types, required members."""
+    parts = key.split(":")
+    service, action = (parts[1], parts[2]) if parts[0] == "aws-sdk" else (parts[0], parts[1])
+    shape = operation(service, _SYNC_ANSWERS.get(action, action)).output_shape
+    report = ParamValidator().validate(answer, shape)
+    return (
+        [line.strip() for line in report.generate_report().splitlines() if line.strip()] if report.has_errors() else []
+    )
+
+
+def checked_binding(key: str, binding, refused: list[str]):
+    """``binding`` whose answers (and the Describe* JSON a failed job's cause carries) are checked against the API
+    model; each problem is appended to ``refused`` for the test to raise after the run."""
+
+    def call(params: dict):
+        try:
+            answer = binding(params)
+        except Exception as exc:  # a TaskFailed: a failed .sync job's cause is its Describe* response as JSON
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, str) and cause.startswith("{") and not key.startswith("aws-sdk:"):
+                refused.extend(f"{key} failure cause: {p}" for p in answer_problems(key, json.loads(cause)))
+            raise
+        refused.extend(f"{key} answer: {p}" for p in answer_problems(key, answer))
+        return answer
+
+    return call
