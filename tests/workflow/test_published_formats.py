@@ -131,3 +131,37 @@ def test_postprocess_over_the_published_files_derives_the_values_by_hand(tmp_pat
     for label in LABELS:
         assert classes[label]["expected_value"] == per_label[label]["expected_value"]
         assert classes[label]["clarify_global_top_shap_text"] == per_label[label]["global_top_shap_text"]
+
+
+def _keys(value, tokens: bool = False) -> object:
+    """The key structure of a JSON value (names, nesting and list shapes; no values), to compare layouts; a
+    token map (``global_top_shap_text``'s per feature) is compared as one ``{token: number}``."""
+    if tokens:
+        return {"<token>": sorted({_keys(v) for v in value.values()})}
+    if isinstance(value, dict):
+        return {
+            k: {f: _keys(t, tokens=True) for f, t in v.items()} if k == "global_top_shap_text" else _keys(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_keys(v) for v in value]
+    return type(value).__name__ if not isinstance(value, int | float) else "number"
+
+
+@pytest.mark.parametrize("granularity", GRANULARITIES)
+def test_the_clarify_stand_in_writes_the_published_layout(granularity):
+    """The Clarify stand-in of the services tests (tests/support/clarify_job.py) writes its own out.jsonl and
+    analysis.json: given the fixture's units and values, its files have exactly the fixture's layout."""
+    from tests.support.clarify_job import analysis, local_line
+
+    record, document = published(granularity)
+    (feature,) = record["explanations"]
+    spans = [(a["description"]["partial_text"], a["description"]["start_idx"]) for a in feature["attributions"]]
+    phi = [a["attribution"] for a in feature["attributions"]]
+    written = json.loads(local_line("text", spans, phi, record.get("join_source_value")))
+    assert _keys(written) == _keys(record)
+    assert written == record
+    per_label = document["explanations"]["kernel_shap"]
+    expected = [[per_label[label]["expected_value"] for label in LABELS]]
+    made = analysis(LABELS, [("text", spans, phi, None)], expected, "mean_abs", 5)
+    assert _keys(made) == _keys(document)
