@@ -227,23 +227,53 @@ def cpu_count() -> int:
 _STATE: dict = {}
 
 
-def _explain_task(rows: list[tuple[int, str]]) -> list:
-    from textexplain.explainer.explain import explain_records
+@dataclass(frozen=True)
+class Explained:
+    """One record as its worker finished it: the bytes of its out.jsonl and predictions lines, and what the
+    shard's analysis part adds up (``PartAggregate.add_values``); the whole result only where a median needs it."""
 
-    scorer, options = _STATE["scorer"], _STATE["options"]
-    return list(
-        explain_records(
-            rows, scorer.score, options, chunk=TASK_RECORDS, overlap=False, score_normalized=scorer.score_normalized
+    out_line: bytes
+    prediction_line: bytes
+    f_none: list[float]
+    tokens: list[str]
+    values: list[list[float]]
+    result: object | None  # RecordResult, for agg_method median
+
+
+def _explain_task(rows: list[tuple[int, str]]) -> list[Explained]:
+    import numpy as np
+
+    from explain_workflow import clarify_format
+    from explain_workflow.predictions import prediction_lines
+    from textexplain.explainer.explain import explain_records, to_clarify
+
+    scorer, options, labels = _STATE["scorer"], _STATE["options"], _STATE["labels"]
+    finished = []
+    for result in explain_records(
+        rows, scorer.score, options, chunk=TASK_RECORDS, overlap=False, score_normalized=scorer.score_normalized
+    ):
+        phis = result.attributions
+        values = np.square(phis) if options.agg_method == "mean_sq" else np.abs(phis)  # as PartAggregate.add
+        finished.append(
+            Explained(
+                clarify_format.local_line(to_clarify(result)).encode("utf-8"),
+                b"".join(prediction_lines([(result.row_id, result.f_all.tolist())], labels)),
+                result.f_none.tolist(),
+                [u.text.lower() for u in result.units],
+                values.tolist(),
+                result if options.agg_method == "median" else None,
+            )
         )
-    )
+    return finished
 
 
-def explained(rows: list[tuple[int, str]], scorer, options, workers: int) -> Iterator:
-    """RecordResult of every row in row order, explained by ``workers`` processes forked from this one (so they
-    share the loaded model); one worker explains in this process."""
+def explained(rows: list[tuple[int, str]], scorer, options, workers: int, labels: list[str]) -> Iterator[Explained]:
+    """Every row, explained and formatted, in row order, by ``workers`` processes forked from this one (so they
+    share the loaded model); one worker explains in this process. The workers write nothing: this process alone
+    writes the files, in row order, so they do not depend on the number of workers."""
     from textexplain.explainer.units import split_units
 
-    _STATE.update(scorer=scorer, options=options)
+    _STATE.update(scorer=scorer, options=options, labels=list(labels))
     split_units("warm up", options.granularity, options.language)  # the tokenizer, loaded once before the fork
     tasks = [rows[i : i + TASK_RECORDS] for i in range(0, len(rows), TASK_RECORDS)]
     if workers <= 1 or len(tasks) <= 1:
@@ -259,9 +289,8 @@ def run(paths: JobPaths, resource_config: Path, workers: int, environ=os.environ
     """The whole job; returns what it wrote (counts, files, seconds)."""
     from explain_workflow import clarify_format
     from explain_workflow.parts import PartAggregate, part_name
-    from explain_workflow.predictions import prediction_lines
     from fasttext_server.model import ModelError
-    from textexplain.explainer.explain import GlobalAggregate, to_clarify
+    from textexplain.explainer.explain import GlobalAggregate
     from textexplain.explainer.scorer import InProcessScorer
 
     started = time.perf_counter()
@@ -289,13 +318,12 @@ def run(paths: JobPaths, resource_config: Path, workers: int, environ=os.environ
     paths.predictions.mkdir(parents=True, exist_ok=True)
     if rows:
         with out_file.open("wb") as out, predictions_file.open("wb") as predicted:
-            for result in explained(rows, scorer, options, workers):
-                out.write(clarify_format.local_line(to_clarify(result)).encode("utf-8"))
-                predicted.writelines(prediction_lines([(result.row_id, result.f_all.tolist())], job.labels))
-                phis = result.attributions.tolist()
-                part.add(result.f_none.tolist(), [(u.text, phi) for u, phi in zip(result.units, phis, strict=True)])
+            for record in explained(rows, scorer, options, workers, job.labels):
+                out.write(record.out_line)
+                predicted.write(record.prediction_line)
+                part.add_values(record.f_none, record.tokens, record.values)
                 if median is not None:
-                    median.add(result)
+                    median.add(record.result)
     document = part.document(median.document_parts() if median is not None else None)
     analysis_file = paths.output / part_name("analysis", index)
     analysis_file.write_text(json.dumps(document), encoding="utf-8")

@@ -57,19 +57,28 @@ class PartAggregate:
 
     def add(self, f_none: Sequence[float], units: Iterable[tuple[str, Sequence[float]]]) -> None:
         """One record: its all-masked output and (unit text, attribution per label) for every unit."""
+        square = self.agg_method == "mean_sq"
+        tokens, values = [], []
+        for text, phi in units:
+            tokens.append(text.lower())
+            values.append([float(v) * float(v) if square else abs(float(v)) for v in phi])
+        self.add_values(f_none, tokens, values)
+
+    def add_values(self, f_none: Sequence[float], tokens: Sequence[str], values: Sequence[list[float]]) -> None:
+        """One record as ``add`` takes it, done by halves: its units' texts already lower-cased and their values
+        already squared (mean_sq) or absolute (else), as a worker process can compute them; the sums, in row order,
+        stay with the one writer of the part, so the part is the same whoever computed the values."""
         self.records += 1
         self.f_none_sum = [s + float(v) for s, v in zip(self.f_none_sum, f_none, strict=True)]
-        square = self.agg_method == "mean_sq"
-        for text, phi in units:
-            values = [float(v) * float(v) if square else abs(float(v)) for v in phi]
+        for token, unit_values in zip(tokens, values, strict=True):
             self.units += 1
-            self.value_sum = [s + v for s, v in zip(self.value_sum, values, strict=True)]
-            entry = self.tokens.get(text.lower())
+            self.value_sum = [s + v for s, v in zip(self.value_sum, unit_values, strict=True)]
+            entry = self.tokens.get(token)
             if entry is None:
-                self.tokens[text.lower()] = [1, values]
+                self.tokens[token] = [1, list(unit_values)]
             else:
                 entry[0] += 1
-                entry[1] = [s + v for s, v in zip(entry[1], values, strict=True)]
+                entry[1] = [s + v for s, v in zip(entry[1], unit_values, strict=True)]
 
     def document(self, median: tuple[list[float], list[float], list[dict[str, float]]] | None = None) -> dict:
         """The part as JSON; ``median`` is the finished (expected, global, top) when agg_method is median."""
