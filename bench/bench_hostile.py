@@ -8,8 +8,12 @@ Every figure comes from the real ``serve`` program (2 workers) on 127.0.0.1, dri
   tiny records   one body just under the payload limit made of 2-byte records: status, seconds to the answer;
   memory         peak RSS growth of one worker from a request of N/2 to one of N short records, per record;
   SIGTERM        Q requests in flight or queued, then SIGTERM: how many were answered with a 200.
+  idle flood     I connections opened and left idle (re-opened as the server sheds them) while /ping is probed
+                 every 0.25 s: probes answered within SageMaker's 2 s (the whole call, connect to last byte),
+                 latency percentiles of every answered probe.
 
 Usage: python -m bench hostile [--slow-clients C] [--seconds S] [--records N] [--queued Q] [--timeout T]
+                               [--idle-connections I]
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
+import resource
 import signal
 import socket
 import tempfile
@@ -123,6 +128,78 @@ def slow_clients(url: str, clients: int, seconds: float) -> dict:
     }
 
 
+def _idle(host: str, port: int, count: int) -> list[socket.socket]:
+    held = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.setblocking(False)
+        try:
+            sock.connect((host, port))
+        except BlockingIOError:
+            pass
+        except OSError:  # out of ports or descriptors: hold what is open
+            sock.close()
+            break
+        held.append(sock)
+    return held
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))] if ordered else float("nan")
+
+
+def idle_flood(url: str, connections: int, seconds: float) -> dict:
+    """``connections`` idle connections held (those the server shed re-opened each round) while /ping is probed."""
+    resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
+    host, port = url.removeprefix("http://").split(":")
+    held = _idle(host, int(port), connections)
+    latencies, failed = [], 0
+    stop = time.monotonic() + seconds
+    try:
+        while time.monotonic() < stop:
+            started = time.perf_counter()
+            try:  # http.client's timeout is per socket call: the 2 s bound is checked on the whole call below
+                conn = http.client.HTTPConnection(host, int(port), timeout=2)
+                conn.request("GET", "/ping")
+                resp = conn.getresponse()
+                resp.read()
+                ok = resp.status == 200
+                conn.close()
+            except OSError:
+                ok = False
+            elapsed = time.perf_counter() - started
+            if ok:
+                latencies.append(elapsed)
+            else:
+                failed += 1
+            alive = []
+            for sock in held:  # a shed connection reads as closed (end-of-file or reset)
+                try:
+                    gone = sock.recv(1) == b""
+                except BlockingIOError:
+                    gone = False
+                except OSError:
+                    gone = True
+                if gone:
+                    sock.close()
+                else:
+                    alive.append(sock)
+            held = alive + _idle(host, int(port), connections - len(alive))
+            time.sleep(0.25)
+    finally:
+        for sock in held:
+            sock.close()
+    return {
+        "probes": len(latencies) + failed,
+        "ok": sum(latency <= 2.0 for latency in latencies),
+        "p50": _percentile(latencies, 0.5),
+        "p95": _percentile(latencies, 0.95),
+        "p99": _percentile(latencies, 0.99),
+        "max": max(latencies, default=float("nan")),
+    }
+
+
 def tiny_records(url: str) -> dict:
     body = b"a\n" * (PAYLOAD_LIMIT // 2 - 16)
     status, data, seconds = _post(url, body, timeout=120)
@@ -173,6 +250,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--seconds", type=float, default=20, help="how long the slow clients trickle")
     parser.add_argument("--records", type=int, default=10_000, help="records in the memory-per-record request")
     parser.add_argument("--queued", type=int, default=18, help="requests in flight when SIGTERM arrives")
+    parser.add_argument("--idle-connections", type=int, default=2000, help="connections held idle in the flood")
     parser.add_argument(
         "--timeout", type=int, default=60, help="SAGEMAKER_MODEL_SERVER_TIMEOUT of the slow-client server (default 60)"
     )
@@ -202,6 +280,13 @@ def main(argv: list[str]) -> None:
             print(
                 f"tiny records: {tiny['bytes']} bytes of 2-byte records -> {tiny['status']} in "
                 f"{tiny['seconds']:.2f} s: {tiny['answer']!r}"
+            )
+        with ServeProcess(model_dir, workers=2) as server:
+            flood = idle_flood(server.url, args.idle_connections, args.seconds)
+            print(
+                f"idle flood: {args.idle_connections} idle connections for {args.seconds:.0f} s -> /ping "
+                f"{flood['ok']}/{flood['probes']} answered within 2 s, latency p50 {flood['p50'] * 1000:.1f} ms, "
+                f"p95 {flood['p95'] * 1000:.1f} ms, p99 {flood['p99'] * 1000:.1f} ms, max {flood['max'] * 1000:.1f} ms"
             )
         stop = sigterm_with_queue(model_dir, args.queued, 8000)
         print(

@@ -25,6 +25,9 @@ class ServerConfig:
     max_records: int = 10_000
     max_response_bytes: int = 5 * 1024 * 1024  # below InvokeEndpoint's 6 MB answer limit
     max_text_chars: int = 5_000  # the same default as the stage config's limits.max_text_chars (prepare)
+    # open connections per worker; a full worker sheds the one waiting longest for its request (worker.py,
+    # docs/container.md), so a flood of idle connections never holds /ping
+    max_connections: int = 256
     log_level: str = "info"
     mode: str = "model"  # model | blazingtext | pre-adapter | post-adapter (the `pipeline` hosting mode)
 
@@ -47,6 +50,7 @@ class ServerConfig:
             max_records=_int(env, "MAX_RECORDS", cls.max_records, 1, 10_000_000),
             max_response_bytes=_int(env, "MAX_RESPONSE_BYTES", cls.max_response_bytes, 1024, 1 << 31),
             max_text_chars=_int(env, "MAX_TEXT_CHARS", cls.max_text_chars, 1, 1 << 31),
+            max_connections=_int(env, "MAX_CONNECTIONS_PER_WORKER", cls.max_connections, 2, 100_000),
             log_level=env.get("LOG_LEVEL", cls.log_level).lower(),
             mode=_mode(env.get("SERVE_MODE", cls.mode)),
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import signal
 import sys
 import threading
@@ -41,7 +42,7 @@ class _Gunicorn(BaseApplication):
             "workers": c.workers,
             "worker_class": "fasttext_server.worker.Worker",
             "post_fork": worker.post_fork,
-            "worker_connections": 1000,  # open connections per worker, slow ones included
+            "worker_connections": c.max_connections,  # open connections per worker (worker.Worker._shed_idle)
             "keepalive": KEEPALIVE_SECONDS,
             "timeout": c.timeout,
             # SageMaker sends SIGKILL 30 s after SIGTERM: requests in flight get 25 s to finish
@@ -97,6 +98,17 @@ def _stop_with_parent(env=os.environ) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+def _enough_descriptors(wanted: int) -> None:
+    """Raise the soft open-file limit (per process, inherited by the workers) towards ``wanted``, never past the hard
+    limit: a worker that runs out of descriptors cannot accept, and its queue, /ping included, waits."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < wanted:
+        log.warning("open-file limit %d is below the %d the connection bound needs", target, wanted)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
     _stop_with_parent()
@@ -106,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ModelError) as exc:
         log.error("cannot start: %s", exc)
         return 2
+    _enough_descriptors(config.max_connections + 64)  # a worker's connections, its listeners, model and logs
     app = InferenceApp(invoke, config.max_payload_bytes, config.workers, config.request_budget)
     log.info(
         "serving (%s) on %s:%d with %d workers; per request at most %d records, %d-byte answers, %d-character texts",
