@@ -8,10 +8,13 @@ NODE_STAMP := node_modules/.deps-stamp
 .PHONY: test test-unit test-integration test-infra test-image test-browser demo lint format bench lock system-deps clean
 
 ## make test — create the virtualenv, install everything pinned, lint, run the whole suite
+## in TEST_WORKERS processes (pytest-xdist), each taking whole test files, so a module's fixtures (a CDK CLI synth, a
+## server) are made once; most tests wait on servers and subprocesses, so two workers share two cores well
+TEST_WORKERS ?= 2
 test: $(STAMP) system-deps $(NODE_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## make test-<tier> — one tier (tests/conftest.py gives every test exactly one); pytest exits 5, and make fails,
 ## when a tier selects no test

@@ -91,15 +91,25 @@ local_base_for_pip() {
   echo "$name"
 }
 
+# One install or build at a time on this machine (two test workers may ask at once): apt and a build of the same
+# tag do not share well; whoever waits finds the tools installed and the layers cached.
+serialize() {
+  mkdir -p "$OCI_WORK"
+  exec 9>"$OCI_WORK/build.lock"
+  flock 9
+}
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
   check)
+    serialize
     install_tools || exit 3
     configure
     podman info >/dev/null 2>&1 || { echo "image: podman cannot run here" >&2; exit 3; }
     ;;
   build)
+    serialize
     install_tools || exit 3
     configure
     if [ -n "${BASE:-}" ]; then
