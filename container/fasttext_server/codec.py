@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import repeat
@@ -17,6 +16,7 @@ from itertools import repeat
 import numpy as np
 import orjson
 
+from explain_workflow.contract import CsvRecords
 from fasttext_server.normalize import PLACEHOLDER
 
 CSV = "text/csv"
@@ -28,7 +28,6 @@ _UTF8_NAMES = {"utf-8", "utf8"}
 # csv's own field limit (131,072 characters by default) must never be the rule that refuses a text:
 # a field cannot be longer than the body, and our own MAX_TEXT_CHARS speaks first.
 csv.field_size_limit(2**31 - 1)
-_BARE_CR = re.compile(r"\r(?!\n)")
 # The longest JSON number orjson writes for a float32 probability is 15 characters; 20 leaves room.
 NUMBER_BYTES = 20
 
@@ -97,23 +96,13 @@ def _decode_utf8(body: bytes) -> str:
     return text.removeprefix("\ufeff")
 
 
-def _protect_bare_cr(text: str) -> tuple[str, str | None]:
-    """Only LF (or CR LF) ends a record, as csv.writer and pandas.to_csv with lineterminator "\\n" mean it:
-    they write a text holding a bare CR unquoted (``a\\rb\\n``). A bare CR is swapped for a character absent
-    from the body before parsing, and swapped back in the texts."""
-    if "\r" not in text or not _BARE_CR.search(text):
-        return text, None
-    marker = next(chr(c) for c in range(0xE000, 0xF900) if chr(c) not in text)
-    return _BARE_CR.sub(marker, text), marker
-
-
 def _csv_texts(text: str, bounds: Bounds) -> list[str]:
-    """One text per CSV record: RFC 4180 quoting, quoted newlines, no header, exactly one column.
+    """One text per CSV record: RFC 4180 quoting, quoted newlines, no header, exactly one column; only LF (or CR LF)
+    ends a record, a bare CR is text (the contract's one rule, which prepare applies to the user's file too).
 
     A blank line is a record with an empty text (Clarify must get one answer per line it sent).
     """
-    text, marker = _protect_bare_cr(text)
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    reader = CsvRecords.of_text(text)
     texts: list[str] = []
     append, limit = texts.append, bounds.max_records
     try:
@@ -136,8 +125,6 @@ def _csv_texts(text: str, bounds: Bounds) -> list[str]:
                 )
     except csv.Error as exc:
         raise RequestError(400, "malformed_csv", f"record {len(texts) + 1} (line {reader.line_num}): {exc}") from None
-    if marker is not None:
-        texts = [t.replace(marker, "\r") for t in texts]
     return texts
 
 

@@ -9,9 +9,11 @@ stacks, the Lambda asset and the CLI can all depend on it.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from enum import StrEnum
 from typing import Annotated, Any, Literal, get_args
 
@@ -83,6 +85,59 @@ def check_input_location(bucket: str, key: str, results_bucket: str) -> None:
     size = len(key.encode("utf-8", "surrogatepass"))
     if size > MAX_KEY_BYTES:
         raise InputValidationError(f"key of {size} bytes: S3 keys have at most {MAX_KEY_BYTES}")
+
+
+# ---- CSV records: one rule for the user's file (prepare, the local mode) and for the container's requests ----
+
+# Only LF (or CR LF) ends a CSV record; a bare CR (one not followed by LF) is part of the text, quoted or not.
+# csv.writer and pandas.to_csv with lineterminator "\n" write a text holding a bare CR unquoted (``1,a\rb\n``), and
+# Python's csv reader would end the record at it. To read with csv.reader under this rule, the text is split after
+# each LF only, and in a line holding a CR or the escape character, the escape character is written as itself + "0"
+# and a bare CR as the escape character + "1"; every field is then unescaped. The escape is reversible whatever the
+# text holds (no character needs to be absent from it).
+_ESCAPE = "\ue000"  # a private-use character
+_BARE_CR = re.compile(r"\r(?!\n)")
+_ESCAPED = re.compile("\ue000([01])")
+
+
+def _escaped_lines(lines: Iterable[str]) -> Iterator[str]:
+    for line in lines:
+        if "\r" in line or _ESCAPE in line:
+            line = _BARE_CR.sub(_ESCAPE + "1", line.replace(_ESCAPE, _ESCAPE + "0"))
+        yield line
+
+
+def _unescaped(match: re.Match) -> str:
+    return "\r" if match.group(1) == "1" else _ESCAPE
+
+
+class CsvRecords:
+    """The records of an RFC 4180 CSV text (``csv.reader``, strict) under the rule above, as lists of fields.
+    ``line_num`` counts the lines read so far, each ended by LF (a bare CR does not start a line).
+
+    ``CsvRecords.of_text(str)``, or ``CsvRecords.of_stream(binary stream, encoding)`` (read as it is iterated; a
+    decoding error is raised from the iteration)."""
+
+    def __init__(self, lines: Iterable[str]):
+        self._reader = csv.reader(_escaped_lines(lines), strict=True)
+
+    @classmethod
+    def of_text(cls, text: str) -> CsvRecords:
+        return cls(io.StringIO(text, newline="\n"))  # lines end after LF only, untranslated
+
+    @classmethod
+    def of_stream(cls, stream, encoding: str = "utf-8") -> CsvRecords:
+        return cls(io.TextIOWrapper(stream, encoding=encoding, newline="\n"))
+
+    @property
+    def line_num(self) -> int:
+        return self._reader.line_num
+
+    def __iter__(self) -> CsvRecords:
+        return self
+
+    def __next__(self) -> list[str]:
+        return [_ESCAPED.sub(_unescaped, f) if _ESCAPE in f else f for f in next(self._reader)]
 
 
 CLARIFY_JOB_PREFIX = "cx"  # processing job cx-<run_id>-<attempt>

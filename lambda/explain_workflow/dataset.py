@@ -1,6 +1,7 @@
 """Validate the user's CSV while streaming it, and write the frozen dataset Clarify reads.
 
-Input: UTF-8 (a BOM is accepted), RFC 4180, a header row, the text column by name or 0-based index.
+Input: UTF-8 (a BOM is accepted), RFC 4180, a header row, the text column by name or 0-based index; only LF (or CR
+LF) ends a row, a bare CR is text (``contract.CsvRecords``, the rule the container reads its requests by).
 Output: ``row_id,text`` with no header row (the analysis config names the columns), every field
 quoted; ``row_id`` is the 1-based data-row number in the user's file, so results join back.
 Any problem raises ``InputValidationError`` saying what and where (row, line, byte).
@@ -16,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from explain_workflow.contract import Limits
+from explain_workflow.contract import CsvRecords, Limits
 from explain_workflow.errors import InputValidationError
 from explain_workflow.evaluation import label_line
 
@@ -108,12 +109,17 @@ def iter_rows(
 ) -> Iterator[tuple[int, str, str | None]]:
     """(row_id, text, label) for every data row, validated; label is None without a label column or for an empty
     cell (white space stripped). Raises ``InputValidationError``."""
-    text = io.TextIOWrapper(io.BufferedReader(stream, _CHUNK), encoding="utf-8-sig", newline="")
-    reader = csv.reader(text, strict=True)
+    reader = CsvRecords.of_stream(io.BufferedReader(stream, _CHUNK), encoding="utf-8-sig")
     try:
         header = next(reader, None)
         if header is None:
             raise InputValidationError("the file is empty: expected a header row and at least one data row")
+        if any("\r" in name.replace("\r\n", "") for name in header):
+            raise InputValidationError(
+                "the header row holds a bare CR: only LF or CR LF ends a row (a bare CR is part of a text), so a "
+                "file whose lines end with CR alone is one row; save it with LF or CR LF line ends",
+                row=0,
+            )
         column = resolve_text_column(header, text_column)
         labelled = _label_index(header, label_column, column) if label_column is not None else None
         row_id = 0

@@ -357,6 +357,19 @@ def test_a_bare_cr_is_answered_as_the_writers_mean_it(
     np.testing.assert_array_equal(probs, expected)
 
 
+def test_private_use_characters_and_a_bare_cr_in_one_body(server_url, trained_model, served_labels):
+    """Failed before the fix with a 500: a bare CR was swapped for a private-use character absent from the body, and
+    a body holding all 6,400 of them (U+E000-U+F8FF, in two texts under MAX_TEXT_CHARS) left none to choose."""
+    private = [chr(c) for c in range(0xE000, 0xF900)]
+    texts = ["".join(private[:3200]), "".join(private[3200:]), "a\rb", "\ue0000\ue0001\r\ue000", "c"]
+    body = "".join(f'"{t}"\n' if i < 2 else f"{t}\n" for i, t in enumerate(texts)).encode()  # the last three unquoted
+    resp = post(server_url, body)
+    assert resp.status_code == 200, resp.text
+    probs = np.array([r["prob"] for r in decode_jsonlines_response(resp.content)], dtype=np.float32)
+    assert len(probs) == len(texts)
+    np.testing.assert_array_equal(probs, Classifier(trained_model.model, served_labels).predict(texts))
+
+
 # --- batch transform --------------------------------------------------------------------------------------
 
 
