@@ -118,12 +118,15 @@ class CsvRecords:
     ``CsvRecords.of_text(str)``, or ``CsvRecords.of_stream(binary stream, encoding)`` (read as it is iterated; a
     decoding error is raised from the iteration)."""
 
-    def __init__(self, lines: Iterable[str]):
-        self._reader = csv.reader(_escaped_lines(lines), strict=True)
+    def __init__(self, lines: Iterable[str], escape: bool = True):
+        self._escape = escape
+        self._reader = csv.reader(_escaped_lines(lines) if escape else lines, strict=True)
 
     @classmethod
     def of_text(cls, text: str) -> CsvRecords:
-        return cls(io.StringIO(text, newline="\n"))  # lines end after LF only, untranslated
+        if "\r" in text or _ESCAPE in text:
+            return cls(io.StringIO(text, newline="\n"))  # lines end after LF only, untranslated
+        return cls(io.StringIO(text, newline=""), escape=False)  # no CR: csv's own reading is the rule's
 
     @classmethod
     def of_stream(cls, stream, encoding: str = "utf-8") -> CsvRecords:
@@ -133,11 +136,12 @@ class CsvRecords:
     def line_num(self) -> int:
         return self._reader.line_num
 
-    def __iter__(self) -> CsvRecords:
-        return self
+    def __iter__(self) -> Iterator[list[str]]:
+        return self if self._escape else self._reader  # nothing to unescape: csv's reader itself, at its speed
 
     def __next__(self) -> list[str]:
-        return [_ESCAPED.sub(_unescaped, f) if _ESCAPE in f else f for f in next(self._reader)]
+        row = next(self._reader)
+        return [_ESCAPED.sub(_unescaped, f) if _ESCAPE in f else f for f in row] if self._escape else row
 
 
 CLARIFY_JOB_PREFIX = "cx"  # processing job cx-<run_id>-<attempt>
