@@ -46,6 +46,7 @@ CLAIMS: list[tuple[str, str | None, str]] = [
     (r"aws (s3|sagemaker-runtime) .*", None, "needs an AWS account (the AWS CLI against a deployed stage)"),
     (r"python -m bench (hostile|container)\b.*", "tests/container/test_bench_commands.py", RUNS),
     (r"python -m bench (explain|compare)\b.*", "tests/local/test_bench_commands.py", RUNS),
+    (r"python -m bench engines", "tests/local/test_bench_engines.py", RUNS),
     (r"python -m bench postprocess\b.*", "tests/workflow/test_bench_commands.py", RUNS),
     (r"python -m bench report\b.*",
      "tests/workflow/test_bench_commands.py::test_report_bench_prints_the_time_to_interactive", RUNS),
