@@ -13,6 +13,7 @@ model's probability, goes into the manifest's ``quality`` and is named as derive
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import heapq
 import json
@@ -369,6 +370,7 @@ def postprocess_run(
     attempt = prepared.get("attempt", 1)
     clock = Stopwatch()
     labels = settings.labels
+    writing = None  # the result being written, named when writing it fails (a full disk, say)
     try:
         # Clarify's analysis.json, or the builtin job's parts merged into the same document
         analysis, analysis_key = read_analysis(storage, layout.bucket, layout.clarify_prefix, labels)
@@ -388,7 +390,8 @@ def postprocess_run(
         missing: list[int] = []
         digest = hashlib.sha256()
         index = {label: i for i, label in enumerate(labels)}
-        with storage.writer(layout.bucket, layout.results_prefix + "records.jsonl", "application/jsonlines") as out:
+        writing = "records.jsonl"
+        with storage.writer(layout.bucket, layout.results_prefix + writing, "application/jsonlines") as out:
             for row_id, text, explanation in _joined(layout, storage, len(labels), expected_rows):
                 prediction = predictions.get(row_id)
                 text_line, unaligned = record_line(row_id, text, explanation, labels, prediction)
@@ -412,6 +415,40 @@ def postprocess_run(
                     kept.append(record_of(row_id, text, explanation, labels, prediction))
                     if evaluation is not None:
                         kept[-1]["label"] = label
+        writing = None
+        clock.lap("records")
+        classes = _classes(labels, base, stats, clarify_top)
+        writing = "classes.json"
+        storage.put(
+            layout.bucket,
+            layout.results_prefix + writing,
+            json.dumps(classes, indent=2, ensure_ascii=False).encode(),
+            "application/json",
+        )
+        gaps_missing = _missing(missing, predictions)
+        quality = _quality(gaps)
+        summary = {
+            "run_id": run_id,
+            "model": (prepared.get("identity") or {}).get("model") or settings.identity_of_model(),
+            "engine": engine or getattr(settings, "engine", None) or "clarify",
+            "rows": rows,
+            "labels": labels,
+            "predicted_counts": predicted,
+            "misaligned_units": misaligned,
+            "quality": quality,
+            "missing": gaps_missing,
+            "faithfulness": {k: v for k, v in faithfulness.items() if k != "per_record"} if faithfulness else None,
+        }
+        evaluated = evaluation.document() if evaluation is not None else None
+        if evaluated is not None:
+            writing = EVALUATION_FILE
+            storage.put(layout.bucket, layout.results_prefix + writing, _json(evaluated), "application/json")
+        # what the report is rendered from, so `textexplain report` renders exactly this (report.render_dir)
+        writing = report.SUMMARY_FILE
+        storage.put(layout.bucket, layout.results_prefix + writing, _json(summary), "application/json")
+        html = report.render(summary, classes, kept, evaluated)
+        writing = "report.html"
+        storage.put(layout.bucket, layout.results_prefix + writing, html.encode(), "text/html; charset=utf-8")
     except StorageError as exc:  # a file of the run itself is missing: the run cannot complete
         error = ClarifyOutputError(f"a file of the run cannot be read: {exc}")
         write_manifest(storage, layout, RunStatus.FAILED, stage="postprocess", attempt=attempt, reason=error.reason)
@@ -421,35 +458,8 @@ def postprocess_run(
             storage, layout, RunStatus.FAILED, stage="postprocess", attempt=attempt, reason=exc.reason, where=exc.where
         )
         raise
-    clock.lap("records")
-    classes = _classes(labels, base, stats, clarify_top)
-    storage.put(
-        layout.bucket,
-        layout.results_prefix + "classes.json",
-        json.dumps(classes, indent=2, ensure_ascii=False).encode(),
-        "application/json",
-    )
-    gaps_missing = _missing(missing, predictions)
-    quality = _quality(gaps)
-    summary = {
-        "run_id": run_id,
-        "model": (prepared.get("identity") or {}).get("model") or settings.identity_of_model(),
-        "engine": engine or getattr(settings, "engine", None) or "clarify",
-        "rows": rows,
-        "labels": labels,
-        "predicted_counts": predicted,
-        "misaligned_units": misaligned,
-        "quality": quality,
-        "missing": gaps_missing,
-        "faithfulness": {k: v for k, v in faithfulness.items() if k != "per_record"} if faithfulness else None,
-    }
-    evaluated = evaluation.document() if evaluation is not None else None
-    if evaluated is not None:
-        storage.put(layout.bucket, layout.results_prefix + EVALUATION_FILE, _json(evaluated), "application/json")
-    # what the report is rendered from, so `textexplain report` renders exactly this (report.render_dir)
-    storage.put(layout.bucket, layout.results_prefix + report.SUMMARY_FILE, _json(summary), "application/json")
-    html = report.render(summary, classes, kept, evaluated)
-    storage.put(layout.bucket, layout.results_prefix + "report.html", html.encode(), "text/html; charset=utf-8")
+    except OSError as exc:  # the local disk (a full /tmp or --out, a quota, an I/O error): never a run without a word
+        _not_written(storage, layout, attempt, writing, exc)
     clock.lap("classes_and_report")
     manifest = write_manifest(
         storage,
@@ -484,6 +494,21 @@ def postprocess_run(
         **({"faithfulness": summary["faithfulness"]} if faithfulness else {}),
     )
     return _answer(layout, manifest)
+
+
+def _not_written(storage: Storage, layout: RunLayout, attempt: int, writing: str | None, exc: OSError):
+    """A FAILED manifest naming what could not be written and why, after removing the results this attempt wrote (a
+    half set is never left, and on a full disk their space is what the manifest needs); raises OSError saying so,
+    or saying that the manifest could not be written either."""
+    what = f"{layout.results_prefix}{writing}" if writing else "a file of the run"
+    reason = f"{what} could not be {'written' if writing else 'read or written'}: {exc.strerror or exc}"
+    with contextlib.suppress(OSError, StorageError):  # the manifest below is what matters
+        storage.delete(layout.bucket, storage.list(layout.bucket, layout.results_prefix))
+    try:
+        write_manifest(storage, layout, RunStatus.FAILED, stage="postprocess", attempt=attempt, reason=reason)
+    except (OSError, StorageError) as second:
+        raise OSError(exc.errno, f"{reason}; the FAILED manifest could not be written either: {second}") from exc
+    raise OSError(exc.errno, reason) from exc
 
 
 def _missing(missing: list[int], predictions: Predictions) -> dict:

@@ -251,8 +251,10 @@ class FileStorage:
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".partial-", delete=False) as tmp:
             try:
                 yield tmp
+                tmp.flush()  # here, not at close: a full disk often shows only when the last buffer is written
             except BaseException:
-                tmp.close()
+                with contextlib.suppress(OSError):  # closing flushes again, and fails again on a full disk
+                    tmp.close()
                 Path(tmp.name).unlink(missing_ok=True)
                 raise
         shutil.move(tmp.name, path)  # atomic rename within one directory
