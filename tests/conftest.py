@@ -14,6 +14,8 @@ from tests.support.aws_calls import _calls_are_in_the_inventory, _record_aws_cal
 from tests.support.tiers import tier_of
 from textexplain import synthetic, training
 
+CORPUS_SEED = 7
+
 
 @dataclass(frozen=True)
 class TrainedModel:
@@ -28,17 +30,18 @@ class TrainedModel:
 
 @pytest.fixture(scope="session")
 def corpus() -> list[synthetic.Example]:
-    return synthetic.generate(1400, seed=7)
+    return synthetic.generate(1400, seed=CORPUS_SEED)
 
 
 @pytest.fixture(scope="session")
 def trained_model(tmp_path_factory, corpus) -> TrainedModel:
+    from tests.support.models import train_in_fresh_process
+
     root = tmp_path_factory.mktemp("model")
-    model = training.train([(ex.label, ex.text) for ex in corpus])
     model_dir = root / "opt_ml_model"
     model_dir.mkdir()
     model_file = model_dir / "model.bin"
-    model.save_model(str(model_file))
+    model = train_in_fresh_process(model_file, len(corpus), CORPUS_SEED)  # the corpus fixture's own examples
     tarball = training.package(model_file, root / "model.tar.gz")
     return TrainedModel(model_dir, model_file, tarball, sorted(training.model_labels(model)), model)
 

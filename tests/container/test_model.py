@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from fasttext_server.model import Classifier, ModelError, find_model_file, normalize_batch, resolve_labels
 from fasttext_server.normalize import normalize
+from tests.support.models import train_in_fresh_process
 from textexplain import synthetic
 
 
@@ -39,26 +40,8 @@ def test_scores_equal_fasttext_in_any_label_order(trained_model):
     np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=len(labels) * 1.1e-5)
 
 
-def train_in_fresh_process(tmp_path, **hyperparameters):
-    """Train in a new interpreter: fastText's hierarchical-softmax training was seen to hit NaN at every learning
-    rate in a long-lived test process (state left by other libraries), never in a fresh one."""
-    import subprocess
-    import sys
-
-    import fasttext
-
-    target = tmp_path / "model.bin"
-    code = (
-        "import sys; from textexplain import synthetic, training; "
-        "m = training.train([(e.label, e.text) for e in synthetic.generate(1400, seed=7)], "
-        f"training.Hyperparameters(**{hyperparameters!r})); m.save_model(sys.argv[1])"
-    )
-    subprocess.run([sys.executable, "-c", code, str(target)], check=True, timeout=120)
-    return fasttext.load_model(str(target))
-
-
 def test_hierarchical_softmax_rows_with_omitted_labels_are_zero_filled(tmp_path):
-    model = train_in_fresh_process(tmp_path, loss="hs", epoch=5)
+    model = train_in_fresh_process(tmp_path / "model.bin", loss="hs", epoch=5)
     classifier = Classifier(model)
     texts = [e.text for e in synthetic.generate(30, seed=12)]
     np.testing.assert_array_equal(classifier.predict(texts), reference_probs(model, texts, classifier.labels))
