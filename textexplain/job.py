@@ -236,7 +236,7 @@ class Explained:
     prediction_line: bytes
     f_none: list[float]
     tokens: list[str]
-    values: list[list[float]]
+    values: object  # (units, labels) float64 array
     result: object | None  # RecordResult, for agg_method median
 
 
@@ -260,7 +260,7 @@ def _explain_task(rows: list[tuple[int, str]]) -> list[Explained]:
                 b"".join(prediction_lines([(result.row_id, result.f_all.tolist())], labels)),
                 result.f_none.tolist(),
                 [u.text.lower() for u in result.units],
-                values.tolist(),
+                values,
                 result if options.agg_method == "median" else None,
             )
         )
@@ -287,6 +287,8 @@ def explained(rows: list[tuple[int, str]], scorer, options, workers: int, labels
 
 def run(paths: JobPaths, resource_config: Path, workers: int, environ=os.environ) -> dict:
     """The whole job; returns what it wrote (counts, files, seconds)."""
+    import orjson
+
     from explain_workflow import clarify_format
     from explain_workflow.parts import PartAggregate, part_name
     from fasttext_server.model import ModelError
@@ -326,7 +328,7 @@ def run(paths: JobPaths, resource_config: Path, workers: int, environ=os.environ
                     median.add(record.result)
     document = part.document(median.document_parts() if median is not None else None)
     analysis_file = paths.output / part_name("analysis", index)
-    analysis_file.write_text(json.dumps(document), encoding="utf-8")
+    analysis_file.write_bytes(orjson.dumps(document))  # json's module takes ~0.15 s per 1,000 records here
     return {
         "part": index,
         "records": len(rows),

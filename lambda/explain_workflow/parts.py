@@ -42,7 +42,13 @@ def part_name(kind: str, index: int) -> str:
 
 class PartAggregate:
     """Accumulates one shard's analysis part, record by record in row order (so a part does not depend on how many
-    worker processes explained its records)."""
+    worker processes explained its records).
+
+    Units are taken in blocks (``BLOCK_RECORDS`` records) and added with numpy in the same order as one at a time
+    (``np.add.at`` adds the rows in order; a running sum over ``np.cumsum``): the sums are those of a plain loop, bit
+    for bit, at a fraction of its time. numpy is imported only when a record is added (the job's side)."""
+
+    BLOCK_RECORDS = 256
 
     def __init__(self, labels: Sequence[str], agg_method: str, max_top_tokens: int = DEFAULT_MAX_TOP_TOKENS):
         if agg_method not in AGG_METHODS:
@@ -53,7 +59,10 @@ class PartAggregate:
         self.f_none_sum = [0.0] * k
         self.units = 0
         self.value_sum = [0.0] * k
-        self.tokens: dict[str, list] = {}  # token -> [count, [sum per label]], in first-occurrence order
+        self._index: dict[str, int] = {}  # token -> its row in the sums, in first-occurrence order
+        self._counts = None  # (tokens,) int64, and (tokens, k) float64 sums: made at the first block
+        self._sums = None
+        self._pending: tuple[list[str], list] = ([], [])  # the block's unit texts and value rows
 
     def add(self, f_none: Sequence[float], units: Iterable[tuple[str, Sequence[float]]]) -> None:
         """One record: its all-masked output and (unit text, attribution per label) for every unit."""
@@ -64,24 +73,50 @@ class PartAggregate:
             values.append([float(v) * float(v) if square else abs(float(v)) for v in phi])
         self.add_values(f_none, tokens, values)
 
-    def add_values(self, f_none: Sequence[float], tokens: Sequence[str], values: Sequence[list[float]]) -> None:
+    def add_values(self, f_none: Sequence[float], tokens: Sequence[str], values) -> None:
         """One record as ``add`` takes it, done by halves: its units' texts already lower-cased and their values
-        already squared (mean_sq) or absolute (else), as a worker process can compute them; the sums, in row order,
-        stay with the one writer of the part, so the part is the same whoever computed the values."""
+        (one row per unit, one column per label) already squared (mean_sq) or absolute (else), as a worker process
+        can compute them; the sums, in row order, stay with the one writer of the part, so the part is the same
+        whoever computed the values."""
+        if len(tokens) != len(values):
+            raise ValueError(f"{len(tokens)} unit texts for {len(values)} rows of values")
         self.records += 1
         self.f_none_sum = [s + float(v) for s, v in zip(self.f_none_sum, f_none, strict=True)]
-        for token, unit_values in zip(tokens, values, strict=True):
-            self.units += 1
-            self.value_sum = [s + v for s, v in zip(self.value_sum, unit_values, strict=True)]
-            entry = self.tokens.get(token)
-            if entry is None:
-                self.tokens[token] = [1, list(unit_values)]
-            else:
-                entry[0] += 1
-                entry[1] = [s + v for s, v in zip(entry[1], unit_values, strict=True)]
+        self._pending[0].extend(tokens)
+        if len(tokens):
+            self._pending[1].append(values)
+        if self.records % self.BLOCK_RECORDS == 0:
+            self._flush()
+
+    def _flush(self) -> None:
+        import numpy as np
+
+        tokens, blocks = self._pending
+        self._pending = ([], [])
+        k = len(self.labels)
+        if self._sums is None:
+            self._counts, self._sums = np.zeros(0, dtype=np.int64), np.zeros((0, k))
+        if not tokens:
+            return
+        values = np.concatenate([np.asarray(b, dtype=np.float64).reshape(-1, k) for b in blocks])
+        index = self._index
+        for token in dict.fromkeys(tokens):  # the block's tokens in first-occurrence order
+            if token not in index:
+                index[token] = len(index)
+        rows = np.fromiter(map(index.__getitem__, tokens), np.intp, len(tokens))
+        if len(index) > len(self._sums):  # the block's new tokens
+            grow = len(index) - len(self._sums)
+            self._counts = np.concatenate([self._counts, np.zeros(grow, dtype=np.int64)])
+            self._sums = np.concatenate([self._sums, np.zeros((grow, k))])
+        np.add.at(self._counts, rows, 1)
+        np.add.at(self._sums, rows, values)
+        running = np.cumsum(np.vstack([np.asarray(self.value_sum, dtype=np.float64), values]), axis=0)
+        self.value_sum = running[-1].tolist()
+        self.units += len(tokens)
 
     def document(self, median: tuple[list[float], list[float], list[dict[str, float]]] | None = None) -> dict:
         """The part as JSON; ``median`` is the finished (expected, global, top) when agg_method is median."""
+        self._flush()
         part: dict = {
             "format": PART_FORMAT,
             "labels": self.labels,
@@ -96,10 +131,11 @@ class PartAggregate:
             expected, global_values, top = median
             part["median"] = {"expected": expected, "global": global_values, "top": top}
         else:
+            counts, sums = self._counts.tolist(), self._sums.tolist()
             part |= {
                 "units": self.units,
                 "value_sum": self.value_sum,
-                "tokens": {tok: {"count": c, "sum": s} for tok, (c, s) in self.tokens.items()},
+                "tokens": {tok: {"count": counts[i], "sum": sums[i]} for tok, i in self._index.items()},
             }
         return part
 
