@@ -39,7 +39,7 @@ from explain_workflow.contract import PostprocessResult, RunStatus, WorkflowSett
 from explain_workflow.evaluation import EVALUATION_FILE, Evaluation, labels_key, read_labels
 from explain_workflow.parts import frozen_rows, read_analysis
 from explain_workflow.predictions import Predictions, read_predictions
-from explain_workflow.runs import RunLayout, Stopwatch, finished, write_manifest
+from explain_workflow.runs import RunLayout, StaleAttemptError, Stopwatch, finished, write_manifest
 from explain_workflow.storage import Storage, StorageError, read_bytes
 
 TOP_TOKENS = 20
@@ -351,12 +351,15 @@ def postprocess_run(
     settings: WorkflowSettings,
     faithfulness: dict | None = None,
     engine: str | None = None,
+    attempt: int | None = None,
 ) -> PostprocessResult:
     """Write results/ and then manifest.json; raises ``ClarifyOutputError`` (after a FAILED manifest).
 
     ``faithfulness`` is a deletion check the caller ran itself (the local mode does; a Clarify job has none): its
     summary goes into the report and the manifest as given. ``engine`` is what the report calls the explainer
-    (default: the stage's engine, settings.engine, else "clarify"; the local mode names itself).
+    (default: the stage's engine, settings.engine, else "clarify"; the local mode names itself). ``attempt`` is the
+    attempt this call belongs to (the workflow passes prepare's): older than the attempt request.json was prepared
+    for, it publishes nothing and raises ``StaleAttemptError``, since the files it would read are the newer one's.
     """
     layout = RunLayout(settings.results_bucket, run_id)
     done = finished(storage, layout)
@@ -367,7 +370,13 @@ def postprocess_run(
     except ClarifyOutputError as exc:
         write_manifest(storage, layout, RunStatus.FAILED, stage="postprocess", reason=exc.reason, where=exc.where)
         raise
-    attempt = prepared.get("attempt", 1)
+    prepared_for = prepared.get("attempt", 1)
+    if attempt is not None and type(prepared_for) is int and attempt < prepared_for:
+        raise StaleAttemptError(
+            f"run {run_id}: attempt {attempt} reached postprocess after attempt {prepared_for} was prepared; "
+            "it publishes nothing"
+        )
+    attempt = prepared_for
     clock = Stopwatch()
     labels = settings.labels
     writing = None  # the result being written, named when writing it fails (a full disk, say)

@@ -167,7 +167,22 @@ def is_done(storage: Storage, layout: RunLayout, manifest: dict | None) -> bool:
     return all(layout.results_prefix + name in present for name in RESULT_FILES)
 
 
+class StaleAttemptError(RuntimeError):
+    """A step of an attempt that a newer attempt of the same run has overtaken: it writes no manifest."""
+
+
 def write_manifest(storage: Storage, layout: RunLayout, status: RunStatus, **fields: Any) -> dict:
+    """Write the run's manifest; with ``attempt``, never over the manifest of a newer attempt (``StaleAttemptError``:
+    a late step of an earlier attempt, a retried invocation, must not replace what the latest attempt said)."""
+    attempt = fields.get("attempt")
+    if type(attempt) is int:
+        existing = read_manifest(storage, layout)
+        theirs = existing.get("attempt") if existing else None
+        if type(theirs) is int and theirs > attempt:
+            raise StaleAttemptError(
+                f"{layout.manifest_key} is attempt {theirs}'s; attempt {attempt} does not replace it "
+                f"(its {status} manifest is not written)"
+            )
     manifest = {"run_id": layout.run_id, "status": status, "written_at": utc_now(), **fields}
     body = json.dumps(manifest, indent=2, sort_keys=True).encode()
     storage.put(layout.bucket, layout.manifest_key, body, "application/json")
