@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import tiers
+from tests.support.checkout import make
 from tests.support.tiers import TIERS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +38,7 @@ def test_each_tier_make_target_runs_as_written(tier):
     """`make test-<tier>` as README shows it, stopped after collection (the suite runs the tests themselves): it
     exits 0 and selects only that tier's tests, and at least one."""
     env = {**os.environ, "PYTEST_ADDOPTS": "--collect-only -q"}
-    result = subprocess.run(["make", f"test-{tier}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    result = make([f"test-{tier}"], env=env, capture_output=True, text=True, timeout=600)  # never reinstalling
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     selected = re.search(r"(\d+)(?:/\d+)? tests? (?:collected|selected)", result.stdout)
     assert selected, result.stdout[-3000:]
