@@ -9,6 +9,7 @@ moto's interpreter internals are patched only while an execution runs; pin moto 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -206,6 +207,7 @@ class LocalSfn:
             arn = client.create_state_machine(
                 name="local", definition=json.dumps(definition), roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn"
             )["stateMachineArn"]
+            before = set(threading.enumerate())
             execution = client.start_execution(stateMachineArn=arn, name=name, input=json.dumps(execution_input))
             deadline = time.monotonic() + timeout
             while True:
@@ -213,6 +215,13 @@ class LocalSfn:
                 if described["status"] != "RUNNING" or time.monotonic() > deadline:
                     break
                 time.sleep(0.005)
+            # A Parallel whose branch failed has ended, but moto leaves its sibling branches running in their own
+            # threads (Step Functions stops them): wait for them here, inside the patches, so a branch's task
+            # neither runs unpatched nor writes to the test's buckets after this returns.
+            for thread in set(threading.enumerate()) - before - {t for t in threading.enumerate() if not _moto(t)}:
+                thread.join(max(0.0, deadline - time.monotonic()))
+                if thread.is_alive():
+                    raise TimeoutError(f"a branch of the execution was still running after {timeout} s ({thread})")
             history = client.get_execution_history(executionArn=execution["executionArn"])["events"]
         if self.refused:
             raise ApiModelError("; ".join(self.refused))
@@ -226,6 +235,12 @@ class LocalSfn:
             path,
             list(self.calls),
         )
+
+
+def _moto(thread: threading.Thread) -> bool:
+    """Whether the thread runs moto's code (an execution, a branch, a state): not, say, a progress-bar monitor."""
+    target = getattr(thread, "_target", None)  # CPython keeps it until the thread ends
+    return getattr(target, "__module__", "").startswith("moto.")
 
 
 def _literal_timeout(self, env) -> None:
