@@ -32,6 +32,10 @@ from infra.constructs.policies import (
 from infra.images import clarify_repository_arn
 
 RESULTS_RUNS = r"<StorageResults[A-Z0-9]+\.Arn>\/" + re.escape(RUNS_PREFIX.rstrip("/"))
+# cdk-nag's finding for the processing-job log groups _grant_processing_job_logs allows
+_PROCESSING_JOB_LOGS_REGEX = resource_regex(
+    r"^Resource::arn:aws[a-z-]*:logs:[a-z0-9-]+:\d+:log-group:\/aws\/sagemaker\/ProcessingJobs\*.*$"
+)
 
 
 class ExplanationWorkflow(Construct):
@@ -247,25 +251,7 @@ class ExplanationWorkflow(Construct):
                 )
             )
         role.add_to_policy(iam.PolicyStatement(actions=["sagemaker:DescribeModel"], resources=[model_arn]))
-        job_logs = stack.format_arn(
-            service="logs",
-            resource="log-group",
-            resource_name="/aws/sagemaker/ProcessingJobs*",
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                resources=[job_logs, f"{job_logs}:log-stream:*"],
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["cloudwatch:PutMetricData"],
-                resources=["*"],
-                conditions={"StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/ProcessingJobs"}},
-            )
-        )
+        _grant_processing_job_logs(stack, role)
         accept_inline_policy(role)
         allow_wildcards(
             role,
@@ -281,9 +267,7 @@ class ExplanationWorkflow(Construct):
             applies_to=[
                 "Resource::*",
                 resource_regex(rf"^Resource::{RESULTS_RUNS}\/\*\/(input|config|clarify)\/\*$"),
-                resource_regex(
-                    r"^Resource::arn:aws[a-z-]*:logs:[a-z0-9-]+:\d+:log-group:\/aws\/sagemaker\/ProcessingJobs\*.*$"
-                ),
+                _PROCESSING_JOB_LOGS_REGEX,
                 *(
                     []
                     if endpoint_name
@@ -330,25 +314,7 @@ class ExplanationWorkflow(Construct):
         role.add_to_policy(use_key(key, "kms:DescribeKey"))
         role.add_to_policy(grant_for_aws_resources(key))
         hosting.grant_model_use(role)
-        job_logs = stack.format_arn(
-            service="logs",
-            resource="log-group",
-            resource_name="/aws/sagemaker/ProcessingJobs*",
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                resources=[job_logs, f"{job_logs}:log-stream:*"],
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["cloudwatch:PutMetricData"],
-                resources=["*"],
-                conditions={"StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/ProcessingJobs"}},
-            )
-        )
+        _grant_processing_job_logs(stack, role)
         accept_inline_policy(role)
         allow_wildcards(
             role,
@@ -359,12 +325,34 @@ class ExplanationWorkflow(Construct):
             applies_to=[
                 "Resource::*",
                 resource_regex(rf"^Resource::{RESULTS_RUNS}\/\*\/(input|config|clarify|predict\/output)\/\*$"),
-                resource_regex(
-                    r"^Resource::arn:aws[a-z-]*:logs:[a-z0-9-]+:\d+:log-group:\/aws\/sagemaker\/ProcessingJobs\*.*$"
-                ),
+                _PROCESSING_JOB_LOGS_REGEX,
             ],
         )
         return role
+
+
+def _grant_processing_job_logs(stack: Stack, role: iam.Role) -> None:
+    """What every SageMaker processing job's role needs to log: its job's log groups and streams (SageMaker names
+    them per job under /aws/sagemaker/ProcessingJobs), and metrics in the processing-jobs namespace only."""
+    job_logs = stack.format_arn(
+        service="logs",
+        resource="log-group",
+        resource_name="/aws/sagemaker/ProcessingJobs*",
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            resources=[job_logs, f"{job_logs}:log-stream:*"],
+        )
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["cloudwatch:PutMetricData"],
+            resources=["*"],
+            conditions={"StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/ProcessingJobs"}},
+        )
+    )
 
 
 def _grant_predictions(model_role: iam.IRole, results_bucket: s3.IBucket, key: kms.IKey) -> None:
