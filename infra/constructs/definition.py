@@ -137,25 +137,9 @@ def clarify_job(
             ],
             "ProcessingOutputConfig": {
                 "KmsKeyId": key.key_arn,
-                "Outputs": [
-                    {
-                        "OutputName": "analysis_result",
-                        "S3Output": {
-                            "S3Uri.$": prepared("output_s3_uri"),
-                            "LocalPath": "/opt/ml/processing/output",
-                            "S3UploadMode": "EndOfJob",
-                        },
-                    }
-                ],
+                "Outputs": [_s3_output("analysis_result", prepared("output_s3_uri"), "/opt/ml/processing/output")],
             },
-            "ProcessingResources": {
-                "ClusterConfig": {
-                    "InstanceType": processing.instance_type,
-                    "InstanceCount": processing.instance_count,
-                    "VolumeSizeInGB": processing.volume_size_gb,
-                    "VolumeKmsKeyId": key.key_arn,
-                }
-            },
+            "ProcessingResources": _processing_resources(processing, key),
             "StoppingCondition": {"MaxRuntimeInSeconds": processing.max_runtime_seconds},
             # Clarify calls the model's temporary endpoint: the job itself cannot be network-isolated.
             "NetworkConfig": {"EnableNetworkIsolation": False, "EnableInterContainerTrafficEncryption": True},
@@ -216,32 +200,11 @@ def builtin_job(
             "ProcessingOutputConfig": {
                 "KmsKeyId": key.key_arn,
                 "Outputs": [
-                    {
-                        "OutputName": "analysis_result",
-                        "S3Output": {
-                            "S3Uri.$": prepared("output_s3_uri"),
-                            "LocalPath": "/opt/ml/processing/output",
-                            "S3UploadMode": "EndOfJob",
-                        },
-                    },
-                    {
-                        "OutputName": "predictions",
-                        "S3Output": {
-                            "S3Uri.$": prepared("predict", "output_s3_uri"),
-                            "LocalPath": "/opt/ml/processing/predictions",
-                            "S3UploadMode": "EndOfJob",
-                        },
-                    },
+                    _s3_output("analysis_result", prepared("output_s3_uri"), "/opt/ml/processing/output"),
+                    _s3_output("predictions", prepared("predict", "output_s3_uri"), "/opt/ml/processing/predictions"),
                 ],
             },
-            "ProcessingResources": {
-                "ClusterConfig": {
-                    "InstanceType": processing.instance_type,
-                    "InstanceCount": processing.instance_count,
-                    "VolumeSizeInGB": processing.volume_size_gb,
-                    "VolumeKmsKeyId": key.key_arn,
-                }
-            },
+            "ProcessingResources": _processing_resources(processing, key),
             "StoppingCondition": {"MaxRuntimeInSeconds": processing.max_runtime_seconds},
             # the model is scored in-process: the job calls nothing, so it runs with no network at all
             "NetworkConfig": {"EnableNetworkIsolation": True, "EnableInterContainerTrafficEncryption": True},
@@ -392,4 +355,24 @@ def _s3_input(name: str, uri_path: str, local_path: str, distribution: str = "Fu
             "S3DataDistributionType": distribution,
             "S3CompressionType": "None",
         },
+    }
+
+
+def _s3_output(name: str, uri_path: str, local_path: str) -> dict:
+    """A processing job's output, uploaded from ``local_path`` to the S3 URI at ``uri_path`` when the job ends."""
+    return {
+        "OutputName": name,
+        "S3Output": {"S3Uri.$": uri_path, "LocalPath": local_path, "S3UploadMode": "EndOfJob"},
+    }
+
+
+def _processing_resources(processing: ProcessingSettings, key: kms.IKey) -> dict:
+    """A processing job's cluster: the stage's instances, their volumes encrypted with ``key``."""
+    return {
+        "ClusterConfig": {
+            "InstanceType": processing.instance_type,
+            "InstanceCount": processing.instance_count,
+            "VolumeSizeInGB": processing.volume_size_gb,
+            "VolumeKmsKeyId": key.key_arn,
+        }
     }
