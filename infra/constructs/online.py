@@ -55,22 +55,11 @@ class OnlineExplainer(Construct):
                 ),
             ),
         )
-        self.endpoint_config = sagemaker.CfnEndpointConfig(
-            self,
-            "EndpointConfig",
-            kms_key_id=key.key_arn,
-            production_variants=[
-                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
-                    variant_name="AllTraffic",
-                    model_name=model.attr_model_name,
-                    initial_instance_count=1,
-                    instance_type=instance_type,
-                )
-            ],
+        self._endpoint(
+            model,
+            instance_type,
+            key,
             explainer_config=sagemaker.CfnEndpointConfig.ExplainerConfigProperty(clarify_explainer_config=explainer),
-        )
-        self.endpoint = sagemaker.CfnEndpoint(
-            self, "Endpoint", endpoint_config_name=self.endpoint_config.attr_endpoint_config_name
         )
 
     def _builtin(self, clarify: ClarifyOptions, instance_type: str, hosting, key: kms.IKey) -> None:
@@ -94,6 +83,17 @@ class OnlineExplainer(Construct):
             ),
         )
         self.model.node.add_dependency(hosting.role.node.find_child("DefaultPolicy"))
+        self._endpoint(self.model, instance_type, key)
+
+    def _endpoint(
+        self,
+        model: sagemaker.CfnModel,
+        instance_type: str,
+        key: kms.IKey,
+        explainer_config: sagemaker.CfnEndpointConfig.ExplainerConfigProperty | None = None,
+    ) -> None:
+        """The endpoint config (one instance of ``model`` takes all traffic; volumes encrypted with ``key``; Clarify's
+        explainer config, or none) and the endpoint."""
         self.endpoint_config = sagemaker.CfnEndpointConfig(
             self,
             "EndpointConfig",
@@ -101,11 +101,12 @@ class OnlineExplainer(Construct):
             production_variants=[
                 sagemaker.CfnEndpointConfig.ProductionVariantProperty(
                     variant_name="AllTraffic",
-                    model_name=self.model.attr_model_name,
+                    model_name=model.attr_model_name,
                     initial_instance_count=1,
                     instance_type=instance_type,
                 )
             ],
+            explainer_config=explainer_config,
         )
         self.endpoint = sagemaker.CfnEndpoint(
             self, "Endpoint", endpoint_config_name=self.endpoint_config.attr_endpoint_config_name
