@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from explain_workflow.contract import CLARIFY_JOB_PREFIX, RUNS_PREFIX, TRANSFORM_JOB_PREFIX, RunStatus
-from explain_workflow.storage import Storage, StorageError, read_bytes
+from explain_workflow.storage import Storage, StorageError, WriteConflict, read_bytes
 
 JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
@@ -140,6 +140,10 @@ def read_manifest(storage: Storage, layout: RunLayout) -> dict | None:
         data = read_bytes(storage, layout.bucket, layout.manifest_key)
     except StorageError:
         return None
+    return _parsed(layout, data)
+
+
+def _parsed(layout: RunLayout, data: bytes) -> dict:
     try:
         manifest = json.loads(data)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError both are
@@ -171,22 +175,45 @@ class StaleAttemptError(RuntimeError):
     """A step of an attempt that a newer attempt of the same run has overtaken: it writes no manifest."""
 
 
+MANIFEST_WRITE_TRIES = 5  # conditional writes of one manifest that another writer may beat, before giving up
+
+
 def write_manifest(storage: Storage, layout: RunLayout, status: RunStatus, **fields: Any) -> dict:
     """Write the run's manifest; with ``attempt``, never over the manifest of a newer attempt (``StaleAttemptError``:
-    a late step of an earlier attempt, a retried invocation, must not replace what the latest attempt said)."""
+    a late step of an earlier attempt, a retried invocation, must not replace what the latest attempt said).
+
+    With an attempt the write is conditional on the manifest just read (its ETag; none when there was none), so a
+    writer that comes between the read and the write makes it fail instead of being overwritten; the manifest is
+    then read and judged again, at most ``MANIFEST_WRITE_TRIES`` times.
+    """
+    manifest = {"run_id": layout.run_id, "status": status, "written_at": utc_now(), **fields}
+    body = json.dumps(manifest, indent=2, sort_keys=True).encode()
     attempt = fields.get("attempt")
-    if type(attempt) is int:
-        existing = read_manifest(storage, layout)
+    if type(attempt) is not int:
+        storage.put(layout.bucket, layout.manifest_key, body, "application/json")
+        return manifest
+    for _ in range(MANIFEST_WRITE_TRIES):
+        try:
+            data, etag = storage.read_tagged(layout.bucket, layout.manifest_key)
+        except StorageError:
+            existing, etag = None, None
+        else:
+            existing = _parsed(layout, data)
         theirs = existing.get("attempt") if existing else None
         if type(theirs) is int and theirs > attempt:
             raise StaleAttemptError(
                 f"{layout.manifest_key} is attempt {theirs}'s; attempt {attempt} does not replace it "
                 f"(its {status} manifest is not written)"
             )
-    manifest = {"run_id": layout.run_id, "status": status, "written_at": utc_now(), **fields}
-    body = json.dumps(manifest, indent=2, sort_keys=True).encode()
-    storage.put(layout.bucket, layout.manifest_key, body, "application/json")
-    return manifest
+        try:
+            storage.put_if(layout.bucket, layout.manifest_key, body, "application/json", etag)
+        except WriteConflict:
+            continue  # another writer came between: read what it wrote and decide again
+        return manifest
+    raise WriteConflict(
+        f"{layout.manifest_key} changed under attempt {attempt}'s {status} manifest {MANIFEST_WRITE_TRIES} times "
+        "in a row: not written"
+    )
 
 
 class Stopwatch:

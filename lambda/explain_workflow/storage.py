@@ -8,6 +8,7 @@ uploads large spools as multipart).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import io
 import os
@@ -35,6 +36,10 @@ class StorageError(RuntimeError):
     """An object is missing or cannot be read."""
 
 
+class WriteConflict(StorageError):
+    """A conditional write refused: the object is no longer the one its writer read (another writer came between)."""
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     size: int
@@ -52,6 +57,15 @@ class Storage(Protocol):
     def writer(self, bucket: str, key: str, content_type: str) -> contextlib.AbstractContextManager[BinaryIO]: ...
 
     def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None: ...
+
+    def read_tagged(self, bucket: str, key: str) -> tuple[bytes, str]:
+        """The object's bytes and the ETag of exactly those bytes (StorageError when there is none)."""
+        ...
+
+    def put_if(self, bucket: str, key: str, data: bytes, content_type: str, etag: str | None) -> None:
+        """Write only while the object is still the one of ``etag`` (None: only while there is none); else
+        ``WriteConflict``, writing nothing. The check and the write are one step (no other writer in between)."""
+        ...
 
     def list(self, bucket: str, prefix: str) -> list[str]: ...
 
@@ -89,6 +103,15 @@ def permanent_aws_error(exc: BaseException) -> str | None:
 def _precondition_failed(exc: ClientError) -> bool:
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     return exc.response.get("Error", {}).get("Code", "") in ("PreconditionFailed", "412") or status == 412
+
+
+def _write_conflict(exc: ClientError) -> bool:
+    """What S3 answers a conditional PutObject that lost: 412 (the ETag no longer matches, or an object exists for
+    If-None-Match), 409 ConditionalRequestConflict (another write to the key was in progress), 404 (If-Match on an
+    object deleted since it was read)."""
+    code = exc.response.get("Error", {}).get("Code", "")
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return _precondition_failed(exc) or code in ("ConditionalRequestConflict", "NoSuchKey") or status == 409
 
 
 class _BodyStream(io.RawIOBase):
@@ -188,6 +211,27 @@ class S3Storage:
     def put(self, bucket, key, data, content_type):
         self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
 
+    def read_tagged(self, bucket, key):
+        try:
+            response = self.client.get_object(Bucket=bucket, Key=key)
+        except self.client.exceptions.ClientError as exc:
+            if error := self._unreadable(exc, bucket, key):
+                raise error from None
+            raise
+        with contextlib.closing(response["Body"]) as body:
+            return body.read(), response.get("ETag", "").strip('"')
+
+    def put_if(self, bucket, key, data, content_type, etag):
+        # S3's conditional write: it checks the condition and writes the object as one step
+        condition = {"IfMatch": f'"{etag}"'} if etag is not None else {"IfNoneMatch": "*"}
+        try:
+            self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type, **condition)
+        except self.client.exceptions.ClientError as exc:
+            if _write_conflict(exc):
+                found = f"is no longer ETag {etag}" if etag is not None else "exists now"
+                raise WriteConflict(f"s3://{bucket}/{key} {found}: not written") from None
+            raise
+
     def list(self, bucket, prefix):
         keys = []
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
@@ -262,6 +306,33 @@ class FileStorage:
     def put(self, bucket, key, data, content_type):
         with self.writer(bucket, key, content_type) as fh:
             fh.write(data)
+
+    def read_tagged(self, bucket, key):
+        with self.open(bucket, key) as fh:  # one open file: the bytes and their ETag are of the same object
+            data = fh.read()
+        return data, hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+    def put_if(self, bucket, key, data, content_type, etag):
+        path = self._path(bucket, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # the compare-and-swap: check then rename under an exclusive flock of the key's directory, which every
+        # conditional writer (any thread, any process) takes; the rename makes the new object appear whole
+        directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(directory, fcntl.LOCK_EX)
+            try:
+                with path.open("rb") as fh:
+                    found = self._etag(fh)
+            except FileNotFoundError:
+                found = None
+            if found != etag:
+                raise WriteConflict(
+                    f"{path} {'exists now' if etag is None else f'is no longer ETag {etag}'}: not written"
+                )
+            with self.writer(bucket, key, content_type) as fh:
+                fh.write(data)
+        finally:
+            os.close(directory)  # releases the lock
 
     def list(self, bucket, prefix):
         base = self.root / bucket
