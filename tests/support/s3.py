@@ -4,12 +4,19 @@ test that asks for it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import boto3
 import requests
 
 from bench.local_s3 import CREDENTIALS, moto_server
+from explain_workflow.contract import SETTINGS_ENV, WorkflowSettings
 
-__all__ = ["CREDENTIALS", "all_keys", "moto_server", "reset", "s3_client", "upload"]
+__all__ = ["CREDENTIALS", "all_keys", "handlers_s3", "moto_server", "reset", "s3_client", "upload"]
+
+# the buckets the workflow's handlers are given in these tests
+HANDLER_BUCKETS = ("input", "results")
 
 # what a fresh server answers with: Step Functions records executions without running them
 DEFAULT_CONFIG = {"stepfunctions": {"execute_state_machine": False}}
@@ -44,3 +51,38 @@ def upload(client, key: str, body: bytes, bucket: str = "input") -> dict:
     client.put_object(Bucket=bucket, Key=key, Body=body)
     head = client.head_object(Bucket=bucket, Key=key)
     return {"bucket": bucket, "key": key, "version_id": head.get("VersionId", ""), "etag": head["ETag"].strip('"')}
+
+
+@contextmanager
+def handlers_s3(moto_url: str, monkeypatch, settings: WorkflowSettings | None = None) -> Iterator:
+    """The environment the stack gives the Lambda handlers, pointed at moto's S3 on ``moto_url``: credentials, the
+    S3 endpoint, ``settings`` as the stack sets them (none: the test sets SETTINGS_ENV itself), tracing off; the
+    handlers' cached settings and storage forgotten, on entry and on exit. Yields a client with the input and
+    results buckets made; on exit they are emptied (every object version too) and removed."""
+    from explain_workflow import aws  # here: tests/conftest.py imports this module, and not every test runs handlers
+
+    env = CREDENTIALS | {
+        "AWS_ENDPOINT_URL_S3": moto_url,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_SERVICE_NAME": "workflow",
+    }
+    if settings is not None:
+        env[SETTINGS_ENV] = settings.model_dump_json()
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    aws.settings.cache_clear()
+    aws.storage.cache_clear()
+    client = s3_client(moto_url)
+    for bucket in HANDLER_BUCKETS:
+        client.create_bucket(Bucket=bucket)
+    try:
+        yield client
+    finally:
+        for bucket in HANDLER_BUCKETS:
+            for version in client.list_object_versions(Bucket=bucket).get("Versions", []):
+                client.delete_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])
+            for key in all_keys(client, bucket):
+                client.delete_object(Bucket=bucket, Key=key)
+            client.delete_bucket(Bucket=bucket)
+        aws.settings.cache_clear()
+        aws.storage.cache_clear()

@@ -15,7 +15,7 @@ from explain_workflow.request import RunRequest
 from explain_workflow.runs import shard_bounds
 from tests.support.data import LABELS, TEXTS, csv_bytes
 from tests.support.lambda_context import Context
-from tests.support.s3 import CREDENTIALS, all_keys, s3_client, upload
+from tests.support.s3 import all_keys, handlers_s3, upload
 
 TEN = [f"{text} number {i}, with a comma and a\nnewline" for i, text in enumerate(TEXTS * 4, start=1)][:10]
 
@@ -39,18 +39,8 @@ def s3(moto_url, monkeypatch):
         aws.settings.cache_clear()
         aws.storage.cache_clear()
 
-    for key, value in (CREDENTIALS | {"AWS_ENDPOINT_URL_S3": moto_url, "POWERTOOLS_TRACE_DISABLED": "true"}).items():
-        monkeypatch.setenv(key, value)
-    client = s3_client(moto_url)
-    for bucket in ("input", "results"):
-        client.create_bucket(Bucket=bucket)
-    yield client, configure
-    for bucket in ("input", "results"):
-        for key in all_keys(client, bucket):
-            client.delete_object(Bucket=bucket, Key=key)
-        client.delete_bucket(Bucket=bucket)
-    aws.settings.cache_clear()
-    aws.storage.cache_clear()
+    with handlers_s3(moto_url, monkeypatch) as client:
+        yield client, configure
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from explain_workflow.storage import S3Storage
 from tests.support.clarify_output import known_run, write_clarify_output
 from tests.support.data import LABELS, TEXTS, csv_bytes
 from tests.support.lambda_context import Context
-from tests.support.s3 import CREDENTIALS, all_keys, s3_client, upload
+from tests.support.s3 import all_keys, handlers_s3, upload
 
 
 @pytest.fixture
@@ -22,26 +22,8 @@ def s3(moto_url, monkeypatch):
     settings = WorkflowSettings(
         results_bucket="results", labels=LABELS, model_name="text-model", limits=Limits(max_rows=50)
     )
-    env = CREDENTIALS | {
-        "AWS_ENDPOINT_URL_S3": moto_url,
-        SETTINGS_ENV: settings.model_dump_json(),  # as the stack sets it
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_SERVICE_NAME": "workflow",
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    aws.settings.cache_clear()
-    aws.storage.cache_clear()
-    client = s3_client(moto_url)
-    for bucket in ("input", "results"):
-        client.create_bucket(Bucket=bucket)
-    yield client
-    for bucket in ("input", "results"):
-        for key in all_keys(client, bucket):
-            client.delete_object(Bucket=bucket, Key=key)
-        client.delete_bucket(Bucket=bucket)
-    aws.settings.cache_clear()
-    aws.storage.cache_clear()
+    with handlers_s3(moto_url, monkeypatch, settings) as client:
+        yield client
 
 
 def test_prepare_then_postprocess_through_s3(s3):

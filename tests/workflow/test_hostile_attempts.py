@@ -10,38 +10,20 @@ import pytest
 
 from explain_workflow import aws
 from explain_workflow.clarify_format import SHAP_DIR
-from explain_workflow.contract import SETTINGS_ENV, RunStatus, WorkflowSettings
+from explain_workflow.contract import RunStatus, WorkflowSettings
 from explain_workflow.errors import ClarifyOutputError
 from explain_workflow.runs import RunLayout, StaleAttemptError, read_manifest, write_manifest
 from tests.support.clarify_output import known_run, write_clarify_output
 from tests.support.data import LABELS, TEXTS, csv_bytes
 from tests.support.lambda_context import Context
-from tests.support.s3 import CREDENTIALS, all_keys, s3_client, upload
+from tests.support.s3 import all_keys, handlers_s3, upload
 
 
 @pytest.fixture
 def s3(moto_url, monkeypatch):
     settings = WorkflowSettings(results_bucket="results", labels=LABELS, model_name="text-model")
-    env = CREDENTIALS | {
-        "AWS_ENDPOINT_URL_S3": moto_url,
-        SETTINGS_ENV: settings.model_dump_json(),
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_SERVICE_NAME": "workflow",
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    aws.settings.cache_clear()
-    aws.storage.cache_clear()
-    client = s3_client(moto_url)
-    for bucket in ("input", "results"):
-        client.create_bucket(Bucket=bucket)
-    yield client
-    for bucket in ("input", "results"):
-        for key in all_keys(client, bucket):
-            client.delete_object(Bucket=bucket, Key=key)
-        client.delete_bucket(Bucket=bucket)
-    aws.settings.cache_clear()
-    aws.storage.cache_clear()
+    with handlers_s3(moto_url, monkeypatch, settings) as client:
+        yield client
 
 
 def _manifest(client, run_id: str) -> dict:

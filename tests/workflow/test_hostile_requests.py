@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 from explain_workflow import aws
-from explain_workflow.contract import SETTINGS_ENV, RunRequest, WorkflowSettings
+from explain_workflow.contract import RunRequest, WorkflowSettings
 from explain_workflow.dataset import read_frozen
 from explain_workflow.errors import InputValidationError
 from explain_workflow.prepare import prepare_run
@@ -19,7 +19,7 @@ from explain_workflow.storage import CLIENT_CONFIG, FileStorage, S3Storage
 from tests.support.data import LABELS, TEXTS, csv_bytes
 from tests.support.faulty_s3 import Fault, faulty_proxy
 from tests.support.lambda_context import Context
-from tests.support.s3 import CREDENTIALS, all_keys, s3_client, upload
+from tests.support.s3 import all_keys, handlers_s3, upload
 
 SETTINGS = WorkflowSettings(results_bucket="results", labels=LABELS, model_name="text-model")
 SECOND = ["a second upload replaced the first", "nobody checked this one"]
@@ -27,28 +27,8 @@ SECOND = ["a second upload replaced the first", "nobody checked this one"]
 
 @pytest.fixture
 def s3(moto_url, monkeypatch):
-    env = CREDENTIALS | {
-        "AWS_ENDPOINT_URL_S3": moto_url,
-        SETTINGS_ENV: SETTINGS.model_dump_json(),
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_SERVICE_NAME": "workflow",
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    aws.settings.cache_clear()
-    aws.storage.cache_clear()
-    client = s3_client(moto_url)
-    for bucket in ("input", "results"):
-        client.create_bucket(Bucket=bucket)
-    yield client
-    for bucket in ("input", "results"):
-        for version in client.list_object_versions(Bucket=bucket).get("Versions", []):
-            client.delete_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])
-        for key in all_keys(client, bucket):
-            client.delete_object(Bucket=bucket, Key=key)
-        client.delete_bucket(Bucket=bucket)
-    aws.settings.cache_clear()
-    aws.storage.cache_clear()
+    with handlers_s3(moto_url, monkeypatch, SETTINGS) as client:
+        yield client
 
 
 def _prepare_through(proxy: str, monkeypatch, event: dict) -> dict:
