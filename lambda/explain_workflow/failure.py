@@ -15,7 +15,7 @@ from explain_workflow.contract import FailureResult, RunStatus, WorkflowSettings
 from explain_workflow.errors import InputValidationError
 from explain_workflow.prepare import layout_for
 from explain_workflow.request import RunRequest
-from explain_workflow.runs import UNREADABLE, RunLayout, read_manifest, write_manifest
+from explain_workflow.runs import UNREADABLE, RunLayout, StaleAttemptError, read_manifest, write_manifest
 from explain_workflow.storage import Storage
 
 
@@ -65,9 +65,12 @@ def record_failure(storage: Storage, event: FailureEvent, settings: WorkflowSett
     failed = RunStatus.FAILED
     stale = manifest is not None and manifest.get("status") == failed and _attempt_of(manifest) < attempt
     if manifest is None or stale or manifest.get("status") == UNREADABLE:
-        manifest = write_manifest(
-            storage, layout, failed, stage="workflow", attempt=attempt, reason=reason, error=error
-        )
+        try:
+            manifest = write_manifest(
+                storage, layout, failed, stage="workflow", attempt=attempt, reason=reason, error=error
+            )
+        except StaleAttemptError:  # a newer attempt wrote its manifest since the read above: that one stands
+            manifest = read_manifest(storage, layout)
     return FailureResult(
         run_id=run_id,
         attempt=manifest.get("attempt", attempt),

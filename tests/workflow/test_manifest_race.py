@@ -11,7 +11,8 @@ import threading
 
 import pytest
 
-from explain_workflow.contract import RunStatus
+from explain_workflow.contract import RunStatus, WorkflowSettings
+from explain_workflow.failure import FailureEvent, record_failure
 from explain_workflow.runs import RunLayout, StaleAttemptError, read_manifest, utc_now, write_manifest
 from explain_workflow.storage import FileStorage, S3Storage, WriteConflict
 from tests.support.s3 import all_keys, s3_client
@@ -163,6 +164,19 @@ def test_file_storage_conditional_write_keeps_attempt_2s_manifest(tmp_path, earl
     manifest = read_manifest(other, LAYOUT)
     assert (manifest["attempt"], manifest["status"], manifest["reason"]) == (2, "FAILED", "two")
     assert [p.name for p in (tmp_path / "results" / "runs" / "raced-run").iterdir()] == ["manifest.json"]
+
+
+def test_record_failure_of_an_overtaken_attempt_answers_with_the_newer_manifest(tmp_path):
+    """Failed before (StaleAttemptError escaped the failure handler, so attempt 1's execution ended on a Lambda
+    error): attempt 1's run fails with no manifest yet, and attempt 2 writes its own between record_failure's read and
+    its write; attempt 2's manifest stands and record_failure answers with it."""
+    other = FileStorage(tmp_path)
+    settings = WorkflowSettings(results_bucket="results", labels=["a", "b"], model_name="m")
+    event = FailureEvent(request={"prepare": {"run_id": LAYOUT.run_id, "attempt": 1}}, error={"Error": "E1"})
+    answer = record_failure(_Interleaved(tmp_path, _attempt_2_writes(other)), event, settings)
+    assert (answer.attempt, answer.status, answer.reason) == (2, "FAILED", "two")
+    manifest = read_manifest(other, LAYOUT)
+    assert (manifest["attempt"], manifest["reason"]) == (2, "two")
 
 
 class _PausedAfterCheck(FileStorage):
