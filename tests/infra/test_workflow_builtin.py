@@ -33,7 +33,7 @@ from tests.support.api_model import ApiModelError, checked_binding, definition_p
 from tests.support.cfn import Resolver, resources
 from tests.support.data import csv_bytes
 from tests.support.lambda_context import Context
-from tests.support.local_sfn import LocalSfn, TaskFailed, all_states, definition_from_template
+from tests.support.local_sfn import LocalSfn, TaskFailed, all_states, definition_from_template, quick
 from tests.support.s3 import CREDENTIALS, s3_client, upload
 
 STAGE = "dev"
@@ -69,18 +69,6 @@ def stages(tmp_path_factory):
         for n, s in stacks.items()
     }
     return {"configs": configs, "stacks": stacks, "templates": templates}
-
-
-def quick(definition):
-    """The definition with its waits and retry intervals shortened to one second, for the tests."""
-    if isinstance(definition, dict):
-        out = {k: quick(v) for k, v in definition.items()}
-        if out.get("Type") == "Wait" and "Seconds" in out:
-            out["Seconds"] = 1
-        for retry in out.get("Retry", []) if isinstance(out.get("Retry"), list) else []:
-            retry["IntervalSeconds"] = 1
-        return out
-    return [quick(v) for v in definition] if isinstance(definition, list) else definition
 
 
 def settings_of(template: dict, config: StageConfig) -> tuple[dict, dict]:

@@ -26,7 +26,7 @@ from tests.support.cfn import Resolver, resources
 from tests.support.clarify_output import known_run, model_probabilities, write_clarify_output
 from tests.support.data import TEXTS, csv_bytes
 from tests.support.lambda_context import Context
-from tests.support.local_sfn import LocalSfn, TaskFailed, definition_from_template
+from tests.support.local_sfn import LocalSfn, TaskFailed, definition_from_template, quick
 from tests.support.s3 import CREDENTIALS, s3_client, upload
 
 STAGE = "dev"
@@ -145,18 +145,6 @@ def run(workflow, moto_url, monkeypatch):
         client.delete_bucket(Bucket=bucket)
     aws.settings.cache_clear()
     aws.storage.cache_clear()
-
-
-def quick(definition: dict) -> dict:
-    """The definition with its waits shortened to one second (retry intervals, the job-follow poll), for the tests."""
-    if isinstance(definition, dict):
-        out = {k: quick(v) for k, v in definition.items()}
-        if out.get("Type") == "Wait" and "Seconds" in out:
-            out["Seconds"] = 1
-        for retry in out.get("Retry", []) if isinstance(out.get("Retry"), list) else []:
-            retry["IntervalSeconds"] = 1
-        return out
-    return [quick(v) for v in definition] if isinstance(definition, list) else definition
 
 
 def run_id_of(params: dict) -> str:

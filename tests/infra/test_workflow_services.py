@@ -31,7 +31,7 @@ from tests.support.clarify_job import describe as describe_processing
 from tests.support.data import TEXTS, csv_bytes
 from tests.support.endpoint import Endpoint
 from tests.support.lambda_context import Context
-from tests.support.local_sfn import LocalSfn, TaskFailed, all_states, definition_from_template
+from tests.support.local_sfn import LocalSfn, TaskFailed, all_states, definition_from_template, quick
 from tests.support.s3 import CREDENTIALS, s3_client, upload
 from textexplain.serving import ServeProcess
 
@@ -62,7 +62,7 @@ def _stage(config, template) -> dict:
     containers = props.get("Containers") or [props["PrimaryContainer"]]
     return {
         "config": config,
-        "definition": _quick(definition_from_template(template, config.region, config.account)),
+        "definition": quick(definition_from_template(template, config.region, config.account)),
         "ids": ids,
         "env": env,
         "settings": WorkflowSettings.model_validate_json(env[SETTINGS_ENV]),
@@ -167,18 +167,6 @@ def run(stages, servers, moto_url, monkeypatch):
 
 def _no_job(params):
     raise TaskFailed("SageMaker.ResourceNotFoundException", f"Could not find job {params['ProcessingJobName']}")
-
-
-def _quick(definition):
-    """Waits of one second (retry intervals, the job-follow poll), for the tests."""
-    if isinstance(definition, dict):
-        out = {k: _quick(v) for k, v in definition.items()}
-        if out.get("Type") == "Wait" and "Seconds" in out:
-            out["Seconds"] = 1
-        for retry in out.get("Retry", []) if isinstance(out.get("Retry"), list) else []:
-            retry["IntervalSeconds"] = 1
-        return out
-    return [_quick(v) for v in definition] if isinstance(definition, list) else definition
 
 
 def _records(client, run_id: str) -> list[dict]:

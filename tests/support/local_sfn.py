@@ -57,6 +57,19 @@ def definition_from_template(template: dict, region: str = REGION, account: str 
     return json.loads(Resolver(template, account, region)(machine["Properties"]["DefinitionString"]))
 
 
+def quick(definition):
+    """The definition with its waits shortened to one second (Wait states' Seconds, the job-follow poll, retry
+    intervals), so that the tests run the real definition without waiting as AWS would."""
+    if isinstance(definition, dict):
+        out = {k: quick(v) for k, v in definition.items()}
+        if out.get("Type") == "Wait" and "Seconds" in out:
+            out["Seconds"] = 1
+        for retry in out.get("Retry", []) if isinstance(out.get("Retry"), list) else []:
+            retry["IntervalSeconds"] = 1
+        return out
+    return [quick(v) for v in definition] if isinstance(definition, list) else definition
+
+
 def all_states(definition: dict) -> dict[str, dict]:
     """Every state of a definition by name, including those inside Parallel branches and Map iterators."""
     found = {}
