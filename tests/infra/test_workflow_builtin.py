@@ -31,6 +31,7 @@ from infra.config import ROOT, StageConfig, load_stage
 from infra.images import clarify_image_uri
 from tests.support.api_model import ApiModelError, checked_binding, definition_problems
 from tests.support.cfn import Resolver, resources
+from tests.support.clarify_job import describe
 from tests.support.data import csv_bytes
 from tests.support.lambda_context import Context
 from tests.support.local_sfn import LocalSfn, TaskFailed, all_states, definition_from_template, quick
@@ -79,30 +80,6 @@ def settings_of(template: dict, config: StageConfig) -> tuple[dict, dict]:
 
 
 # ---- SageMaker Processing, as its documentation describes it ----
-
-
-def describe(params: dict, status: str, reason: str | None = None, exit_message: str | None = None) -> dict:
-    """The DescribeProcessingJob fields the workflow reads, JSON-serialisable."""
-    name = params["ProcessingJobName"]
-    answer = {
-        "ProcessingJobName": name,
-        "ProcessingJobArn": f"arn:aws:sagemaker:eu-west-1:111111111111:processing-job/{name}",
-        "ProcessingJobStatus": status,
-        "ProcessingInputs": params["ProcessingInputs"],
-        "ProcessingOutputConfig": params["ProcessingOutputConfig"],
-        "ProcessingResources": params["ProcessingResources"],
-        "StoppingCondition": params["StoppingCondition"],
-        "AppSpecification": params["AppSpecification"],
-        "Environment": params.get("Environment", {}),
-        "NetworkConfig": params["NetworkConfig"],
-        "RoleArn": params["RoleArn"],
-        "CreationTime": "2026-12-07T00:00:00Z",
-    }
-    if reason:
-        answer["FailureReason"] = reason
-    if exit_message:
-        answer["ExitMessage"] = exit_message
-    return answer
 
 
 def split_uri(uri: str) -> tuple[str, str]:

@@ -23,6 +23,7 @@ from infra.config import load_stage
 from infra.images import clarify_image_uri
 from tests.support.api_model import ApiModelError, checked_binding
 from tests.support.cfn import Resolver, resources
+from tests.support.clarify_job import describe
 from tests.support.clarify_output import known_run, model_probabilities, write_clarify_output
 from tests.support.data import TEXTS, csv_bytes
 from tests.support.lambda_context import Context
@@ -184,25 +185,6 @@ def transform(params: dict, labels: list[str]) -> dict:
         "TransformResources": params["TransformResources"],
         "CreationTime": "2026-11-24T00:00:00Z",
     }
-
-
-def describe(params: dict, status: str, reason: str | None = None) -> dict:
-    """The fields of a DescribeProcessingJob response that the workflow reads, JSON-serialisable."""
-    answer = {
-        "ProcessingJobName": params["ProcessingJobName"],
-        "ProcessingJobArn": f"arn:aws:sagemaker:eu-west-1:111111111111:processing-job/{params['ProcessingJobName']}",
-        "ProcessingJobStatus": status,
-        "ProcessingInputs": params["ProcessingInputs"],
-        "ProcessingOutputConfig": params["ProcessingOutputConfig"],
-        "ProcessingResources": params["ProcessingResources"],
-        "StoppingCondition": params["StoppingCondition"],
-        "AppSpecification": params["AppSpecification"],
-        "RoleArn": params["RoleArn"],
-        "CreationTime": "2026-11-24T00:00:00Z",
-    }
-    if reason:
-        answer["FailureReason"] = reason
-    return answer
 
 
 def detail_of(event: dict) -> dict:

@@ -222,8 +222,10 @@ def analysis(labels, records, expected, agg_method: str, max_top_tokens: int) ->
     return {"version": "1.0", "explanations": {"kernel_shap": section}}
 
 
-def describe(params: dict, status: str, reason: str | None = None) -> dict:
-    """A DescribeProcessingJob response for the job ``params`` created (JSON-serialisable)."""
+def describe(params: dict, status: str, reason: str | None = None, exit_message: str | None = None) -> dict:
+    """A DescribeProcessingJob response for the job ``params`` created (JSON-serialisable): what it was created with
+    (its Environment and NetworkConfig where it was given them), its status, its FailureReason and ExitMessage if
+    any."""
     name = params["ProcessingJobName"]
     answer = {
         "ProcessingJobName": name,
@@ -237,6 +239,9 @@ def describe(params: dict, status: str, reason: str | None = None) -> dict:
         "RoleArn": params["RoleArn"],
         "CreationTime": "2026-11-24T00:00:00Z",
     }
+    answer.update({member: params[member] for member in ("Environment", "NetworkConfig") if member in params})
     if reason:
         answer["FailureReason"] = reason[:1024]
+    if exit_message:
+        answer["ExitMessage"] = exit_message
     return answer
