@@ -43,20 +43,22 @@ class ServerConfig:
             model_dir=env.get("SM_MODEL_DIR", cls.model_dir),
             labels=_labels(env.get("LABELS")),
             host=env.get("SERVE_HOST", cls.host),
-            port=_int(env, "SAGEMAKER_BIND_TO_PORT", cls.port, 1, 65535),
-            workers=_int(env, "SAGEMAKER_MODEL_SERVER_WORKERS", os.cpu_count() or 1, 1, 256),
-            timeout=_int(env, "SAGEMAKER_MODEL_SERVER_TIMEOUT", cls.timeout, 1, 3600),
-            max_payload_bytes=_int(env, "MAX_PAYLOAD_BYTES", cls.max_payload_bytes, 1, 1 << 31),
-            max_records=_int(env, "MAX_RECORDS", cls.max_records, 1, 10_000_000),
-            max_response_bytes=_int(env, "MAX_RESPONSE_BYTES", cls.max_response_bytes, 1024, 1 << 31),
-            max_text_chars=_int(env, "MAX_TEXT_CHARS", cls.max_text_chars, 1, 1 << 31),
-            max_connections=_int(env, "MAX_CONNECTIONS_PER_WORKER", cls.max_connections, 2, 100_000),
+            port=bounded_int(env, "SAGEMAKER_BIND_TO_PORT", cls.port, 1, 65535),
+            workers=bounded_int(env, "SAGEMAKER_MODEL_SERVER_WORKERS", os.cpu_count() or 1, 1, 256),
+            timeout=bounded_int(env, "SAGEMAKER_MODEL_SERVER_TIMEOUT", cls.timeout, 1, 3600),
+            max_payload_bytes=bounded_int(env, "MAX_PAYLOAD_BYTES", cls.max_payload_bytes, 1, 1 << 31),
+            max_records=bounded_int(env, "MAX_RECORDS", cls.max_records, 1, 10_000_000),
+            max_response_bytes=bounded_int(env, "MAX_RESPONSE_BYTES", cls.max_response_bytes, 1024, 1 << 31),
+            max_text_chars=bounded_int(env, "MAX_TEXT_CHARS", cls.max_text_chars, 1, 1 << 31),
+            max_connections=bounded_int(env, "MAX_CONNECTIONS_PER_WORKER", cls.max_connections, 2, 100_000),
             log_level=env.get("LOG_LEVEL", cls.log_level).lower(),
             mode=_mode(env.get("SERVE_MODE", cls.mode)),
         )
 
 
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+def bounded_int(env: Mapping[str, str], name: str, default: int, low: int, high: int, why: str = "") -> int:
+    """``env[name]`` as a whole number in ``low..high`` (``default`` when unset or blank); anything else refused with
+    a ConfigError naming the variable (and ``why`` the bound is what it is, if given)."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -65,7 +67,7 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a whole number") from None
     if not low <= value <= high:
-        raise ConfigError(f"{name}={value} is outside {low}..{high}")
+        raise ConfigError(f"{name}={value} is outside {low}..{high}" + (f" ({why})" if why else ""))
     return value
 
 

@@ -28,11 +28,12 @@ import orjson
 
 from fasttext_server.codec import JSON, JSONLINES, Bounds, RequestError, ResponseEncoder, decode_request
 from fasttext_server.codec import parse_media_type as _media
-from fasttext_server.config import ConfigError
+from fasttext_server.config import ConfigError, bounded_int
 from fasttext_server.model import Classifier
 
 MAX_NUM_SAMPLES = 2_000  # hard ceiling of EXPLAIN_NUM_SAMPLES: model calls per record
 MAX_RECORDS = 64  # hard ceiling of EXPLAIN_MAX_RECORDS: records per request
+CEILING = "the hard ceiling of the per-request budget"  # said when an EXPLAIN_* number is past its bound
 _ANSWER_TYPES = {JSON, JSONLINES, "*/*", "application/*"}
 WARM_UP_TEXT = "a short text explained once at start-up"
 
@@ -52,12 +53,12 @@ class ExplainSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> ExplainSettings:
         env = os.environ if env is None else env
         settings = cls(
-            num_samples=_bounded(env, "EXPLAIN_NUM_SAMPLES", cls.num_samples, MAX_NUM_SAMPLES),
-            max_records=_bounded(env, "EXPLAIN_MAX_RECORDS", cls.max_records, MAX_RECORDS),
+            num_samples=bounded_int(env, "EXPLAIN_NUM_SAMPLES", cls.num_samples, 1, MAX_NUM_SAMPLES, CEILING),
+            max_records=bounded_int(env, "EXPLAIN_MAX_RECORDS", cls.max_records, 1, MAX_RECORDS, CEILING),
             granularity=env.get("EXPLAIN_GRANULARITY", cls.granularity).strip() or cls.granularity,
             language=env.get("EXPLAIN_LANGUAGE", cls.language).strip() or cls.language,
             baseline=env.get("EXPLAIN_BASELINE", cls.baseline) or cls.baseline,
-            seed=_bounded(env, "EXPLAIN_SEED", cls.seed, 2**32 - 1, low=0),
+            seed=bounded_int(env, "EXPLAIN_SEED", cls.seed, 0, 2**32 - 1, CEILING),
         )
         settings.shap_options()  # a bad granularity or language stops the server at start-up, not at a request
         return settings
@@ -81,19 +82,6 @@ class ExplainSettings:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise ConfigError(f"EXPLAIN_* settings refused: {problems}") from None
         return ShapOptions.of(clarify, self.seed)
-
-
-def _bounded(env: Mapping[str, str], name: str, default: int, high: int, low: int = 1) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name}={value} is outside {low}..{high} (the hard ceiling of the per-request budget)")
-    return value
 
 
 def _units(result) -> list[dict]:
