@@ -33,8 +33,7 @@ from tests.support.api_model import ApiModelError, checked_binding, definition_p
 from tests.support.cfn import Resolver, resources
 from tests.support.clarify_job import describe
 from tests.support.data import csv_bytes
-from tests.support.lambda_context import Context
-from tests.support.local_sfn import LocalSfn, TaskFailed, all_states, definition_from_template, quick
+from tests.support.local_sfn import LocalSfn, TaskFailed, all_states, definition_from_template, quick, workflow_lambdas
 from tests.support.s3 import CREDENTIALS, s3_client, upload
 
 STAGE = "dev"
@@ -190,10 +189,6 @@ def run(stages, moto_url, monkeypatch, trained_model, tmp_path):
     for key, value in CREDENTIALS.items():
         monkeypatch.setenv(key, value)
 
-    from postprocess.handler import handler as postprocess
-    from prepare.handler import handler as prepare
-    from record_failure.handler import handler as record_failure
-
     processing = Processing(client, tmp_path)
     state = {"events": [], "processing": processing}
 
@@ -215,11 +210,7 @@ def run(stages, moto_url, monkeypatch, trained_model, tmp_path):
         aws.storage.cache_clear()
         answers: list[str] = []  # the stand-ins' answers the API model refuses
         sfn = LocalSfn(
-            lambdas={
-                ids["prepare.handler.handler"]: lambda e: prepare(e, Context()),
-                ids["postprocess.handler.handler"]: lambda e: postprocess(e, Context()),
-                ids["record_failure.handler.handler"]: lambda e: record_failure(e, Context()),
-            },
+            lambdas=workflow_lambdas(ids),
             services={
                 key: checked_binding(key, binding, answers)
                 for key, binding in {

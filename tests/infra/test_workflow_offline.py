@@ -27,7 +27,7 @@ from tests.support.clarify_job import describe
 from tests.support.clarify_output import known_run, model_probabilities, write_clarify_output
 from tests.support.data import TEXTS, csv_bytes
 from tests.support.lambda_context import Context
-from tests.support.local_sfn import LocalSfn, TaskFailed, definition_from_template, quick
+from tests.support.local_sfn import LocalSfn, TaskFailed, definition_from_template, quick, workflow_lambdas
 from tests.support.s3 import CREDENTIALS, s3_client, upload
 
 STAGE = "dev"
@@ -81,9 +81,7 @@ def run(workflow, moto_url, monkeypatch):
     for bucket in ("input", "results"):
         client.create_bucket(Bucket=bucket)
 
-    from postprocess.handler import handler as postprocess
     from prepare.handler import handler as prepare
-    from record_failure.handler import handler as record_failure
 
     state = {"events": [], "clarify": None, "transform": None, "describe": None, "prepare_failures": 0}
     labels = workflow["settings"].labels
@@ -116,11 +114,7 @@ def run(workflow, moto_url, monkeypatch):
     ids = workflow["ids"]
     answers: list[str] = []  # the fakes' answers the API model refuses
     sfn = LocalSfn(
-        lambdas={
-            ids["prepare.handler.handler"]: flaky_prepare,
-            ids["postprocess.handler.handler"]: lambda e: postprocess(e, Context()),
-            ids["record_failure.handler.handler"]: lambda e: record_failure(e, Context()),
-        },
+        lambdas=workflow_lambdas(ids, prepare=flaky_prepare),
         services={
             key: checked_binding(key, binding, answers)
             for key, binding in {

@@ -30,8 +30,7 @@ from tests.support.clarify_job import ClarifyJob
 from tests.support.clarify_job import describe as describe_processing
 from tests.support.data import TEXTS, csv_bytes
 from tests.support.endpoint import Endpoint
-from tests.support.lambda_context import Context
-from tests.support.local_sfn import LocalSfn, TaskFailed, all_states, definition_from_template, quick
+from tests.support.local_sfn import LocalSfn, TaskFailed, all_states, definition_from_template, quick, workflow_lambdas
 from tests.support.s3 import CREDENTIALS, s3_client, upload
 from textexplain.serving import ServeProcess
 
@@ -116,9 +115,6 @@ def run(stages, servers, moto_url, monkeypatch):
         monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
         aws.settings.cache_clear()
         aws.storage.cache_clear()
-        from postprocess.handler import handler as postprocess
-        from prepare.handler import handler as prepare
-        from record_failure.handler import handler as record_failure
 
         endpoints = {stage["model_id"]: servers[mode]}
         jobs = {"clarify": clarify(client, endpoints), "transform": BatchTransform(client, endpoints)}
@@ -131,11 +127,7 @@ def run(stages, servers, moto_url, monkeypatch):
 
         ids = stage["ids"]
         sfn = LocalSfn(
-            lambdas={
-                ids["prepare.handler.handler"]: lambda e: prepare(e, Context()),
-                ids["postprocess.handler.handler"]: lambda e: postprocess(e, Context()),
-                ids["record_failure.handler.handler"]: lambda e: record_failure(e, Context()),
-            },
+            lambdas=workflow_lambdas(ids),
             services={
                 key: checked_binding(key, binding, answers)
                 for key, binding in {

@@ -37,6 +37,7 @@ from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
 from tests.support.api_model import ApiModelError, check_task
 from tests.support.cfn import Resolver
+from tests.support.lambda_context import Context
 
 REGION, ACCOUNT = "eu-west-1", "111111111111"
 
@@ -68,6 +69,21 @@ def quick(definition):
             retry["IntervalSeconds"] = 1
         return out
     return [quick(v) for v in definition] if isinstance(definition, list) else definition
+
+
+def workflow_lambdas(ids: dict[str, str], prepare: Callable[[dict], dict] | None = None) -> dict:
+    """The workflow's Lambda tasks bound to the real handlers, each called with a Lambda context, by the logical id
+    the template gives each handler (``ids``: handler -> logical id); ``prepare``, if given, stands in for
+    prepare's. Import the handlers only once the test's environment is set (call this then)."""
+    from postprocess.handler import handler as postprocess
+    from prepare.handler import handler as real_prepare
+    from record_failure.handler import handler as record_failure
+
+    return {
+        ids["prepare.handler.handler"]: prepare or (lambda e: real_prepare(e, Context())),
+        ids["postprocess.handler.handler"]: lambda e: postprocess(e, Context()),
+        ids["record_failure.handler.handler"]: lambda e: record_failure(e, Context()),
+    }
 
 
 def all_states(definition: dict) -> dict[str, dict]:
