@@ -34,7 +34,7 @@ from tests.support.cfn import Resolver, resources
 from tests.support.clarify_job import describe
 from tests.support.data import csv_bytes
 from tests.support.local_sfn import LocalSfn, TaskFailed, all_states, definition_from_template, quick, workflow_lambdas
-from tests.support.s3 import CREDENTIALS, s3_client, upload
+from tests.support.s3 import CREDENTIALS, remove_buckets, s3_client, upload
 
 STAGE = "dev"
 SHARDED = "dev-sharded"  # the same stage with two instances, synthesized beside it in one app
@@ -228,11 +228,7 @@ def run(stages, moto_url, monkeypatch, trained_model, tmp_path):
         return result
 
     yield execute, client, state
-    for bucket in ("input", "results", ARTIFACT_BUCKET):
-        for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket):
-            for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
-                client.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
-        client.delete_bucket(Bucket=bucket)
+    remove_buckets(client, ("input", "results", ARTIFACT_BUCKET))
     aws.settings.cache_clear()
     aws.storage.cache_clear()
 

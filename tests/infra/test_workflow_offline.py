@@ -28,7 +28,7 @@ from tests.support.clarify_output import known_run, model_probabilities, write_c
 from tests.support.data import TEXTS, csv_bytes
 from tests.support.lambda_context import Context
 from tests.support.local_sfn import LocalSfn, TaskFailed, definition_from_template, quick, workflow_lambdas
-from tests.support.s3 import CREDENTIALS, s3_client, upload
+from tests.support.s3 import CREDENTIALS, remove_buckets, s3_client, upload
 
 STAGE = "dev"
 
@@ -133,11 +133,7 @@ def run(workflow, moto_url, monkeypatch):
         return result
 
     yield execute, client, state
-    for bucket in ("input", "results"):
-        for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket):
-            for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
-                client.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
-        client.delete_bucket(Bucket=bucket)
+    remove_buckets(client, ("input", "results"))
     aws.settings.cache_clear()
     aws.storage.cache_clear()
 

@@ -31,7 +31,7 @@ from tests.support.clarify_job import describe as describe_processing
 from tests.support.data import TEXTS, csv_bytes
 from tests.support.endpoint import Endpoint
 from tests.support.local_sfn import LocalSfn, TaskFailed, all_states, definition_from_template, quick, workflow_lambdas
-from tests.support.s3 import CREDENTIALS, s3_client, upload
+from tests.support.s3 import CREDENTIALS, remove_buckets, s3_client, upload
 from textexplain.serving import ServeProcess
 
 STAGE = "dev"
@@ -148,11 +148,7 @@ def run(stages, servers, moto_url, monkeypatch):
         return result, jobs
 
     yield execute, client
-    for bucket in ("input", "results"):
-        for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket):
-            for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
-                client.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
-        client.delete_bucket(Bucket=bucket)
+    remove_buckets(client, ("input", "results"))
     aws.settings.cache_clear()
     aws.storage.cache_clear()
 

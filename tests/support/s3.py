@@ -13,7 +13,7 @@ import requests
 from bench.local_s3 import CREDENTIALS, moto_server
 from explain_workflow.contract import SETTINGS_ENV, WorkflowSettings
 
-__all__ = ["CREDENTIALS", "all_keys", "handlers_s3", "moto_server", "reset", "s3_client", "upload"]
+__all__ = ["CREDENTIALS", "all_keys", "handlers_s3", "moto_server", "remove_buckets", "reset", "s3_client", "upload"]
 
 # the buckets the workflow's handlers are given in these tests
 HANDLER_BUCKETS = ("input", "results")
@@ -53,12 +53,22 @@ def upload(client, key: str, body: bytes, bucket: str = "input") -> dict:
     return {"bucket": bucket, "key": key, "version_id": head.get("VersionId", ""), "etag": head["ETag"].strip('"')}
 
 
+def remove_buckets(client, buckets) -> None:
+    """Empty each bucket (every object version and delete marker: an unversioned object's version is "null") and
+    delete it."""
+    for bucket in buckets:
+        for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket):
+            for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                client.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
+        client.delete_bucket(Bucket=bucket)
+
+
 @contextmanager
 def handlers_s3(moto_url: str, monkeypatch, settings: WorkflowSettings | None = None) -> Iterator:
     """The environment the stack gives the Lambda handlers, pointed at moto's S3 on ``moto_url``: credentials, the
     S3 endpoint, ``settings`` as the stack sets them (none: the test sets SETTINGS_ENV itself), tracing off; the
     handlers' cached settings and storage forgotten, on entry and on exit. Yields a client with the input and
-    results buckets made; on exit they are emptied (every object version too) and removed."""
+    results buckets made; on exit they are removed (``remove_buckets``)."""
     from explain_workflow import aws  # here: tests/conftest.py imports this module, and not every test runs handlers
 
     env = CREDENTIALS | {
@@ -78,11 +88,6 @@ def handlers_s3(moto_url: str, monkeypatch, settings: WorkflowSettings | None = 
     try:
         yield client
     finally:
-        for bucket in HANDLER_BUCKETS:
-            for version in client.list_object_versions(Bucket=bucket).get("Versions", []):
-                client.delete_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])
-            for key in all_keys(client, bucket):
-                client.delete_object(Bucket=bucket, Key=key)
-            client.delete_bucket(Bucket=bucket)
+        remove_buckets(client, HANDLER_BUCKETS)
         aws.settings.cache_clear()
         aws.storage.cache_clear()
