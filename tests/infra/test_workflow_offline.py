@@ -28,7 +28,7 @@ from tests.support.clarify_output import known_run, model_probabilities, write_c
 from tests.support.data import TEXTS, csv_bytes
 from tests.support.lambda_context import Context
 from tests.support.local_sfn import LocalSfn, TaskFailed, definition_from_template, quick, workflow_lambdas
-from tests.support.s3 import CREDENTIALS, remove_buckets, s3_client, upload
+from tests.support.s3 import handler_env, remove_buckets, s3_client, upload
 
 STAGE = "dev"
 
@@ -71,12 +71,7 @@ def run(workflow, moto_url, monkeypatch):
     """A LocalSfn bound to the real handlers, with a fresh pair of buckets."""
     # the stage's settings as synthesized, with this test's results bucket
     settings = workflow["settings"].model_copy(update={"results_bucket": "results"})
-    for key, value in (CREDENTIALS | workflow["env"] | {SETTINGS_ENV: settings.model_dump_json()}).items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_url)
-    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-    aws.settings.cache_clear()
-    aws.storage.cache_clear()
+    handler_env(monkeypatch, moto_url, workflow["env"] | {SETTINGS_ENV: settings.model_dump_json()})
     client = s3_client(moto_url)
     for bucket in ("input", "results"):
         client.create_bucket(Bucket=bucket)

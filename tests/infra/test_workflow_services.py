@@ -31,7 +31,7 @@ from tests.support.clarify_job import describe as describe_processing
 from tests.support.data import TEXTS, csv_bytes
 from tests.support.endpoint import Endpoint
 from tests.support.local_sfn import LocalSfn, TaskFailed, all_states, definition_from_template, quick, workflow_lambdas
-from tests.support.s3 import CREDENTIALS, remove_buckets, s3_client, upload
+from tests.support.s3 import handler_env, remove_buckets, s3_client, upload
 from textexplain.serving import ServeProcess
 
 STAGE = "dev"
@@ -109,12 +109,7 @@ def run(stages, servers, moto_url, monkeypatch):
         """Run ``mode``'s definition (changed by ``edit``) with a ``clarify`` stand-in class and a describe binding."""
         stage = stages[mode]
         settings = stage["settings"].model_copy(update={"results_bucket": "results"})
-        for key, value in (CREDENTIALS | stage["env"] | {SETTINGS_ENV: settings.model_dump_json()}).items():
-            monkeypatch.setenv(key, value)
-        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_url)
-        monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-        aws.settings.cache_clear()
-        aws.storage.cache_clear()
+        handler_env(monkeypatch, moto_url, stage["env"] | {SETTINGS_ENV: settings.model_dump_json()})
 
         endpoints = {stage["model_id"]: servers[mode]}
         jobs = {"clarify": clarify(client, endpoints), "transform": BatchTransform(client, endpoints)}

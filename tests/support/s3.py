@@ -13,7 +13,17 @@ import requests
 from bench.local_s3 import CREDENTIALS, moto_server
 from explain_workflow.contract import SETTINGS_ENV, WorkflowSettings
 
-__all__ = ["CREDENTIALS", "all_keys", "handlers_s3", "moto_server", "remove_buckets", "reset", "s3_client", "upload"]
+__all__ = [
+    "CREDENTIALS",
+    "all_keys",
+    "handler_env",
+    "handlers_s3",
+    "moto_server",
+    "remove_buckets",
+    "reset",
+    "s3_client",
+    "upload",
+]
 
 # the buckets the workflow's handlers are given in these tests
 HANDLER_BUCKETS = ("input", "results")
@@ -63,6 +73,19 @@ def remove_buckets(client, buckets) -> None:
         client.delete_bucket(Bucket=bucket)
 
 
+def handler_env(monkeypatch, moto_url: str, env: dict[str, str]) -> None:
+    """Set ``env`` (what the stack gives a handler) with AWS credentials, moto's S3 on ``moto_url`` as the S3
+    endpoint and tracing off; forget the handlers' cached settings and storage, so that they read it."""
+    from explain_workflow import aws
+
+    for key, value in (
+        CREDENTIALS | env | {"AWS_ENDPOINT_URL_S3": moto_url, "POWERTOOLS_TRACE_DISABLED": "true"}
+    ).items():
+        monkeypatch.setenv(key, value)
+    aws.settings.cache_clear()
+    aws.storage.cache_clear()
+
+
 @contextmanager
 def handlers_s3(moto_url: str, monkeypatch, settings: WorkflowSettings | None = None) -> Iterator:
     """The environment the stack gives the Lambda handlers, pointed at moto's S3 on ``moto_url``: credentials, the
@@ -71,17 +94,10 @@ def handlers_s3(moto_url: str, monkeypatch, settings: WorkflowSettings | None = 
     results buckets made; on exit they are removed (``remove_buckets``)."""
     from explain_workflow import aws  # here: tests/conftest.py imports this module, and not every test runs handlers
 
-    env = CREDENTIALS | {
-        "AWS_ENDPOINT_URL_S3": moto_url,
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_SERVICE_NAME": "workflow",
-    }
+    env = {"POWERTOOLS_SERVICE_NAME": "workflow"}
     if settings is not None:
         env[SETTINGS_ENV] = settings.model_dump_json()
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    aws.settings.cache_clear()
-    aws.storage.cache_clear()
+    handler_env(monkeypatch, moto_url, env)
     client = s3_client(moto_url)
     for bucket in HANDLER_BUCKETS:
         client.create_bucket(Bucket=bucket)
