@@ -23,10 +23,10 @@ from explain_workflow import aws
 from explain_workflow.contract import SETTINGS_ENV, STARTER_SETTINGS_ENV, StarterSettings, WorkflowSettings
 from infra.config import load_stage
 from tests.support import aws_calls
-from tests.support.api_model import definition_problems, static_problems
+from tests.support.api_model import all_states, definition_problems, static_problems
 from tests.support.cfn import STAGES
 from tests.support.lambda_context import Context
-from tests.support.local_sfn import all_states, definition_from_template
+from tests.support.local_sfn import definition_from_template
 from tests.support.s3 import CREDENTIALS
 
 

@@ -11,8 +11,9 @@ import pytest
 from explain_workflow.contract import FailureResult, PostprocessResult, PrepareResult, json_path
 from infra.config import ROOT, load_stage
 from infra.constructs.definition import TASK_TIMEOUT_MARGIN
+from tests.support.api_model import all_states
 from tests.support.cfn import STAGES, resources
-from tests.support.local_sfn import all_states, definition_from_template
+from tests.support.local_sfn import definition_from_template
 
 # cdk-nag rules whose findings name a resource or action (finding ids like ``Resource::<arn>``): a suppression of
 # one of these without applies_to would accept any wildcard the role ever gets

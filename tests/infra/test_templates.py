@@ -10,8 +10,9 @@ from aws_cdk.assertions import Match, Template
 from explain_workflow.contract import SETTINGS_ENV, STARTER_SETTINGS_ENV, StarterSettings, WorkflowSettings
 from infra.config import load_stage, workflow_settings
 from infra.images import blazingtext_image_uri, clarify_image_uri
+from tests.support.api_model import all_states
 from tests.support.cfn import STAGES, Resolver, resources
-from tests.support.local_sfn import all_states, definition_from_template
+from tests.support.local_sfn import definition_from_template
 
 # IAM actions that have no resource-level permissions, so "*" is the only possible resource.
 RESOURCE_STAR_ALLOWED = {

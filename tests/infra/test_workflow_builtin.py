@@ -29,11 +29,11 @@ from explain_workflow import aws
 from explain_workflow.contract import SETTINGS_ENV, WorkflowSettings
 from infra.config import ROOT, StageConfig, load_stage
 from infra.images import clarify_image_uri
-from tests.support.api_model import ApiModelError, checked_binding, definition_problems
+from tests.support.api_model import ApiModelError, all_states, checked_binding, definition_problems
 from tests.support.cfn import Resolver, resources
 from tests.support.clarify_job import describe
 from tests.support.data import csv_bytes
-from tests.support.local_sfn import LocalSfn, TaskFailed, all_states, definition_from_template, quick, workflow_lambdas
+from tests.support.local_sfn import LocalSfn, TaskFailed, definition_from_template, quick, workflow_lambdas
 from tests.support.s3 import CREDENTIALS, remove_buckets, s3_client, upload
 
 STAGE = "dev"

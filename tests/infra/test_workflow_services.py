@@ -23,14 +23,14 @@ from explain_workflow.errors import ClarifyOutputError
 from fasttext_server.model import Classifier
 from infra.config import load_stage
 from infra.constructs.sagemaker_jobs import CREATE_ERRORS
-from tests.support.api_model import ApiModelError, checked_binding, definition_problems
+from tests.support.api_model import ApiModelError, all_states, checked_binding, definition_problems
 from tests.support.batch_transform import BatchTransform
 from tests.support.cfn import Resolver, resources
 from tests.support.clarify_job import ClarifyJob
 from tests.support.clarify_job import describe as describe_processing
 from tests.support.data import TEXTS, csv_bytes
 from tests.support.endpoint import Endpoint
-from tests.support.local_sfn import LocalSfn, TaskFailed, all_states, definition_from_template, quick, workflow_lambdas
+from tests.support.local_sfn import LocalSfn, TaskFailed, definition_from_template, quick, workflow_lambdas
 from tests.support.s3 import handler_env, remove_buckets, s3_client, upload
 from textexplain.serving import ServeProcess
 

@@ -166,22 +166,23 @@ def static_problems(key: str, params: dict) -> list[str]:
 def definition_problems(definition: dict) -> list[str]:
     """Every problem of every service task of a definition (Parallel branches and Map iterators included)."""
     found = []
-    for name, state in _states(definition).items():
+    for name, state in all_states(definition).items():
         key = task_key(state.get("Resource", "")) if state.get("Type") == "Task" else None
         if key is not None:
             found += [f"task {name} ({key}): {p}" for p in static_problems(key, state.get("Parameters", {}))]
     return found
 
 
-def _states(definition: dict) -> dict[str, dict]:
+def all_states(definition: dict) -> dict[str, dict]:
+    """Every state of a definition by name, including those inside Parallel branches and Map iterators."""
     found = {}
-    for name, state in definition.get("States", {}).items():
+    for name, state in definition["States"].items():
         found[name] = state
         for branch in state.get("Branches", []):
-            found.update(_states(branch))
+            found.update(all_states(branch))
         for key in ("Iterator", "ItemProcessor"):
             if key in state:
-                found.update(_states(state[key]))
+                found.update(all_states(state[key]))
     return found
 
 

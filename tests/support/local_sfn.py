@@ -86,19 +86,6 @@ def workflow_lambdas(ids: dict[str, str], prepare: Callable[[dict], dict] | None
     }
 
 
-def all_states(definition: dict) -> dict[str, dict]:
-    """Every state of a definition by name, including those inside Parallel branches and Map iterators."""
-    found = {}
-    for name, state in definition["States"].items():
-        found[name] = state
-        for branch in state.get("Branches", []):
-            found.update(all_states(branch))
-        for key in ("Iterator", "ItemProcessor"):
-            if key in state:
-                found.update(all_states(state[key]))
-    return found
-
-
 @dataclass
 class Execution:
     status: str
