@@ -7,14 +7,15 @@ with the suite's distribution over workers), and never in a fresh one. The model
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 _TRAIN = (
-    "import sys; from textexplain import synthetic, training; "
+    "import json, sys; from textexplain import synthetic, training; "
     "m = training.train([(e.label, e.text) for e in synthetic.generate(int(sys.argv[2]), seed=int(sys.argv[3]))], "
-    "training.Hyperparameters(**eval(sys.argv[4]))); m.save_model(sys.argv[1])"
+    "training.Hyperparameters(**json.loads(sys.argv[4]))); m.save_model(sys.argv[1])"
 )
 
 
@@ -22,6 +23,6 @@ def train_in_fresh_process(target: Path, examples: int = 1400, seed: int = 7, **
     """Train on ``synthetic.generate(examples, seed)`` in a new interpreter, save to ``target``, return it loaded."""
     import fasttext
 
-    argv = [sys.executable, "-c", _TRAIN, str(target), str(examples), str(seed), repr(hyperparameters)]
+    argv = [sys.executable, "-c", _TRAIN, str(target), str(examples), str(seed), json.dumps(hyperparameters)]
     subprocess.run(argv, check=True, timeout=300)
     return fasttext.load_model(str(target))
